@@ -1,0 +1,223 @@
+use super::*;
+use proptest::prelude::*;
+
+const EDGE_TIMESTAMPS: [i64; 9] = [
+    i64::MIN,
+    i64::MIN + 1,
+    -1_000,
+    -1,
+    0,
+    1,
+    1_700_000_000_000,
+    i64::MAX - 1,
+    i64::MAX,
+];
+
+const EDGE_VALUE_BITS: [u64; 12] = [
+    0x0000_0000_0000_0000, // +0.0
+    0x8000_0000_0000_0000, // -0.0
+    0x7ff0_0000_0000_0000, // +inf
+    0xfff0_0000_0000_0000, // -inf
+    0x7ff8_0000_0000_0000, // canonical NaN
+    0x7ff0_0000_0000_0001, // signalling NaN, smallest payload
+    0xfff8_dead_beef_0001, // negative NaN with payload
+    0x0000_0000_0000_0001, // smallest subnormal
+    0x000f_ffff_ffff_ffff, // largest subnormal
+    0x7fef_ffff_ffff_ffff, // f64::MAX
+    0x3ff0_0000_0000_0000, // 1.0
+    0xffff_ffff_ffff_ffff, // all ones (a NaN)
+];
+
+fn timestamp_strategy() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        proptest::sample::select(&EDGE_TIMESTAMPS[..]),
+        any::<i64>(),
+        // dense, realistic millisecond clocks
+        1_700_000_000_000i64..1_700_000_100_000,
+    ]
+}
+
+fn value_strategy() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        proptest::sample::select(&EDGE_VALUE_BITS[..]).prop_map(f64::from_bits),
+        any::<u64>().prop_map(f64::from_bits),
+        (-1000i64..1000).prop_map(|cents| cents as f64 / 100.0),
+        Just(42.0),
+    ]
+}
+
+/// Sorted, unique timestamps with values: 1 ..= MAX_CHUNK_SAMPLES samples.
+fn chunk_strategy() -> impl Strategy<Value = (Vec<i64>, Vec<f64>)> {
+    prop_oneof![
+        // arbitrary timestamps including the i64 extremes
+        proptest::collection::btree_set(timestamp_strategy(), 1..200)
+            .prop_map(|set| set.into_iter().collect::<Vec<_>>()),
+        // a regular scrape with jitter and gaps
+        (
+            any::<i32>(),
+            proptest::collection::vec(0i64..3_000_000, 1..MAX_CHUNK_SAMPLES)
+        )
+            .prop_map(|(start, steps)| {
+                let mut t = i64::from(start);
+                steps
+                    .into_iter()
+                    .map(|step| {
+                        t += 1 + step % 3 * (step / 3 % 1_000);
+                        t
+                    })
+                    .collect()
+            }),
+    ]
+    .prop_flat_map(|timestamps| {
+        let len = timestamps.len();
+        (
+            Just(timestamps),
+            proptest::collection::vec(value_strategy(), len),
+        )
+    })
+}
+
+fn assert_bit_exact(timestamps: &[i64], values: &[f64], decoded: &DecodedChunk) {
+    assert_eq!(decoded.timestamps, timestamps);
+    let expected: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+    let actual: Vec<u64> = decoded.values.iter().map(|v| v.to_bits()).collect();
+    assert_eq!(actual, expected);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn chunk_round_trip_is_bit_exact((timestamps, values) in chunk_strategy()) {
+        let mut bytes = Vec::new();
+        let header = encode_chunk(&timestamps, &values, &mut bytes).unwrap();
+        prop_assert_eq!(header.sample_count, timestamps.len());
+        let mut decoded = DecodedChunk::default();
+        prop_assert_eq!(decode_chunk(&bytes, &mut decoded).unwrap(), header);
+        assert_bit_exact(&timestamps, &values, &decoded);
+    }
+
+    #[test]
+    fn streaming_encoders_match_batch_encoding((timestamps, values) in chunk_strategy()) {
+        let mut ts_encoder = DeltaOfDeltaEncoder::new();
+        let mut value_encoder = XorEncoder::new();
+        for (&t, &v) in timestamps.iter().zip(&values) {
+            ts_encoder.push(t);
+            value_encoder.push(v);
+        }
+        let header = ChunkHeader {
+            timestamp_encoding: TimestampEncoding::DeltaOfDelta,
+            value_encoding: ValueEncoding::GorillaXor,
+            sample_count: timestamps.len(),
+        };
+        let mut streamed = Vec::new();
+        assemble_chunk(header, &ts_encoder.finish(), &value_encoder.finish(), &mut streamed).unwrap();
+        let mut batch = Vec::new();
+        encode_chunk(&timestamps, &values, &mut batch).unwrap();
+        prop_assert_eq!(streamed, batch);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error((timestamps, values) in chunk_strategy()) {
+        let mut bytes = Vec::new();
+        encode_chunk(&timestamps, &values, &mut bytes).unwrap();
+        let mut decoded = DecodedChunk::default();
+        for len in 0..bytes.len() {
+            prop_assert!(decode_chunk(&bytes[..len], &mut decoded).is_err(), "prefix of {} bytes decoded", len);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let mut decoded = DecodedChunk::default();
+        if decode_chunk(&bytes, &mut decoded).is_ok() {
+            prop_assert_eq!(decoded.timestamps.len(), decoded.values.len());
+            prop_assert!(decoded.timestamps.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+}
+
+#[test]
+fn extreme_timestamps_round_trip() {
+    let timestamps = [i64::MIN, -1, 0, i64::MAX];
+    let values = [f64::NAN, -0.0, f64::INFINITY, f64::MIN_POSITIVE / 2.0];
+    let mut bytes = Vec::new();
+    encode_chunk(&timestamps, &values, &mut bytes).unwrap();
+    let mut decoded = DecodedChunk::default();
+    decode_chunk(&bytes, &mut decoded).unwrap();
+    assert_bit_exact(&timestamps, &values, &decoded);
+}
+
+#[test]
+fn constant_regular_series_costs_about_two_bits_per_sample() {
+    let timestamps: Vec<i64> = (0..1000).map(|i| 1_700_000_000_000 + i * 10_000).collect();
+    let values = vec![7.0; 1000];
+    let mut bytes = Vec::new();
+    encode_chunk(&timestamps, &values, &mut bytes).unwrap();
+    // 8 header + 8 first ts + 2 first delta + 8 first value, then 1 bit per column
+    assert!(
+        bytes.len() < 8 + 8 + 3 + 8 + 2 * 1000 / 8 + 2,
+        "{} bytes",
+        bytes.len()
+    );
+}
+
+#[test]
+fn invalid_input_is_rejected() {
+    let mut out = Vec::new();
+    assert_eq!(
+        encode_chunk(&[], &[], &mut out),
+        Err(CodecError::BadSampleCount(0))
+    );
+    assert_eq!(
+        encode_chunk(&[1, 1], &[0.0, 0.0], &mut out),
+        Err(CodecError::NotIncreasing {
+            index: 1,
+            previous_ms: 1,
+            timestamp_ms: 1
+        })
+    );
+    assert_eq!(
+        encode_chunk(&[1], &[0.0, 0.0], &mut out),
+        Err(CodecError::ColumnLengthMismatch {
+            timestamps: 1,
+            values: 2
+        })
+    );
+    let too_many: Vec<i64> = (0..=MAX_CHUNK_SAMPLES as i64).collect();
+    let zeros = vec![0.0; too_many.len()];
+    assert_eq!(
+        encode_chunk(&too_many, &zeros, &mut out),
+        Err(CodecError::BadSampleCount(MAX_CHUNK_SAMPLES + 1))
+    );
+}
+
+#[test]
+fn unknown_encodings_and_trailing_bytes_are_reported() {
+    let mut bytes = Vec::new();
+    encode_chunk(&[1, 2, 3], &[1.0, 2.0, 3.0], &mut bytes).unwrap();
+    let mut decoded = DecodedChunk::default();
+
+    let mut unknown = bytes.clone();
+    unknown[0] = 200;
+    assert_eq!(
+        decode_chunk(&unknown, &mut decoded),
+        Err(CodecError::UnknownTimestampEncoding(200))
+    );
+    unknown = bytes.clone();
+    unknown[1] = 0;
+    assert_eq!(
+        decode_chunk(&unknown, &mut decoded),
+        Err(CodecError::UnknownValueEncoding(0))
+    );
+
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(
+        decode_chunk(&longer, &mut decoded),
+        Err(CodecError::TrailingBytes {
+            column: Column::Values,
+            extra_bytes: 1
+        })
+    );
+}

@@ -1,0 +1,167 @@
+//! Value column, encoding id 1: Gorilla XOR floats.
+//!
+//! Layout (bit stream, most significant bit first):
+//! - the first value's IEEE-754 bits, 64 raw bits;
+//! - for every later value, `x = bits(v[i]) ^ bits(v[i-1])`:
+//!   - `0`: x is zero (the value repeats);
+//!   - `10` + the window's meaningful bits: x fits the current window
+//!     (at least as many leading and trailing zeros as the window leaves);
+//!   - `11` + 5 bits leading-zero count (capped at 31) + 6 bits meaningful
+//!     bit count (64 written as 0) + the meaningful bits: a new window.
+//!
+//! The window starts as all 64 bits. The encoder reuses the window only when
+//! the bits it wastes are fewer than the 13 a new window header costs: that
+//! keeps a noisy value from locking in a wide window.
+//!
+//! Invariant: every f64 bit pattern (NaN payloads, -0.0, infinities,
+//! subnormals) round-trips exactly; values are handled as u64 bits only.
+
+use super::bits::{BitReader, BitWriter};
+use super::{CodecError, Column};
+
+/// Header cost of a new window beyond the reuse prefix: 5 + 6 bits + 1.
+const NEW_WINDOW_EXTRA_BITS: u32 = 12;
+
+/// Streaming XOR encoder; the head appends to it sample by sample.
+#[derive(Debug, Clone)]
+pub struct XorEncoder {
+    writer: BitWriter,
+    count: usize,
+    previous_bits: u64,
+    leading: u32,
+    trailing: u32,
+}
+
+impl Default for XorEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl XorEncoder {
+    pub fn new() -> Self {
+        Self {
+            writer: BitWriter::new(),
+            count: 0,
+            previous_bits: 0,
+            leading: 0,
+            trailing: 0,
+        }
+    }
+
+    #[inline]
+    pub fn push(&mut self, value: f64) {
+        let bits = value.to_bits();
+        if self.count == 0 {
+            self.writer.write_bits(bits, 64);
+        } else {
+            self.write_xor(bits ^ self.previous_bits);
+        }
+        self.previous_bits = bits;
+        self.count += 1;
+    }
+
+    #[inline]
+    fn write_xor(&mut self, xor: u64) {
+        if xor == 0 {
+            self.writer.write_bit(false);
+            return;
+        }
+        let leading = xor.leading_zeros().min(31);
+        let trailing = xor.trailing_zeros();
+        let significant = 64 - leading - trailing;
+        let window = 64 - self.leading - self.trailing;
+        if leading >= self.leading
+            && trailing >= self.trailing
+            && window - significant <= NEW_WINDOW_EXTRA_BITS
+        {
+            self.writer.write_bits(0b10, 2);
+            self.writer.write_bits(xor >> self.trailing, window);
+        } else {
+            // prefix `11`, 5 bits leading, 6 bits significant (64 -> 0)
+            let header = (0b11 << 11) | (u64::from(leading) << 6) | u64::from(significant & 63);
+            self.writer.write_bits(header, 13);
+            self.writer.write_bits(xor >> trailing, significant);
+            self.leading = leading;
+            self.trailing = trailing;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes the stream occupies so far.
+    pub fn byte_len(&self) -> usize {
+        self.writer.bit_len().div_ceil(8) as usize
+    }
+
+    pub fn copy_to(&self, out: &mut Vec<u8>) {
+        self.writer.copy_to(out);
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.writer.finish()
+    }
+}
+
+/// Encodes a whole column.
+pub fn encode(values: &[f64], out: &mut Vec<u8>) {
+    let mut encoder = XorEncoder::new();
+    for &value in values {
+        encoder.push(value);
+    }
+    encoder.copy_to(out);
+}
+
+/// Decodes `count` values from `bytes`, appending them to `out`.
+pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<f64>) -> Result<(), CodecError> {
+    out.reserve(count);
+    let mut reader = BitReader::new(bytes);
+    if count == 0 {
+        return super::check_stream_end(&reader, bytes, Column::Values);
+    }
+    let mut bits = reader.read_bits(64);
+    out.push(f64::from_bits(bits));
+    let mut leading = 0u32;
+    let mut trailing = 0u32;
+    for index in 1..count {
+        reader.ensure(13);
+        let control = reader.peek(2);
+        if control < 0b10 {
+            reader.consume(1);
+        } else {
+            if control == 0b11 {
+                let header = reader.peek(13);
+                reader.consume(13);
+                let new_leading = ((header >> 6) & 31) as u32;
+                let significant = match (header & 63) as u32 {
+                    0 => 64,
+                    n => n,
+                };
+                if new_leading + significant > 64 {
+                    return Err(CodecError::BadXorWindow {
+                        index,
+                        leading: new_leading,
+                        significant,
+                    });
+                }
+                leading = new_leading;
+                trailing = 64 - leading - significant;
+            } else {
+                reader.consume(2);
+            }
+            let significant = 64 - leading - trailing;
+            let meaningful = reader.read_bits(significant);
+            // leading + significant <= 64 and significant >= 1, so
+            // trailing <= 63 and the shift is in range.
+            bits ^= meaningful << trailing;
+        }
+        out.push(f64::from_bits(bits));
+    }
+    super::check_stream_end(&reader, bytes, Column::Values)
+}

@@ -1,0 +1,38 @@
+//! strata: an embedded time-series storage engine.
+//!
+//! Samples (`i64` Unix-millisecond timestamp, `f64` value) of series
+//! (metric name + labels) are compressed Gorilla-style into chunks
+//! ([`codec`]) and stored in immutable, checksummed segment files
+//! ([`segment`]) that are read through mmap.
+//!
+//! ```
+//! use strata::{Matcher, Sample, SeriesKey, Segment, SegmentWriter, TimeRange};
+//!
+//! # fn main() -> Result<(), strata::Error> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("example.seg");
+//! let key = SeriesKey::new("http_requests_total", &[("code", "200")])?;
+//! let samples: Vec<Sample> = (0..100).map(|i| Sample::new(i * 1_000, i as f64)).collect();
+//!
+//! let mut writer = SegmentWriter::create(&path)?;
+//! writer.add_series(&key, &samples)?;
+//! writer.finish()?;
+//!
+//! let segment = Segment::open(&path)?;
+//! let ids = segment.select(&[Matcher::equal("code", "200")]);
+//! let read = segment.read_samples(ids[0], TimeRange::new(10_000, 19_999))?;
+//! assert_eq!(read.len(), 10);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod codec;
+pub mod error;
+pub mod index;
+pub mod segment;
+pub mod series;
+
+pub use error::{Corruption, CorruptionError, Error, InputError, Result};
+pub use index::{MatchOp, Matcher};
+pub use segment::{Segment, SegmentSummary, SegmentWriter};
+pub use series::{Label, Sample, SeriesKey, TimeRange};

@@ -1,0 +1,280 @@
+//! The segment file layout: constants, header, footer, and a bounds-checked
+//! little-endian cursor. docs/FORMAT.md is the prose version of this file;
+//! change both together.
+//!
+//! ```text
+//! [header 16][chunk records ...][strings][series][postings][footer 108]
+//! ```
+//!
+//! Invariants a valid file satisfies (the reader checks all of them):
+//! - header and footer magic, version and crc32 match;
+//! - the regions are contiguous and in this order, ending exactly where the
+//!   footer begins; each region's crc32 matches the footer;
+//! - every chunk record lies inside the chunk area and ends with the crc32
+//!   of its bytes.
+
+use crate::error::Corruption;
+
+pub const SEGMENT_MAGIC: &[u8; 8] = b"STRATSEG";
+pub const FOOTER_MAGIC: &[u8; 8] = b"STRATEND";
+/// The version this build writes and reads.
+pub const FORMAT_VERSION: u16 = 1;
+pub const HEADER_LEN: usize = 16;
+pub const FOOTER_LEN: usize = 108;
+/// Bytes of the footer covered by its crc32.
+const FOOTER_CRC_SPAN: usize = 96;
+/// Each chunk record ends with the crc32 of the chunk bytes.
+pub const CHUNK_CRC_LEN: usize = 4;
+/// Size of one chunk reference in the series table.
+pub const CHUNK_REF_LEN: usize = 32;
+
+/// The 16-byte file header.
+pub fn encode_header() -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[0..8].copy_from_slice(SEGMENT_MAGIC);
+    header[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    // bytes 10..12 are reserved and zero
+    let crc = crc32fast::hash(&header[0..12]);
+    header[12..16].copy_from_slice(&crc.to_le_bytes());
+    header
+}
+
+/// Checks magic, crc and version of the header at the start of `file`.
+pub fn check_header(file: &[u8]) -> Result<(), (u64, Corruption)> {
+    let mut cursor = Cursor::new(file, 0, "header");
+    let magic = cursor.bytes(8).map_err(|e| (0, e))?;
+    if magic != SEGMENT_MAGIC {
+        return Err((
+            0,
+            Corruption::BadMagic {
+                what: "segment file",
+                found: magic.to_vec(),
+                expected: SEGMENT_MAGIC,
+            },
+        ));
+    }
+    let version = cursor.u16().map_err(|e| (8, e))?;
+    let reserved = cursor.u16().map_err(|e| (10, e))?;
+    let stored = cursor.u32().map_err(|e| (12, e))?;
+    let computed = crc32fast::hash(&file[0..12]);
+    if stored != computed {
+        return Err((
+            12,
+            Corruption::ChecksumMismatch {
+                region: "header",
+                stored,
+                computed,
+            },
+        ));
+    }
+    check_version(version).map_err(|e| (8, e))?;
+    if reserved != 0 {
+        return Err((
+            10,
+            Corruption::BadLayout(format!("reserved header field is {reserved}, not 0")),
+        ));
+    }
+    Ok(())
+}
+
+fn check_version(found: u16) -> Result<(), Corruption> {
+    if found == FORMAT_VERSION {
+        Ok(())
+    } else {
+        Err(Corruption::UnsupportedVersion {
+            found,
+            supported: FORMAT_VERSION,
+        })
+    }
+}
+
+/// Where a region lies and its checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RegionRef {
+    pub offset: u64,
+    pub len: u64,
+    pub crc: u32,
+}
+
+impl RegionRef {
+    pub fn end(&self) -> u64 {
+        self.offset.saturating_add(self.len)
+    }
+}
+
+/// The fixed-size trailer that locates the regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footer {
+    pub strings: RegionRef,
+    pub series: RegionRef,
+    pub postings: RegionRef,
+    pub series_count: u32,
+    pub chunk_count: u32,
+    pub sample_count: u64,
+    /// Smallest timestamp in the file; `i64::MAX` when it holds no series.
+    pub min_time_ms: i64,
+    /// Largest timestamp in the file; `i64::MIN` when it holds no series.
+    pub max_time_ms: i64,
+}
+
+impl Footer {
+    pub fn encode(&self) -> [u8; FOOTER_LEN] {
+        let mut out = Vec::with_capacity(FOOTER_LEN);
+        for region in [self.strings, self.series, self.postings] {
+            out.extend_from_slice(&region.offset.to_le_bytes());
+            out.extend_from_slice(&region.len.to_le_bytes());
+            out.extend_from_slice(&region.crc.to_le_bytes());
+        }
+        out.extend_from_slice(&self.series_count.to_le_bytes());
+        out.extend_from_slice(&self.chunk_count.to_le_bytes());
+        out.extend_from_slice(&self.sample_count.to_le_bytes());
+        out.extend_from_slice(&self.min_time_ms.to_le_bytes());
+        out.extend_from_slice(&self.max_time_ms.to_le_bytes());
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(FOOTER_MAGIC);
+        let mut footer = [0u8; FOOTER_LEN];
+        footer.copy_from_slice(&out);
+        footer
+    }
+
+    /// Parses the footer at the end of `file`; returns the offset of a
+    /// damaged field with the error.
+    pub fn decode(file: &[u8]) -> Result<Footer, (u64, Corruption)> {
+        let min_len = (HEADER_LEN + FOOTER_LEN) as u64;
+        let file_len = file.len() as u64;
+        if file_len < min_len {
+            return Err((0, Corruption::TooShort { file_len, min_len }));
+        }
+        let start = file.len() - FOOTER_LEN;
+        let base = start as u64;
+        let bytes = &file[start..];
+        let at = |offset: usize, e: Corruption| (base + offset as u64, e);
+        if &bytes[FOOTER_LEN - 8..] != FOOTER_MAGIC {
+            return Err(at(
+                FOOTER_LEN - 8,
+                Corruption::BadMagic {
+                    what: "segment footer (file truncated or not a segment)",
+                    found: bytes[FOOTER_LEN - 8..].to_vec(),
+                    expected: FOOTER_MAGIC,
+                },
+            ));
+        }
+        let mut cursor = Cursor::new(bytes, base, "footer");
+        let mut regions = [RegionRef::default(); 3];
+        for region in &mut regions {
+            region.offset = cursor.u64().map_err(|e| at(0, e))?;
+            region.len = cursor.u64().map_err(|e| at(0, e))?;
+            region.crc = cursor.u32().map_err(|e| at(0, e))?;
+        }
+        let footer = Footer {
+            strings: regions[0],
+            series: regions[1],
+            postings: regions[2],
+            series_count: cursor.u32().map_err(|e| at(60, e))?,
+            chunk_count: cursor.u32().map_err(|e| at(64, e))?,
+            sample_count: cursor.u64().map_err(|e| at(68, e))?,
+            min_time_ms: cursor.i64().map_err(|e| at(76, e))?,
+            max_time_ms: cursor.i64().map_err(|e| at(84, e))?,
+        };
+        let version = cursor.u16().map_err(|e| at(92, e))?;
+        let reserved = cursor.u16().map_err(|e| at(94, e))?;
+        let stored = cursor.u32().map_err(|e| at(96, e))?;
+        let computed = crc32fast::hash(&bytes[..FOOTER_CRC_SPAN]);
+        if stored != computed {
+            return Err(at(
+                FOOTER_CRC_SPAN,
+                Corruption::ChecksumMismatch {
+                    region: "footer",
+                    stored,
+                    computed,
+                },
+            ));
+        }
+        check_version(version).map_err(|e| at(92, e))?;
+        if reserved != 0 {
+            return Err(at(
+                94,
+                Corruption::BadLayout(format!("reserved footer field is {reserved}, not 0")),
+            ));
+        }
+        Ok(footer)
+    }
+}
+
+/// Reads little-endian fields from a byte slice, failing (never panicking)
+/// when the slice ends early.
+pub struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    /// File offset of `bytes[0]`, for error locations.
+    base_offset: u64,
+    region: &'static str,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(bytes: &'a [u8], base_offset: u64, region: &'static str) -> Self {
+        Self {
+            bytes,
+            pos: 0,
+            base_offset,
+            region,
+        }
+    }
+
+    /// File offset of the next byte to read.
+    pub fn file_offset(&self) -> u64 {
+        self.base_offset + self.pos as u64
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Result<&'a [u8], Corruption> {
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|&end| end <= self.bytes.len());
+        match end {
+            Some(end) => {
+                let out = &self.bytes[self.pos..end];
+                self.pos = end;
+                Ok(out)
+            }
+            None => Err(Corruption::Truncated {
+                region: self.region,
+                needed: self.pos as u64 + len as u64,
+                available: self.bytes.len() as u64,
+            }),
+        }
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Corruption> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.bytes(N)?);
+        Ok(out)
+    }
+
+    pub fn u8(&mut self) -> Result<u8, Corruption> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    pub fn u16(&mut self) -> Result<u16, Corruption> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+
+    pub fn u32(&mut self) -> Result<u32, Corruption> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    pub fn u64(&mut self) -> Result<u64, Corruption> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    pub fn i64(&mut self) -> Result<i64, Corruption> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+}

@@ -1,0 +1,324 @@
+//! The data model: series keys (metric name + labels), samples, time ranges.
+//!
+//! Invariants of a [`SeriesKey`]:
+//! - it holds the metric name as the label `__name__`;
+//! - labels are sorted by name and names are unique;
+//! - no label has an empty value (Prometheus semantics: an empty value is
+//!   the same as an absent label), so `{a=""}` matchers work on absence.
+//!
+//! The text form is Prometheus's: `metric{name="value",...}` with `\\`,
+//! `\"` and `\n` escaped in values. [`SeriesKey::parse`] reads it back.
+
+use std::fmt;
+
+use crate::error::InputError;
+
+/// The label holding the metric name.
+pub const METRIC_NAME_LABEL: &str = "__name__";
+
+/// One label: name and value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Label {
+    pub name: String,
+    pub value: String,
+}
+
+/// A series identity: metric name plus labels, in canonical order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey {
+    labels: Vec<Label>,
+}
+
+/// One sample: a timestamp in Unix milliseconds and a value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub timestamp_ms: i64,
+    pub value: f64,
+}
+
+impl Sample {
+    pub fn new(timestamp_ms: i64, value: f64) -> Self {
+        Self {
+            timestamp_ms,
+            value,
+        }
+    }
+
+    /// Equality on the value's bit pattern, so NaN payloads compare too.
+    pub fn bit_eq(&self, other: &Sample) -> bool {
+        self.timestamp_ms == other.timestamp_ms && self.value.to_bits() == other.value.to_bits()
+    }
+}
+
+/// An inclusive range of Unix-millisecond timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub min_time_ms: i64,
+    pub max_time_ms: i64,
+}
+
+impl TimeRange {
+    /// Every representable timestamp.
+    pub const ALL: TimeRange = TimeRange {
+        min_time_ms: i64::MIN,
+        max_time_ms: i64::MAX,
+    };
+
+    pub fn new(min_time_ms: i64, max_time_ms: i64) -> Self {
+        Self {
+            min_time_ms,
+            max_time_ms,
+        }
+    }
+
+    pub fn contains(&self, timestamp_ms: i64) -> bool {
+        self.min_time_ms <= timestamp_ms && timestamp_ms <= self.max_time_ms
+    }
+
+    /// True if `[min_time_ms, max_time_ms]` shares any timestamp with self.
+    pub fn overlaps(&self, min_time_ms: i64, max_time_ms: i64) -> bool {
+        self.min_time_ms <= max_time_ms && min_time_ms <= self.max_time_ms
+    }
+}
+
+impl SeriesKey {
+    /// A key from a metric name and labels in any order.
+    pub fn new<N, V>(metric: &str, labels: &[(N, V)]) -> Result<Self, InputError>
+    where
+        N: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut all = Vec::with_capacity(labels.len() + 1);
+        all.push(Label {
+            name: METRIC_NAME_LABEL.to_owned(),
+            value: metric.to_owned(),
+        });
+        for (name, value) in labels {
+            all.push(Label {
+                name: name.as_ref().to_owned(),
+                value: value.as_ref().to_owned(),
+            });
+        }
+        Self::from_labels(all)
+    }
+
+    /// A key from a full label set, which must include `__name__`.
+    pub fn from_labels(mut labels: Vec<Label>) -> Result<Self, InputError> {
+        labels.retain(|label| !label.value.is_empty());
+        labels.sort();
+        for pair in labels.windows(2) {
+            if pair[0].name == pair[1].name {
+                return Err(InputError::DuplicateLabel(pair[0].name.clone()));
+            }
+        }
+        for label in &labels {
+            validate_label_name(&label.name)?;
+        }
+        let key = Self { labels };
+        match key.get(METRIC_NAME_LABEL) {
+            None => Err(InputError::MissingMetricName),
+            Some(metric) => {
+                validate_metric_name(metric)?;
+                Ok(key)
+            }
+        }
+    }
+
+    /// Parses the Prometheus text form `metric{name="value",...}`.
+    pub fn parse(text: &str) -> Result<Self, InputError> {
+        let error = |reason: &str| InputError::BadSeriesText {
+            text: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (metric, rest) = match text.find('{') {
+            Some(brace) => (&text[..brace], &text[brace..]),
+            None => (text, ""),
+        };
+        let mut labels = vec![Label {
+            name: METRIC_NAME_LABEL.to_owned(),
+            value: metric.trim().to_owned(),
+        }];
+        if !rest.is_empty() {
+            let inner = rest
+                .strip_prefix('{')
+                .and_then(|r| r.strip_suffix('}'))
+                .ok_or_else(|| error("labels must be enclosed in {...}"))?;
+            let mut chars = inner.char_indices().peekable();
+            loop {
+                while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+                let Some(&(name_start, _)) = chars.peek() else {
+                    break;
+                };
+                let mut name_end = name_start;
+                while let Some((i, c)) = chars.next_if(|(_, c)| *c != '=') {
+                    name_end = i + c.len_utf8();
+                }
+                let name = inner[name_start..name_end].trim();
+                if chars.next().is_none() {
+                    return Err(error("label without '='"));
+                }
+                while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+                if chars.next().map(|(_, c)| c) != Some('"') {
+                    return Err(error("label value must be double-quoted"));
+                }
+                let mut value = String::new();
+                loop {
+                    match chars.next() {
+                        None => return Err(error("unterminated label value")),
+                        Some((_, '"')) => break,
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, 'n')) => value.push('\n'),
+                            Some((_, '\\')) => value.push('\\'),
+                            Some((_, '"')) => value.push('"'),
+                            _ => return Err(error("bad escape in label value")),
+                        },
+                        Some((_, c)) => value.push(c),
+                    }
+                }
+                labels.push(Label {
+                    name: name.to_owned(),
+                    value,
+                });
+                while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+                match chars.next() {
+                    None => break,
+                    Some((_, ',')) => continue,
+                    Some(_) => return Err(error("expected ',' between labels")),
+                }
+            }
+        }
+        Self::from_labels(labels)
+    }
+
+    pub fn labels(&self) -> &[Label] {
+        &self.labels
+    }
+
+    /// The value of label `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.labels
+            .binary_search_by(|label| label.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.labels[i].value.as_str())
+    }
+
+    /// The metric name (`__name__`).
+    pub fn metric(&self) -> &str {
+        self.get(METRIC_NAME_LABEL).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.metric())?;
+        f.write_str("{")?;
+        let mut first = true;
+        for label in self.labels.iter().filter(|l| l.name != METRIC_NAME_LABEL) {
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(f, "{}=\"", label.name)?;
+            for c in label.value.chars() {
+                match c {
+                    '\\' => f.write_str("\\\\")?,
+                    '"' => f.write_str("\\\"")?,
+                    '\n' => f.write_str("\\n")?,
+                    c => write!(f, "{c}")?,
+                }
+            }
+            f.write_str("\"")?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// Prometheus metric names: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn validate_metric_name(name: &str) -> Result<(), InputError> {
+    let valid = name.chars().enumerate().all(|(i, c)| {
+        c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+    });
+    if name.is_empty() || !valid {
+        return Err(InputError::BadMetricName(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// Prometheus label names: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn validate_label_name(name: &str) -> Result<(), InputError> {
+    let valid = name
+        .chars()
+        .enumerate()
+        .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit()));
+    if name.is_empty() || !valid {
+        return Err(InputError::BadLabelName(name.to_owned()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_form_round_trips() {
+        let key = SeriesKey::new(
+            "http_requests_total",
+            &[("path", "/a\"b\\c\nd"), ("code", "200")],
+        )
+        .unwrap();
+        let text = key.to_string();
+        assert_eq!(
+            text,
+            "http_requests_total{code=\"200\",path=\"/a\\\"b\\\\c\\nd\"}"
+        );
+        assert_eq!(SeriesKey::parse(&text).unwrap(), key);
+        assert_eq!(
+            SeriesKey::parse("up").unwrap(),
+            SeriesKey::new::<&str, &str>("up", &[]).unwrap()
+        );
+        assert_eq!(
+            SeriesKey::parse("up{ job = \"x\" , }").unwrap(),
+            SeriesKey::new("up", &[("job", "x")]).unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_keys_are_rejected() {
+        assert!(matches!(
+            SeriesKey::parse("1up"),
+            Err(InputError::BadMetricName(_))
+        ));
+        assert!(matches!(
+            SeriesKey::parse("up{a=\"1\",a=\"2\"}"),
+            Err(InputError::DuplicateLabel(_))
+        ));
+        assert!(matches!(
+            SeriesKey::parse("up{a=1}"),
+            Err(InputError::BadSeriesText { .. })
+        ));
+        assert!(matches!(
+            SeriesKey::parse("up{a=\"1\""),
+            Err(InputError::BadSeriesText { .. })
+        ));
+        assert!(matches!(
+            SeriesKey::parse("up{0a=\"1\"}"),
+            Err(InputError::BadLabelName(_))
+        ));
+        assert!(matches!(
+            SeriesKey::from_labels(vec![Label {
+                name: "a".into(),
+                value: "b".into()
+            }]),
+            Err(InputError::MissingMetricName)
+        ));
+    }
+
+    #[test]
+    fn empty_values_mean_absent() {
+        assert_eq!(
+            SeriesKey::new("up", &[("job", "")]).unwrap(),
+            SeriesKey::new::<&str, &str>("up", &[]).unwrap()
+        );
+    }
+}
