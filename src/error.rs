@@ -32,6 +32,12 @@ pub enum Error {
     Corrupt(#[from] CorruptionError),
     #[error(transparent)]
     Input(#[from] InputError),
+    #[error("an earlier write failed ({0}); what reached the disk is unknown, so the database refuses writes until reopened")]
+    Poisoned(String),
+    #[error("{} is locked by another writer{}; open it read-only, or stop that process", path.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { path: PathBuf, pid: Option<u32> },
+    #[error("the database was opened read-only")]
+    ReadOnly,
 }
 
 impl Error {
@@ -132,4 +138,24 @@ pub enum InputError {
     DuplicateSeries { series: String },
     #[error("segment would exceed a format limit: {0}")]
     FormatLimit(String),
+    #[error("series {series}: sample at {timestamp_ms} is too old, the oldest accepted is {min_accepted_ms} ({reason})")]
+    SampleTooOld {
+        series: String,
+        timestamp_ms: i64,
+        min_accepted_ms: i64,
+        reason: &'static str,
+    },
+    #[error("series limit reached: the database holds {limit} series (Options::max_series)")]
+    TooManySeries { limit: usize },
+    #[error("series {series}: {what} is {len}, over the limit of {limit}")]
+    LimitExceeded {
+        series: String,
+        what: &'static str,
+        len: usize,
+        limit: usize,
+    },
+    #[error("batch of {samples} samples exceeds the {limit}-sample limit of one WAL record")]
+    BatchTooLarge { samples: usize, limit: usize },
+    #[error("series handle belongs to another database")]
+    ForeignSeriesRef,
 }

@@ -27,12 +27,22 @@
 //! ```
 
 pub mod codec;
+mod db;
 pub mod error;
+mod head;
 pub mod index;
+pub mod query;
 pub mod segment;
 pub mod series;
+pub mod wal;
 
+pub use db::manifest::{Manifest, SegmentMeta};
+pub use db::{
+    BatchOutcome, Db, DbStats, FlushReport, Options, RecoveryReport, SeriesRef, SyncMode,
+    MAX_BATCH_SAMPLES,
+};
 pub use error::{Corruption, CorruptionError, Error, InputError, Result};
 pub use index::{MatchOp, Matcher};
+pub use query::SeriesSamples;
 pub use segment::{Segment, SegmentSummary, SegmentWriter};
 pub use series::{Label, Sample, SeriesKey, TimeRange};

@@ -1,0 +1,1540 @@
+// used by the import/export commands, being written alongside
+#![allow(dead_code)]
+
+//! Text formats of `strata import` (parsers) and `strata export` (writers).
+//!
+//! # Import: [`LineParser`], one line at a time
+//!
+//! Every format skips empty lines (only spaces and tabs) and lines whose
+//! first non-blank character is `#`. A trailing `\r` (CRLF files) is
+//! ignored. A line yields zero or more [`ParsedSample`]s, or a
+//! [`ParseError`] naming the line and the column or token at fault.
+//!
+//! ## [`Format::Tsv`], the canonical format (what `export --format tsv` writes)
+//!
+//! ```text
+//! series <TAB> timestamp_ms <TAB> value
+//! ```
+//!
+//! - `series`: the Prometheus text form read by [`SeriesKey::parse`],
+//!   `metric{name="value",...}`. The line is split at its last two tabs, so a
+//!   label value may itself contain a tab.
+//! - `timestamp_ms`: a decimal `i64`, Unix milliseconds (negative allowed).
+//! - `value`: see *Values* below.
+//!
+//! Blanks around the timestamp and the value are ignored.
+//!
+//! ## [`Format::Prometheus`]: Prometheus text exposition / OpenMetrics
+//!
+//! ```text
+//! metric_name [ "{" [ label_name "=" '"' label_value '"' { "," ... } [ "," ] ] "}" ] value [ timestamp_ms ] [ "#" exemplar ]
+//! ```
+//!
+//! - `metric_name` is `[a-zA-Z_:][a-zA-Z0-9_:]*`; it may be left out when the
+//!   labels hold `__name__` (`{__name__="up"} 1`).
+//! - `label_name` is `[a-zA-Z_][a-zA-Z0-9_]*`. Label values escape `\\`,
+//!   `\"` and `\n`; as in Prometheus, any other backslash sequence is kept
+//!   verbatim (`\t` stays backslash + `t`). Labels with an empty value are
+//!   dropped (Prometheus semantics), a trailing comma is allowed.
+//! - Tokens are separated by blanks (spaces or tabs), any number of them;
+//!   blanks are optional around `{`, `}`, `,` and `=`.
+//! - `timestamp_ms` is an integer number of milliseconds (the Prometheus text
+//!   format); when absent the parser's default timestamp is used.
+//!   OpenMetrics' fractional *second* timestamps are rejected with a message
+//!   saying so: an integer cannot be told apart, so convert beforehand.
+//! - `# HELP`, `# TYPE`, `# UNIT`, `# EOF` and other comments are skipped; an
+//!   exemplar (`# {...} value [ts]` after the sample) is ignored.
+//! - Quoted (UTF-8) metric or label names are not supported.
+//!
+//! ## [`Format::Influx`]: InfluxDB line protocol
+//!
+//! ```text
+//! measurement[,tag_key=tag_value...] field_key=field_value[,field_key=field_value...] [timestamp_ns]
+//! ```
+//!
+//! - In the measurement, tag keys, tag values and field keys, `\,` `\ ` `\=`
+//!   and `\\` stand for `,` ` ` `=` and `\`; any other backslash is literal.
+//! - Sections are separated by spaces (tabs are accepted too).
+//! - Field values: floats (`1`, `-1.5`, `2e3`), signed integers with an `i`
+//!   suffix (`42i`), unsigned integers with a `u` suffix (`42u`), booleans
+//!   (`t` `T` `true` `True` `TRUE` → 1, `f` `F` `false` `False` `FALSE` → 0)
+//!   and double-quoted strings (`\"` and `\\` escaped inside), which are
+//!   skipped without error. Integers beyond 2^53 are rounded to the nearest
+//!   `f64`.
+//! - Every numeric field becomes a sample of the series
+//!   `<measurement>_<field_key>` with the tags as labels. Names are sanitized:
+//!   each character not allowed at its position in a Prometheus metric name
+//!   (`[a-zA-Z_:][a-zA-Z0-9_:]*`) or label name (`[a-zA-Z_][a-zA-Z0-9_]*`)
+//!   becomes `_`. Tag values are kept as they are. Two tags (or two fields)
+//!   that sanitize to the same name are an error, as is an empty tag value.
+//! - The timestamp is in NANOSECONDS; it becomes milliseconds by floor
+//!   division (`div_euclid`, so `-1` ns is `-1` ms). When absent the parser's
+//!   default timestamp is used.
+//!
+//! # Values
+//!
+//! [`parse_value`] accepts Rust's decimal float syntax (`1`, `-0.0`, `1.5e-7`,
+//! `.5`), `NaN`, `Inf`, `+Inf`, `-Inf` and `Infinity` in any letter case, and
+//! `NaN:0x<16 hex digits>`: the bit pattern of a NaN other than the canonical
+//! quiet NaN `0x7ff8000000000000` (another payload or the sign bit set, such
+//! as Prometheus' staleness marker `NaN:0x7ff0000000000002`). Plain `NaN` is
+//! the canonical quiet NaN; `-NaN` is the canonical one with the sign bit set.
+//!
+//! [`format_value`] writes finite values in Rust's shortest round-trip form
+//! (`1.0`, `-0.0`, `1e-7`), infinities as `+Inf` / `-Inf`, the canonical NaN
+//! as `NaN` and every other NaN as `NaN:0x<16 hex digits>`.
+//!
+//! # Export: [`write_sample`]
+//!
+//! One line per sample, each terminated by `\n`:
+//! - [`ExportFormat::Tsv`]: `series\ttimestamp_ms\tvalue`, the canonical
+//!   import format;
+//! - [`ExportFormat::Csv`]: RFC 4180 fields `series,timestamp_ms,value` under
+//!   the header [`csv_header`]; the series field is always quoted, its quotes
+//!   doubled (lines end with `\n`, not `\r\n`);
+//! - [`ExportFormat::Jsonl`]:
+//!   `{"metric":"name","labels":{"k":"v"},"timestamp_ms":123,"value":"1.5"}`,
+//!   labels without `__name__`, the value a string from [`format_value`].
+//!
+//! # Invariants
+//!
+//! - No input makes a parser panic.
+//! - [`LineParser::parse_line`] appends nothing when it returns an error.
+//! - `parse_value(&format_value(v))` has the same bits as `v`, for every `f64`.
+//! - A Tsv line written by [`write_sample`] parses back to the same key,
+//!   timestamp and value bits.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::io;
+
+use strata::series::METRIC_NAME_LABEL;
+use strata::{Label, SeriesKey};
+
+/// Bits of the canonical quiet NaN, written as plain `NaN`.
+const CANONICAL_NAN_BITS: u64 = 0x7ff8_0000_0000_0000;
+const SIGN_BIT: u64 = 0x8000_0000_0000_0000;
+
+/// Text formats `strata import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `series<TAB>timestamp_ms<TAB>value`, as written by `export --format tsv`.
+    Tsv,
+    /// Prometheus / OpenMetrics text exposition: `metric{labels} value [timestamp_ms]`.
+    Prometheus,
+    /// InfluxDB line protocol: `measurement[,tags] fields [timestamp_ns]`.
+    Influx,
+}
+
+/// Text formats `strata export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// `series<TAB>timestamp_ms<TAB>value`, readable by `import --format tsv`.
+    Tsv,
+    /// RFC 4180 CSV with a header: `series,timestamp_ms,value`.
+    Csv,
+    /// One JSON object per line; the value is a string so NaN and Inf survive.
+    Jsonl,
+}
+
+/// One sample read from a text line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedSample {
+    pub key: SeriesKey,
+    pub timestamp_ms: i64,
+    pub value: f64,
+}
+
+/// A line that could not be parsed: its number and what is wrong where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parses lines of one import [`Format`].
+#[derive(Debug, Clone, Copy)]
+pub struct LineParser {
+    format: Format,
+    default_timestamp_ms: i64,
+}
+
+impl LineParser {
+    /// A parser for `format`; lines without a timestamp (Prometheus, Influx)
+    /// get `default_timestamp_ms`.
+    pub fn new(format: Format, default_timestamp_ms: i64) -> Self {
+        Self {
+            format,
+            default_timestamp_ms,
+        }
+    }
+
+    /// Parses one line (its `\n` or `\r\n` may be left on) and appends its
+    /// samples to `out`. `line_no` is only used in the error. On error `out`
+    /// is left as it was.
+    pub fn parse_line(
+        &self,
+        line_no: usize,
+        line: &str,
+        out: &mut Vec<ParsedSample>,
+    ) -> Result<(), ParseError> {
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let start = out.len();
+        let result = match self.format {
+            Format::Tsv => parse_tsv(line, out),
+            Format::Prometheus => parse_prometheus(line, self.default_timestamp_ms, out),
+            Format::Influx => parse_influx(line, self.default_timestamp_ms, out),
+        };
+        result.map_err(|message| {
+            out.truncate(start);
+            ParseError {
+                line: line_no,
+                message,
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Values
+
+/// Parses a sample value: decimal float, `NaN`, `[+-]Inf`, `[+-]Infinity`
+/// (any case) or `NaN:0x<16 hex digits>` (see the module documentation).
+pub fn parse_value(text: &str) -> Result<f64, String> {
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, text.get(1..).unwrap_or_default()),
+        Some(b'+') => (false, text.get(1..).unwrap_or_default()),
+        _ => (false, text),
+    };
+    if unsigned.eq_ignore_ascii_case("nan") {
+        let sign = if negative { SIGN_BIT } else { 0 };
+        return Ok(f64::from_bits(CANONICAL_NAN_BITS | sign));
+    }
+    if unsigned.eq_ignore_ascii_case("inf") || unsigned.eq_ignore_ascii_case("infinity") {
+        return Ok(if negative {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
+    }
+    let nan_prefix = text.get(..6).filter(|p| p.eq_ignore_ascii_case("nan:0x"));
+    if let (Some(_), Some(hex)) = (nan_prefix, text.get(6..)) {
+        if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "invalid value {text:?}: expected exactly 16 hex digits after \"NaN:0x\""
+            ));
+        }
+        let bits = u64::from_str_radix(hex, 16)
+            .map_err(|e| format!("invalid value {text:?}: bad hex digits ({e})"))?;
+        let value = f64::from_bits(bits);
+        if !value.is_nan() {
+            return Err(format!(
+                "invalid value {text:?}: 0x{bits:016x} is not a NaN bit pattern \
+                 (exponent all ones, mantissa non-zero); write other values in decimal"
+            ));
+        }
+        return Ok(value);
+    }
+    text.parse::<f64>().map_err(|_| {
+        format!(
+            "invalid value {text:?}: expected a decimal number (1.5, -2e-3), NaN, +Inf, -Inf \
+             or NaN:0x<16 hex digits>"
+        )
+    })
+}
+
+/// Formats a value so that [`parse_value`] gives back the same bits.
+pub fn format_value(v: f64) -> String {
+    let bits = v.to_bits();
+    if v.is_nan() {
+        if bits == CANONICAL_NAN_BITS {
+            "NaN".to_owned()
+        } else {
+            format!("NaN:0x{bits:016x}")
+        }
+    } else if v == f64::INFINITY {
+        "+Inf".to_owned()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_owned()
+    } else {
+        // Debug is the shortest string that parses back to the same f64,
+        // keeps the sign of -0.0 and switches to exponent form for very large
+        // or small magnitudes.
+        format!("{v:?}")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Export
+
+/// The CSV header line, terminator included: write it as is, before the
+/// first [`write_sample`] in [`ExportFormat::Csv`].
+pub fn csv_header() -> &'static str {
+    "series,timestamp_ms,value\n"
+}
+
+/// Writes one sample as one `\n`-terminated line of `format`.
+pub fn write_sample(
+    format: ExportFormat,
+    key: &SeriesKey,
+    timestamp_ms: i64,
+    value: f64,
+    out: &mut impl io::Write,
+) -> io::Result<()> {
+    let value = format_value(value);
+    let line = match format {
+        ExportFormat::Tsv => format!("{key}\t{timestamp_ms}\t{value}\n"),
+        ExportFormat::Csv => {
+            let series = key.to_string().replace('"', "\"\"");
+            format!("\"{series}\",{timestamp_ms},{value}\n")
+        }
+        ExportFormat::Jsonl => {
+            let mut line = String::with_capacity(64);
+            line.push_str("{\"metric\":");
+            push_json_string(&mut line, key.metric());
+            line.push_str(",\"labels\":{");
+            let labels = key
+                .labels()
+                .iter()
+                .filter(|label| label.name != METRIC_NAME_LABEL);
+            for (i, label) in labels.enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                push_json_string(&mut line, &label.name);
+                line.push(':');
+                push_json_string(&mut line, &label.value);
+            }
+            line.push_str("},\"timestamp_ms\":");
+            line.push_str(&timestamp_ms.to_string());
+            line.push_str(",\"value\":");
+            push_json_string(&mut line, &value);
+            line.push_str("}\n");
+            line
+        }
+    };
+    out.write_all(line.as_bytes())
+}
+
+/// Appends `s` as a JSON string literal (RFC 8259 escaping).
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+// ---------------------------------------------------------------------------
+// Shared helpers
+
+fn is_blank(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// Whether the line is empty or a comment in every format.
+fn is_skipped(line: &str) -> bool {
+    let rest = line.trim_start_matches(is_blank);
+    rest.is_empty() || rest.starts_with('#')
+}
+
+/// 1-based character column of byte offset `byte` in `line`.
+fn column(line: &str, byte: usize) -> usize {
+    line.get(..byte).map_or(0, |s| s.chars().count()) + 1
+}
+
+/// `Some(c)` as `'c'`, `None` as "end of line", for error messages.
+fn describe(c: Option<char>) -> String {
+    match c {
+        Some(c) => format!("{c:?}"),
+        None => "end of line".to_owned(),
+    }
+}
+
+fn parse_timestamp(token: &str, unit: &str) -> Result<i64, String> {
+    token.parse::<i64>().map_err(|e| {
+        format!("invalid timestamp {token:?}: expected an integer number of {unit} ({e})")
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Tsv
+
+fn parse_tsv(line: &str, out: &mut Vec<ParsedSample>) -> Result<(), String> {
+    if is_skipped(line) {
+        return Ok(());
+    }
+    let mut fields = line.rsplitn(3, '\t');
+    let value_text = fields.next().unwrap_or_default();
+    let (Some(ts_text), Some(series_text)) = (fields.next(), fields.next()) else {
+        return Err(format!(
+            "expected 3 tab-separated fields (series, timestamp_ms, value), found {}",
+            line.split('\t').count()
+        ));
+    };
+    let key = SeriesKey::parse(series_text).map_err(|e| {
+        let tabs = series_text.matches('\t').count();
+        let hint = if tabs > 0 {
+            format!(
+                " (the line has {} tab-separated fields, expected 3)",
+                tabs + 3
+            )
+        } else {
+            String::new()
+        };
+        format!("column 1 (series): {e}{hint}")
+    })?;
+    let ts_column = column(line, series_text.len() + 1);
+    let timestamp_ms = parse_timestamp(ts_text.trim_matches(is_blank), "milliseconds")
+        .map_err(|e| format!("column {ts_column} (timestamp_ms): {e}"))?;
+    let value_column = column(line, series_text.len() + ts_text.len() + 2);
+    let value = parse_value(value_text.trim_matches(is_blank))
+        .map_err(|e| format!("column {value_column} (value): {e}"))?;
+    out.push(ParsedSample {
+        key,
+        timestamp_ms,
+        value,
+    });
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Prometheus text exposition
+
+fn is_metric_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == ':'
+}
+
+fn is_label_start(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_'
+}
+
+fn is_label_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// A position in a line, moved forward char by char.
+struct Cursor<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(text: &'a str) -> Self {
+        Self { text, pos: 0 }
+    }
+
+    fn rest(&self) -> &'a str {
+        self.text.get(self.pos..).unwrap_or_default()
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += c.len_utf8();
+        Some(c)
+    }
+
+    fn eat_while(&mut self, pred: impl Fn(char) -> bool) -> &'a str {
+        let start = self.pos;
+        while let Some(c) = self.peek() {
+            if !pred(c) {
+                break;
+            }
+            self.pos += c.len_utf8();
+        }
+        self.text.get(start..self.pos).unwrap_or_default()
+    }
+
+    /// Skips blanks; true if there were any.
+    fn skip_blanks(&mut self) -> bool {
+        !self.eat_while(is_blank).is_empty()
+    }
+
+    fn column(&self) -> usize {
+        column(self.text, self.pos)
+    }
+}
+
+fn parse_prometheus(
+    line: &str,
+    default_timestamp_ms: i64,
+    out: &mut Vec<ParsedSample>,
+) -> Result<(), String> {
+    if is_skipped(line) {
+        return Ok(());
+    }
+    let mut cur = Cursor::new(line);
+    cur.skip_blanks();
+    let series_column = cur.column();
+    let metric = cur.eat_while(is_metric_char);
+    let mut labels = Vec::new();
+    if !metric.is_empty() {
+        labels.push(Label {
+            name: METRIC_NAME_LABEL.to_owned(),
+            value: metric.to_owned(),
+        });
+    }
+    let blank_after_name = cur.skip_blanks();
+    match cur.peek() {
+        Some('{') => {
+            cur.bump();
+            parse_prometheus_labels(&mut cur, &mut labels)?;
+        }
+        None => {
+            return Err(format!(
+                "column {}: expected a value after the series, found end of line",
+                cur.column()
+            ))
+        }
+        Some(c) if !blank_after_name => {
+            return Err(if metric.is_empty() {
+                format!(
+                    "column {}: expected a metric name or '{{', found {c:?}",
+                    cur.column()
+                )
+            } else {
+                format!(
+                    "column {}: unexpected {c:?} in metric name {metric:?} \
+                     (allowed: letters, digits, '_', ':')",
+                    cur.column()
+                )
+            });
+        }
+        Some(_) => {}
+    }
+    let key = SeriesKey::from_labels(labels)
+        .map_err(|e| format!("column {series_column} (series): {e}"))?;
+
+    cur.skip_blanks();
+    let value_column = cur.column();
+    let value_text = cur.eat_while(|c| !is_blank(c));
+    if value_text.is_empty() {
+        return Err(format!(
+            "column {value_column}: expected a value after the series, found end of line"
+        ));
+    }
+    let value = parse_value(value_text).map_err(|e| format!("column {value_column}: {e}"))?;
+
+    cur.skip_blanks();
+    let mut timestamp_ms = default_timestamp_ms;
+    if cur.peek().is_some_and(|c| c != '#') {
+        let ts_column = cur.column();
+        let ts_text = cur.eat_while(|c| !is_blank(c));
+        timestamp_ms = parse_timestamp(ts_text, "milliseconds").map_err(|e| {
+            let hint = if ts_text.parse::<f64>().is_ok() {
+                " (OpenMetrics timestamps in seconds are not supported: convert to milliseconds)"
+            } else {
+                ""
+            };
+            format!("column {ts_column}: {e}{hint}")
+        })?;
+        cur.skip_blanks();
+        if let Some(c) = cur.peek().filter(|&c| c != '#') {
+            return Err(format!(
+                "column {}: unexpected {c:?} after the timestamp (expected end of line \
+                 or '# exemplar')",
+                cur.column()
+            ));
+        }
+    }
+    out.push(ParsedSample {
+        key,
+        timestamp_ms,
+        value,
+    });
+    Ok(())
+}
+
+/// Parses `name="value",...}` (the `{` already consumed) into `labels`.
+fn parse_prometheus_labels(cur: &mut Cursor<'_>, labels: &mut Vec<Label>) -> Result<(), String> {
+    loop {
+        cur.skip_blanks();
+        match cur.peek() {
+            Some('}') => {
+                cur.bump();
+                return Ok(());
+            }
+            Some(c) if is_label_start(c) => {}
+            Some('"') => {
+                return Err(format!(
+                    "column {}: quoted label or metric names are not supported",
+                    cur.column()
+                ))
+            }
+            c => {
+                return Err(format!(
+                    "column {}: expected a label name or '}}', found {}",
+                    cur.column(),
+                    describe(c)
+                ))
+            }
+        }
+        let name = cur.eat_while(is_label_char);
+        cur.skip_blanks();
+        if cur.peek() != Some('=') {
+            return Err(format!(
+                "column {}: expected '=' after label name {name:?}, found {}",
+                cur.column(),
+                describe(cur.peek())
+            ));
+        }
+        cur.bump();
+        cur.skip_blanks();
+        let value_column = cur.column();
+        if cur.peek() != Some('"') {
+            return Err(format!(
+                "column {value_column}: expected '\"' to open the value of label {name:?}, found {}",
+                describe(cur.peek())
+            ));
+        }
+        cur.bump();
+        let mut value = String::new();
+        loop {
+            match cur.bump() {
+                None => {
+                    return Err(format!(
+                        "column {value_column}: the value of label {name:?} has no closing '\"'"
+                    ))
+                }
+                Some('"') => break,
+                Some('\\') => match cur.bump() {
+                    Some('n') => value.push('\n'),
+                    Some('\\') => value.push('\\'),
+                    Some('"') => value.push('"'),
+                    Some(other) => {
+                        value.push('\\');
+                        value.push(other);
+                    }
+                    None => {
+                        return Err(format!(
+                            "column {value_column}: the value of label {name:?} has no closing '\"'"
+                        ))
+                    }
+                },
+                Some(c) => value.push(c),
+            }
+        }
+        labels.push(Label {
+            name: name.to_owned(),
+            value,
+        });
+        cur.skip_blanks();
+        match cur.peek() {
+            Some(',') => {
+                cur.bump();
+            }
+            Some('}') => {}
+            c => {
+                return Err(format!(
+                    "column {}: expected ',' or '}}' after the value of label {name:?}, found {}",
+                    cur.column(),
+                    describe(c)
+                ))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Influx line protocol
+
+fn is_influx_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Offset of the first byte at or after `from` that is in `stops` and not
+/// escaped by a backslash, or `bytes.len()`. Stops are ASCII, so the offset
+/// is always a char boundary.
+fn scan_unescaped(bytes: &[u8], from: usize, stops: &[u8]) -> usize {
+    let mut i = from;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'\\' {
+            i += 2;
+        } else if stops.contains(&b) {
+            return i;
+        } else {
+            i += 1;
+        }
+    }
+    bytes.len()
+}
+
+fn skip_influx_blanks(bytes: &[u8], mut i: usize) -> usize {
+    while bytes.get(i).is_some_and(|&b| is_influx_blank(b)) {
+        i += 1;
+    }
+    i
+}
+
+/// Resolves `\,` `\ ` `\=` `\\`; other backslashes are literal.
+fn unescape_influx(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(next) = chars.next_if(|n| matches!(n, ',' | ' ' | '=' | '\\')) {
+                out.push(next);
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Replaces each character invalid in a Prometheus metric name by `_`.
+fn sanitize_metric_name(name: &str) -> String {
+    name.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let ok =
+                c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit());
+            if ok {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Replaces each character invalid in a Prometheus label name by `_`.
+fn sanitize_label_name(name: &str) -> String {
+    name.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let ok = c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit());
+            if ok {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Numeric value of an unquoted field value.
+fn parse_influx_field_value(text: &str) -> Result<f64, String> {
+    match text {
+        "t" | "T" | "true" | "True" | "TRUE" => return Ok(1.0),
+        "f" | "F" | "false" | "False" | "FALSE" => return Ok(0.0),
+        _ => {}
+    }
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some(int) = text.strip_suffix('i') {
+        if all_digits(int.strip_prefix('-').unwrap_or(int)) {
+            return int
+                .parse::<i64>()
+                .map(|i| i as f64)
+                .map_err(|e| format!("integer {text:?} does not fit in 64 bits ({e})"));
+        }
+    } else if let Some(uint) = text.strip_suffix('u') {
+        if all_digits(uint) {
+            return uint
+                .parse::<u64>()
+                .map(|u| u as f64)
+                .map_err(|e| format!("unsigned integer {text:?} does not fit in 64 bits ({e})"));
+        }
+    } else {
+        let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+        let starts_numeric = unsigned
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_digit() || b == b'.');
+        if starts_numeric {
+            if let Ok(value) = text.parse::<f64>() {
+                if value.is_finite() {
+                    return Ok(value);
+                }
+                return Err(format!("float {text:?} is out of range"));
+            }
+        }
+    }
+    Err(format!(
+        "invalid value {text:?}: expected a float (1.5), an integer (42i), an unsigned \
+         integer (42u), a boolean (t, false, ...) or a double-quoted string"
+    ))
+}
+
+fn parse_influx(
+    line: &str,
+    default_timestamp_ms: i64,
+    out: &mut Vec<ParsedSample>,
+) -> Result<(), String> {
+    if is_skipped(line) {
+        return Ok(());
+    }
+    let bytes = line.as_bytes();
+    let slice = |a: usize, b: usize| line.get(a..b).unwrap_or_default();
+    let col = |byte: usize| column(line, byte);
+
+    // measurement[,tag=value...]
+    let key_start = skip_influx_blanks(bytes, 0);
+    let key_end = scan_unescaped(bytes, key_start, b" \t");
+    let mut parts = Vec::new();
+    let mut part_start = key_start;
+    loop {
+        let part_end = scan_unescaped(&bytes[..key_end], part_start, b",");
+        parts.push((part_start, part_end));
+        if part_end >= key_end {
+            break;
+        }
+        part_start = part_end + 1;
+    }
+    let (measurement_start, measurement_end) = parts[0];
+    let measurement = unescape_influx(slice(measurement_start, measurement_end));
+    if measurement.is_empty() {
+        return Err(format!(
+            "column {}: missing measurement name",
+            col(key_start)
+        ));
+    }
+    let mut tags: Vec<Label> = Vec::with_capacity(parts.len() - 1);
+    let mut tag_names: HashSet<String> = HashSet::new();
+    for &(start, end) in &parts[1..] {
+        let raw = slice(start, end);
+        let eq = scan_unescaped(&bytes[..end], start, b"=");
+        if eq >= end {
+            return Err(format!(
+                "column {}: tag {raw:?} has no '=': expected tag_key=tag_value",
+                col(start)
+            ));
+        }
+        if eq == start {
+            return Err(format!("column {}: empty tag key in {raw:?}", col(start)));
+        }
+        let tag_key = unescape_influx(slice(start, eq));
+        if eq + 1 == end {
+            return Err(format!(
+                "column {}: tag {tag_key:?} has an empty value",
+                col(eq + 1)
+            ));
+        }
+        let second_eq = scan_unescaped(&bytes[..end], eq + 1, b"=");
+        if second_eq < end {
+            return Err(format!(
+                "column {}: unescaped '=' in the value of tag {tag_key:?} (write \\=)",
+                col(second_eq)
+            ));
+        }
+        let name = sanitize_label_name(&tag_key);
+        if !tag_names.insert(name.clone()) {
+            return Err(format!(
+                "column {}: tag {tag_key:?} gives label name {name:?}, which an earlier tag \
+                 already has",
+                col(start)
+            ));
+        }
+        tags.push(Label {
+            name,
+            value: unescape_influx(slice(eq + 1, end)),
+        });
+    }
+
+    // field=value[,field=value...]
+    let mut pos = skip_influx_blanks(bytes, key_end);
+    if pos >= bytes.len() {
+        return Err(format!(
+            "column {}: expected fields after {:?}: measurement[,tag=value...] \
+             field=value[,field=value...] [timestamp]",
+            col(pos),
+            slice(key_start, key_end)
+        ));
+    }
+    let mut fields: Vec<(usize, String, f64)> = Vec::new();
+    loop {
+        let field_start = pos;
+        let eq = scan_unescaped(bytes, pos, b"=, \t");
+        if bytes.get(eq) != Some(&b'=') {
+            return Err(format!(
+                "column {}: field {:?} has no '=': expected field_key=field_value",
+                col(field_start),
+                slice(field_start, eq)
+            ));
+        }
+        if eq == field_start {
+            return Err(format!("column {}: empty field key", col(field_start)));
+        }
+        let field_key = unescape_influx(slice(field_start, eq));
+        let value_start = eq + 1;
+        if bytes.get(value_start) == Some(&b'"') {
+            let close = scan_unescaped(bytes, value_start + 1, b"\"");
+            if close >= bytes.len() {
+                return Err(format!(
+                    "column {}: the string value of field {field_key:?} has no closing '\"'",
+                    col(value_start)
+                ));
+            }
+            pos = close + 1; // string fields are skipped
+        } else {
+            let value_end = value_start
+                + bytes[value_start..]
+                    .iter()
+                    .take_while(|&&b| b != b',' && !is_influx_blank(b))
+                    .count();
+            let text = slice(value_start, value_end);
+            if text.is_empty() {
+                return Err(format!(
+                    "column {}: field {field_key:?} has no value",
+                    col(value_start)
+                ));
+            }
+            let value = parse_influx_field_value(text)
+                .map_err(|e| format!("column {}: field {field_key:?}: {e}", col(value_start)))?;
+            fields.push((field_start, field_key, value));
+            pos = value_end;
+        }
+        match bytes.get(pos) {
+            Some(b',') => pos += 1,
+            Some(&b) if is_influx_blank(b) => break,
+            None => break,
+            Some(_) => {
+                return Err(format!(
+                    "column {}: expected ',' or ' ' after the value of field {:?}, found {}",
+                    col(pos),
+                    slice(field_start, eq),
+                    describe(line.get(pos..).and_then(|s| s.chars().next()))
+                ))
+            }
+        }
+    }
+
+    // [timestamp]
+    pos = skip_influx_blanks(bytes, pos);
+    let mut timestamp_ms = default_timestamp_ms;
+    if pos < bytes.len() {
+        let ts_start = pos;
+        while bytes.get(pos).is_some_and(|&b| !is_influx_blank(b)) {
+            pos += 1;
+        }
+        let ts_text = slice(ts_start, pos);
+        let ns = parse_timestamp(ts_text, "nanoseconds")
+            .map_err(|e| format!("column {}: {e}", col(ts_start)))?;
+        timestamp_ms = ns.div_euclid(1_000_000);
+        pos = skip_influx_blanks(bytes, pos);
+        if pos < bytes.len() {
+            return Err(format!(
+                "column {}: unexpected {:?} after the timestamp (expected end of line)",
+                col(pos),
+                slice(pos, bytes.len())
+            ));
+        }
+    }
+
+    let mut metrics: HashSet<String> = HashSet::new();
+    for (field_start, field_key, value) in fields {
+        let metric = sanitize_metric_name(&format!("{measurement}_{field_key}"));
+        if !metrics.insert(metric.clone()) {
+            return Err(format!(
+                "column {}: field {field_key:?} gives series {metric:?}, which an earlier \
+                 field already gives",
+                col(field_start)
+            ));
+        }
+        let mut labels = tags.clone();
+        labels.push(Label {
+            name: METRIC_NAME_LABEL.to_owned(),
+            value: metric,
+        });
+        let key = SeriesKey::from_labels(labels)
+            .map_err(|e| format!("column {}: field {field_key:?}: {e}", col(field_start)))?;
+        out.push(ParsedSample {
+            key,
+            timestamp_ms,
+            value,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use strata::series::{validate_label_name, validate_metric_name};
+
+    fn key(metric: &str, labels: &[(&str, &str)]) -> SeriesKey {
+        SeriesKey::new(metric, labels).unwrap()
+    }
+
+    fn parse(format: Format, line: &str) -> Result<Vec<ParsedSample>, ParseError> {
+        let mut out = Vec::new();
+        LineParser::new(format, 777).parse_line(42, line, &mut out)?;
+        Ok(out)
+    }
+
+    fn one(format: Format, line: &str) -> ParsedSample {
+        let samples = parse(format, line).unwrap();
+        assert_eq!(samples.len(), 1, "{line:?} gave {samples:?}");
+        samples.into_iter().next().unwrap()
+    }
+
+    /// Asserts `line` fails on line 42 with a message containing `needle`.
+    fn fails(format: Format, line: &str, needle: &str) {
+        let mut out = vec![ParsedSample {
+            key: key("before", &[]),
+            timestamp_ms: 1,
+            value: 1.0,
+        }];
+        let err = LineParser::new(format, 777)
+            .parse_line(42, line, &mut out)
+            .expect_err(line);
+        assert_eq!(err.line, 42, "{err}");
+        assert!(
+            err.message.contains(needle),
+            "{format:?} {line:?}: message {:?} lacks {needle:?}",
+            err.message
+        );
+        assert!(err.to_string().starts_with("line 42: "));
+        assert_eq!(out.len(), 1, "output changed on error for {line:?}");
+    }
+
+    // --- Tsv -------------------------------------------------------------
+
+    #[test]
+    fn tsv_happy_path() {
+        let s = one(
+            Format::Tsv,
+            "http_requests_total{code=\"200\",path=\"/a\"}\t-1500\t2.5",
+        );
+        assert_eq!(
+            s.key,
+            key("http_requests_total", &[("code", "200"), ("path", "/a")])
+        );
+        assert_eq!((s.timestamp_ms, s.value), (-1500, 2.5));
+
+        let s = one(Format::Tsv, "up\t0\tNaN\r\n");
+        assert_eq!(s.key, key("up", &[]));
+        assert_eq!(s.value.to_bits(), CANONICAL_NAN_BITS);
+        let s = one(Format::Tsv, "up{}\t 12 \t -Inf");
+        assert_eq!((s.timestamp_ms, s.value), (12, f64::NEG_INFINITY));
+        // A tab inside a label value: the line splits at its last two tabs.
+        let s = one(Format::Tsv, "up{a=\"x\ty\"}\t1\t2");
+        assert_eq!(s.key, key("up", &[("a", "x\ty")]));
+
+        for skipped in [
+            "",
+            "   ",
+            "\t",
+            "# comment",
+            "  # indented\tcomment",
+            "\r\n",
+        ] {
+            assert!(
+                parse(Format::Tsv, skipped).unwrap().is_empty(),
+                "{skipped:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tsv_errors() {
+        fails(Format::Tsv, "up 1 2", "expected 3 tab-separated fields");
+        fails(Format::Tsv, "up\t1", "found 2");
+        fails(Format::Tsv, "1up\t1\t2", "column 1 (series)");
+        fails(Format::Tsv, "up{a=1}\t1\t2", "double-quoted");
+        fails(Format::Tsv, "\t1\t2", "invalid metric name");
+        fails(Format::Tsv, "a\tb\t1\t2", "4 tab-separated fields");
+        fails(Format::Tsv, "up\t1.5\t2", "column 4 (timestamp_ms)");
+        fails(
+            Format::Tsv,
+            "up\t99999999999999999999\t2",
+            "invalid timestamp",
+        );
+        fails(Format::Tsv, "up\t\t2", "invalid timestamp \"\"");
+        fails(Format::Tsv, "up\t1\tabc", "column 6 (value)");
+        fails(Format::Tsv, "up\t1\t", "invalid value \"\"");
+        fails(
+            Format::Tsv,
+            "up\t1\tNaN:0x0000000000000000",
+            "not a NaN bit pattern",
+        );
+    }
+
+    // --- Prometheus ------------------------------------------------------
+
+    #[test]
+    fn prometheus_exposition() {
+        let text = "\
+# HELP http_requests_total The total number of HTTP requests.
+# TYPE http_requests_total counter
+http_requests_total{method=\"post\",code=\"200\"} 1027 1395066363000
+http_requests_total{method=\"post\",code=\"400\"}    3 1395066363000
+
+# Escaping in label values:
+msdos_file_access_time_seconds{path=\"C:\\\\DIR\\\\FILE.TXT\",error=\"Cannot find file:\\n\\\"FILE.TXT\\\"\"} 1.458255915e9
+# Minimalistic line:
+metric_without_timestamp_and_labels 12.47
+job:rpc_errors:rate5m{job=\"api\",} -Inf -5
+  \tup\t{ instance = \"a:9100\" , le=\"\" }\t+Inf\t7   
+stale{a=\"b\"}NaN
+{__name__=\"named\"} 1 2
+unknown_escape{a=\"x\\ty\"} 1
+exemplar_total{a=\"b\"} 3 4 # {trace_id=\"abc\"} 1.0 5
+exemplar_no_ts 3 # {trace_id=\"abc\"} 1.0
+# EOF
+";
+        let parser = LineParser::new(Format::Prometheus, 777);
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            parser.parse_line(i + 1, line, &mut out).unwrap();
+        }
+        let got: Vec<(String, i64, u64)> = out
+            .iter()
+            .map(|s| (s.key.to_string(), s.timestamp_ms, s.value.to_bits()))
+            .collect();
+        let want = [
+            (
+                key(
+                    "http_requests_total",
+                    &[("method", "post"), ("code", "200")],
+                ),
+                1395066363000,
+                1027.0,
+            ),
+            (
+                key(
+                    "http_requests_total",
+                    &[("method", "post"), ("code", "400")],
+                ),
+                1395066363000,
+                3.0,
+            ),
+            (
+                key(
+                    "msdos_file_access_time_seconds",
+                    &[
+                        ("path", "C:\\DIR\\FILE.TXT"),
+                        ("error", "Cannot find file:\n\"FILE.TXT\""),
+                    ],
+                ),
+                777,
+                1.458255915e9,
+            ),
+            (key("metric_without_timestamp_and_labels", &[]), 777, 12.47),
+            (
+                key("job:rpc_errors:rate5m", &[("job", "api")]),
+                -5,
+                f64::NEG_INFINITY,
+            ),
+            (key("up", &[("instance", "a:9100")]), 7, f64::INFINITY),
+            (
+                key("stale", &[("a", "b")]),
+                777,
+                f64::from_bits(CANONICAL_NAN_BITS),
+            ),
+            (key("named", &[]), 2, 1.0),
+            (key("unknown_escape", &[("a", "x\\ty")]), 777, 1.0),
+            (key("exemplar_total", &[("a", "b")]), 4, 3.0),
+            (key("exemplar_no_ts", &[]), 777, 3.0),
+        ];
+        let want: Vec<(String, i64, u64)> = want
+            .iter()
+            .map(|(k, t, v)| (k.to_string(), *t, v.to_bits()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn prometheus_errors() {
+        let p = Format::Prometheus;
+        fails(p, "up", "column 3: expected a value after the series");
+        fails(p, "up{a=\"b\"}", "expected a value");
+        fails(p, "up-x 1", "column 3: unexpected '-' in metric name");
+        fails(p, "1up 1", "invalid metric name \"1up\"");
+        fails(
+            p,
+            "-1 2",
+            "column 1: expected a metric name or '{', found '-'",
+        );
+        fails(p, "up{a=\"b\" 1", "column 10: expected ',' or '}'");
+        fails(
+            p,
+            "up{a=\"b 1",
+            "column 6: the value of label \"a\" has no closing",
+        );
+        fails(p, "up{a=\"b\\", "has no closing");
+        fails(
+            p,
+            "up{a=b} 1",
+            "column 6: expected '\"' to open the value of label \"a\"",
+        );
+        fails(
+            p,
+            "up{a} 1",
+            "column 5: expected '=' after label name \"a\"",
+        );
+        fails(
+            p,
+            "up{0a=\"1\"} 1",
+            "column 4: expected a label name or '}', found '0'",
+        );
+        fails(
+            p,
+            "up{\"a.b\"=\"1\"} 1",
+            "quoted label or metric names are not supported",
+        );
+        fails(
+            p,
+            "up{",
+            "column 4: expected a label name or '}', found end of line",
+        );
+        fails(p, "up{a=\"1\",a=\"2\"} 1", "label \"a\" appears twice");
+        fails(p, "up{__name__=\"x\"} 1", "appears twice");
+        fails(p, "{a=\"1\"} 1", "no metric name");
+        fails(p, "up one", "column 4: invalid value \"one\"");
+        fails(p, "up 1 1.5", "column 6: invalid timestamp \"1.5\"");
+        fails(p, "up 1 1.5", "OpenMetrics timestamps in seconds");
+        fails(
+            p,
+            "up 1 2 3",
+            "column 8: unexpected '3' after the timestamp",
+        );
+        fails(p, "up 1 x", "invalid timestamp \"x\"");
+    }
+
+    // --- Influx ----------------------------------------------------------
+
+    #[test]
+    fn influx_happy_path() {
+        let samples = parse(
+            Format::Influx,
+            "cpu,host=server01,region=us-west usage_idle=92.5,usage_user=3i,count=7u,up=t,\
+             note=\"a, b = c \\\" d\",down=FALSE 1465839830100400200",
+        )
+        .unwrap();
+        let got: Vec<(String, i64, f64)> = samples
+            .iter()
+            .map(|s| (s.key.to_string(), s.timestamp_ms, s.value))
+            .collect();
+        let tags = [("host", "server01"), ("region", "us-west")];
+        let ts = 1465839830100;
+        assert_eq!(
+            got,
+            vec![
+                (key("cpu_usage_idle", &tags).to_string(), ts, 92.5),
+                (key("cpu_usage_user", &tags).to_string(), ts, 3.0),
+                (key("cpu_count", &tags).to_string(), ts, 7.0),
+                (key("cpu_up", &tags).to_string(), ts, 1.0),
+                (key("cpu_down", &tags).to_string(), ts, 0.0),
+            ]
+        );
+
+        // No tags, no timestamp, signs and exponents.
+        let s = one(Format::Influx, "temp value=-1.5e3");
+        assert_eq!(s.key, key("temp_value", &[]));
+        assert_eq!((s.timestamp_ms, s.value), (777, -1500.0));
+        let s = one(Format::Influx, "temp v=-42i  \t");
+        assert_eq!(s.value, -42.0);
+
+        // Escapes and sanitization.
+        let s = one(
+            Format::Influx,
+            "my\\ disk\\,io,dev\\ name=sd\\ a\\,1\\=x,2nd.tag=v\\\\w read\\ bytes=1 0",
+        );
+        assert_eq!(
+            s.key,
+            key(
+                "my_disk_io_read_bytes",
+                &[("dev_name", "sd a,1=x"), ("_nd_tag", "v\\w")]
+            )
+        );
+        let s = one(Format::Influx, "9lives,k=v\\q x-y=1");
+        assert_eq!(s.key, key("_lives_x_y", &[("k", "v\\q")]));
+        let s = one(Format::Influx, "m,k=v f=1");
+        assert_eq!(s.key, key("m_f", &[("k", "v")]));
+
+        // Only string fields: nothing, and no error.
+        assert!(parse(Format::Influx, "log msg=\"hello world\" 5")
+            .unwrap()
+            .is_empty());
+        for skipped in ["", "  ", "# comment", " #x"] {
+            assert!(parse(Format::Influx, skipped).unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn influx_nanoseconds_become_milliseconds_by_floor() {
+        for (ns, ms) in [
+            (0i64, 0i64),
+            (1, 0),
+            (999_999, 0),
+            (1_000_000, 1),
+            (1_999_999, 1),
+            (-1, -1),
+            (-999_999, -1),
+            (-1_000_000, -1),
+            (-1_000_001, -2),
+            (i64::MAX, i64::MAX / 1_000_000),
+            (i64::MIN, i64::MIN.div_euclid(1_000_000)),
+        ] {
+            let s = one(Format::Influx, &format!("m v=1 {ns}"));
+            assert_eq!(s.timestamp_ms, ms, "{ns} ns");
+        }
+        assert_eq!(i64::MIN.div_euclid(1_000_000), -9_223_372_036_855);
+    }
+
+    #[test]
+    fn influx_errors() {
+        let i = Format::Influx;
+        fails(i, "cpu", "column 4: expected fields after \"cpu\"");
+        fails(i, "cpu,host=a", "expected fields");
+        fails(i, ",host=a v=1", "column 1: missing measurement name");
+        fails(i, "cpu,host v=1", "column 5: tag \"host\" has no '='");
+        fails(i, "cpu,=a v=1", "column 5: empty tag key");
+        fails(
+            i,
+            "cpu,host= v=1",
+            "column 10: tag \"host\" has an empty value",
+        );
+        fails(i, "cpu, v=1", "tag \"\" has no '='");
+        fails(
+            i,
+            "cpu,a=b=c v=1",
+            "column 8: unescaped '=' in the value of tag \"a\"",
+        );
+        fails(i, "cpu,a.b=1,a_b=2 v=1", "gives label name \"a_b\"");
+        fails(i, "cpu,__name__=x v=1", "appears twice");
+        fails(i, "cpu v", "column 5: field \"v\" has no '='");
+        fails(i, "cpu v=1,w", "field \"w\" has no '='");
+        fails(i, "cpu =1", "column 5: empty field key");
+        fails(i, "cpu v=", "column 7: field \"v\" has no value");
+        fails(i, "cpu v=1,w=", "field \"w\" has no value");
+        fails(
+            i,
+            "cpu v=abc",
+            "column 7: field \"v\": invalid value \"abc\"",
+        );
+        fails(i, "cpu v=inf", "invalid value \"inf\"");
+        fails(i, "cpu v=NaN", "invalid value");
+        fails(i, "cpu v=1.5i", "invalid value \"1.5i\"");
+        fails(i, "cpu v=-1u", "invalid value \"-1u\"");
+        fails(i, "cpu v=99999999999999999999i", "does not fit in 64 bits");
+        fails(i, "cpu v=99999999999999999999u", "does not fit in 64 bits");
+        fails(i, "cpu v=1e999", "out of range");
+        fails(
+            i,
+            "cpu v=\"abc",
+            "column 7: the string value of field \"v\" has no closing",
+        );
+        fails(
+            i,
+            "cpu v=\"abc\"x",
+            "column 12: expected ',' or ' ' after the value of field \"v\"",
+        );
+        fails(i, "cpu v=1 12.5", "column 9: invalid timestamp \"12.5\"");
+        fails(
+            i,
+            "cpu v=1 1 2",
+            "column 11: unexpected \"2\" after the timestamp",
+        );
+        fails(i, "cpu a.b=1,a_b=2", "gives series \"cpu_a_b\"");
+        // An error in a later field leaves no sample from earlier fields.
+        fails(i, "cpu a=1,b=2,c=x", "field \"c\"");
+    }
+
+    // --- Values ----------------------------------------------------------
+
+    #[test]
+    fn value_spellings() {
+        let bits = |s: &str| parse_value(s).unwrap().to_bits();
+        for nan in ["NaN", "nan", "NAN", "+nan"] {
+            assert_eq!(bits(nan), CANONICAL_NAN_BITS, "{nan}");
+        }
+        assert_eq!(bits("-NaN"), CANONICAL_NAN_BITS | SIGN_BIT);
+        for inf in ["Inf", "+Inf", "inf", "+INF", "infinity", "+Infinity"] {
+            assert_eq!(parse_value(inf), Ok(f64::INFINITY), "{inf}");
+        }
+        for inf in ["-Inf", "-inf", "-INFINITY"] {
+            assert_eq!(parse_value(inf), Ok(f64::NEG_INFINITY), "{inf}");
+        }
+        assert_eq!(bits("-0.0"), (-0.0f64).to_bits());
+        assert_eq!(bits("-0"), (-0.0f64).to_bits());
+        assert_eq!(parse_value("1.5e-7"), Ok(1.5e-7));
+        assert_eq!(parse_value(".5"), Ok(0.5));
+        assert_eq!(parse_value("+3"), Ok(3.0));
+        assert_eq!(bits("NaN:0x7ff0000000000002"), 0x7ff0_0000_0000_0002);
+        assert_eq!(bits("nan:0XFFF8000000000000"), 0xfff8_0000_0000_0000);
+        for bad in [
+            "",
+            " 1",
+            "1 ",
+            "1,5",
+            "0x10",
+            "1_000",
+            "--1",
+            "NaN:0x7ff000000000002",
+            "NaN:0x7ff00000000000002",
+            "NaN:0x7ff000000000000g",
+            "NaN:0x7ff0000000000000",
+            "NaN:0x3ff0000000000000",
+            "-NaN:0x7ff0000000000002",
+            "NaN:",
+        ] {
+            assert!(parse_value(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn value_formatting() {
+        assert_eq!(format_value(1.0), "1.0");
+        assert_eq!(format_value(-0.0), "-0.0");
+        assert_eq!(format_value(0.1), "0.1");
+        assert_eq!(format_value(1e300), "1e300");
+        assert_eq!(format_value(f64::INFINITY), "+Inf");
+        assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(format_value(f64::from_bits(CANONICAL_NAN_BITS)), "NaN");
+        assert_eq!(
+            format_value(f64::from_bits(0x7ff0_0000_0000_0002)),
+            "NaN:0x7ff0000000000002"
+        );
+        assert_eq!(
+            format_value(f64::from_bits(CANONICAL_NAN_BITS | SIGN_BIT)),
+            "NaN:0xfff8000000000000"
+        );
+        for v in [
+            0.0,
+            -0.0,
+            f64::MIN_POSITIVE,
+            f64::from_bits(1),
+            f64::MAX,
+            f64::MIN,
+            f64::EPSILON,
+            std::f64::consts::PI,
+        ] {
+            assert_eq!(
+                parse_value(&format_value(v)).unwrap().to_bits(),
+                v.to_bits()
+            );
+        }
+    }
+
+    // --- Export ----------------------------------------------------------
+
+    fn written(format: ExportFormat, key: &SeriesKey, ts: i64, v: f64) -> String {
+        let mut buf = Vec::new();
+        write_sample(format, key, ts, v, &mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn export_lines() {
+        let k = key(
+            "http_requests_total",
+            &[("path", "/a\"b\\c\nd"), ("code", "200")],
+        );
+        assert_eq!(
+            written(ExportFormat::Tsv, &k, -5, 1.5),
+            "http_requests_total{code=\"200\",path=\"/a\\\"b\\\\c\\nd\"}\t-5\t1.5\n"
+        );
+        assert_eq!(csv_header(), "series,timestamp_ms,value\n");
+        assert_eq!(
+            written(ExportFormat::Csv, &k, 7, f64::NEG_INFINITY),
+            "\"http_requests_total{code=\"\"200\"\",path=\"\"/a\\\"\"b\\\\c\\nd\"\"}\",7,-Inf\n"
+        );
+        assert_eq!(
+            written(ExportFormat::Jsonl, &k, 123, 1.5),
+            "{\"metric\":\"http_requests_total\",\"labels\":{\"code\":\"200\",\
+             \"path\":\"/a\\\"b\\\\c\\nd\"},\"timestamp_ms\":123,\"value\":\"1.5\"}\n"
+        );
+        let bare = key("up", &[]);
+        assert_eq!(
+            written(ExportFormat::Jsonl, &bare, 0, f64::from_bits(0x7ff0_0000_0000_0002)),
+            "{\"metric\":\"up\",\"labels\":{},\"timestamp_ms\":0,\"value\":\"NaN:0x7ff0000000000002\"}\n"
+        );
+        let odd = key("m", &[("a", "\t\r\u{1}\u{8}\u{c}\u{1f}é😀 ")]);
+        assert_eq!(
+            written(ExportFormat::Jsonl, &odd, 0, -0.0),
+            "{\"metric\":\"m\",\"labels\":{\"a\":\"\\t\\r\\u0001\\b\\f\\u001fé😀 \"},\
+             \"timestamp_ms\":0,\"value\":\"-0.0\"}\n"
+        );
+    }
+
+    // --- Properties ------------------------------------------------------
+
+    /// Strings rich in the characters the parsers treat specially.
+    fn tricky_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[a-z_:0-9{}=\",\\\\ \t#.eE+-iutfTFN]{0,40}",
+            "[a-z]{1,4}(,[a-z]{1,3}=[a-z\\\\ ,=]{0,3}){0,3} [a-z]{1,3}=[\"0-9a-z.i,\\\\ ]{0,8}( -?[0-9]{0,20})?",
+            "[a-z]{1,4}(\\{([a-z]{1,3}=\"[a-z\\\\\"é]{0,4}\",?){0,3}\\}?)? ?[-+0-9.eNaInf]{0,6}( [-0-9.#]{0,20})?",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn values_round_trip_bit_exact(bits in any::<u64>()) {
+            let v = f64::from_bits(bits);
+            let text = format_value(v);
+            prop_assert_eq!(parse_value(&text).map(f64::to_bits), Ok(bits), "{}", text);
+        }
+
+        #[test]
+        fn nan_payloads_round_trip(payload in 1u64..(1 << 52), sign in any::<bool>()) {
+            let bits = 0x7ff0_0000_0000_0000 | payload | if sign { SIGN_BIT } else { 0 };
+            let text = format_value(f64::from_bits(bits));
+            prop_assert_eq!(parse_value(&text).map(f64::to_bits), Ok(bits), "{}", text);
+        }
+
+        #[test]
+        fn tsv_lines_round_trip(
+            labels in proptest::collection::btree_map("[a-z_][a-z0-9_]{0,5}", any::<String>(), 0..4),
+            ts in any::<i64>(),
+            bits in any::<u64>(),
+        ) {
+            let labels: Vec<(String, String)> = labels
+                .into_iter()
+                .filter(|(name, _)| name != METRIC_NAME_LABEL)
+                .collect();
+            let k = SeriesKey::new("m:x_1", &labels).unwrap();
+            let line = written(ExportFormat::Tsv, &k, ts, f64::from_bits(bits));
+            let back = one(Format::Tsv, &line);
+            prop_assert_eq!(&back.key, &k);
+            prop_assert_eq!(back.timestamp_ms, ts);
+            prop_assert_eq!(back.value.to_bits(), bits);
+        }
+
+        #[test]
+        fn parsers_never_panic(line in tricky_line(), default_ts in any::<i64>()) {
+            for format in [Format::Tsv, Format::Prometheus, Format::Influx] {
+                let mut out = Vec::new();
+                let result = LineParser::new(format, default_ts).parse_line(1, &line, &mut out);
+                if result.is_err() {
+                    prop_assert!(out.is_empty());
+                }
+            }
+        }
+
+        #[test]
+        fn sanitized_names_are_valid(name in "\\PC{1,12}") {
+            prop_assert!(validate_metric_name(&sanitize_metric_name(&name)).is_ok());
+            prop_assert!(validate_label_name(&sanitize_label_name(&name)).is_ok());
+        }
+    }
+}

@@ -1,0 +1,781 @@
+//! The database: a data directory with a WAL, an in-memory head and
+//! segment files, written from many threads and read consistently.
+//!
+//! Directory layout: `LOCK` (held by the one writer process), `MANIFEST`
+//! (see [`manifest`]), `wal/<id>.wal`, `segments/<seq>.seg`.
+//!
+//! Write path: validate → append a WAL record (durable per [`SyncMode`]) →
+//! insert into the head. Flush: freeze head partitions (readers still see
+//! them), write one segment per partition, commit a new manifest, then drop
+//! the frozen data and the WAL files the manifest no longer needs.
+//!
+//! Invariants:
+//! - an acknowledged sample is in the WAL (or in a segment listed by the
+//!   manifest) before `append` returns;
+//! - the `gate` is held shared by every append and by readers while they
+//!   take their snapshot, and exclusively by a flush while it freezes the
+//!   head, rotates the WAL and publishes the frozen data: a reader sees a
+//!   sample either in the head or in frozen data, never in neither;
+//! - segment files not listed in the manifest are leftovers of a flush that
+//!   did not commit; their data is still in the WAL, so opening deletes
+//!   them.
+
+pub mod manifest;
+mod read;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::error::{Error, InputError, Result};
+use crate::head::{partition_start, FrozenHead, Head, MemSeries};
+use crate::segment::{Segment, SegmentWriter};
+use crate::series::SeriesKey;
+use crate::wal::record::{self, Record, SamplesEncoder};
+pub use crate::wal::SyncMode;
+use crate::wal::{self, FileReplay, WalDamage, WalWriter};
+use manifest::{Manifest, SegmentMeta};
+
+/// Most samples one `append_batch` call may carry (one WAL record).
+pub const MAX_BATCH_SAMPLES: usize = 1 << 20;
+
+/// Settings for [`Db::open`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Durability of appends. Default: `Interval(1000)`.
+    pub sync: SyncMode,
+    /// Width of a time partition; each flushed partition becomes one
+    /// segment file. Default 2 h.
+    pub partition_duration_ms: i64,
+    /// How far behind a series' newest sample a sample may be and still be
+    /// accepted. Default 10 min.
+    pub out_of_order_window_ms: i64,
+    /// Flush a partition in the background once the newest sample is past
+    /// its end plus the out-of-order window. Default true. Bulk imports of
+    /// old data turn this off and flush at the end.
+    pub flush_complete_partitions: bool,
+    /// Most series the database accepts. Default 10 million.
+    pub max_series: usize,
+    /// Most labels per series, `__name__` included. Default 64.
+    pub max_labels_per_series: usize,
+    /// Longest label name in bytes. Default 256.
+    pub max_label_name_len: usize,
+    /// Longest label value in bytes. Default 4096.
+    pub max_label_value_len: usize,
+    /// A WAL file is rotated once it grows past this. Default 256 MiB.
+    pub wal_file_max_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sync: SyncMode::Interval(1000),
+            partition_duration_ms: 2 * 3600 * 1000,
+            out_of_order_window_ms: 10 * 60 * 1000,
+            flush_complete_partitions: true,
+            max_series: 10_000_000,
+            max_labels_per_series: 64,
+            max_label_name_len: 256,
+            max_label_value_len: 4096,
+            wal_file_max_bytes: 256 << 20,
+        }
+    }
+}
+
+/// A handle on one series for the write hot path: no hashing, no
+/// allocation per append. Cheap to clone; keep one per series.
+#[derive(Clone)]
+pub struct SeriesRef {
+    series: Arc<MemSeries>,
+}
+
+impl SeriesRef {
+    pub fn key(&self) -> &SeriesKey {
+        &self.series.key
+    }
+}
+
+/// What `append_batch` did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct BatchOutcome {
+    pub accepted: usize,
+    /// Rejected samples: index in the batch and why.
+    pub rejected: Vec<(usize, InputError)>,
+}
+
+/// What opening found and repaired.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub wal_files_replayed: usize,
+    pub wal_records_replayed: u64,
+    pub samples_replayed: u64,
+    /// Samples in the WAL already in segments, skipped.
+    pub samples_already_persisted: u64,
+    /// Damaged or torn WAL tails, each truncated (writer) or ignored
+    /// (read-only).
+    pub wal_damage: Vec<WalDamage>,
+    /// Segment files of flushes that never committed, deleted.
+    pub orphan_segments_removed: Vec<PathBuf>,
+}
+
+/// Counters since open.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DbStats {
+    pub samples_appended: u64,
+    pub samples_rejected: u64,
+    pub head_series: usize,
+    pub head_data_bytes: usize,
+    pub segments: usize,
+    pub flushes: u64,
+    pub last_background_error: Option<String>,
+}
+
+/// What a flush wrote.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FlushReport {
+    pub segments_written: usize,
+    pub series_written: u64,
+    pub samples_written: u64,
+    pub bytes_written: u64,
+}
+
+/// Which head partitions a flush takes.
+#[derive(Clone, Copy)]
+enum FlushScope {
+    Everything,
+    /// Partitions starting before this; also raises `persisted_below_ms`.
+    Before(i64),
+}
+
+/// Segments and frozen head data readers see, swapped as a whole.
+#[derive(Default)]
+struct Version {
+    /// Oldest first (by sequence number).
+    segments: Vec<Arc<LiveSegment>>,
+    frozen: Vec<Arc<FrozenHead>>,
+}
+
+struct LiveSegment {
+    meta: SegmentMeta,
+    segment: Segment,
+}
+
+struct Inner {
+    dir: PathBuf,
+    options: Options,
+    head: Head,
+    /// `None` when read-only.
+    wal: Option<WalWriter>,
+    gate: RwLock<()>,
+    version: RwLock<Arc<Version>>,
+    /// Also serializes flushes.
+    manifest: Mutex<Manifest>,
+    persisted_below_ms: AtomicI64,
+    max_time_ms: AtomicI64,
+    samples_appended: AtomicU64,
+    samples_rejected: AtomicU64,
+    flushes: AtomicU64,
+    last_background_error: Mutex<Option<String>>,
+    recovery: RecoveryReport,
+    shutdown: Mutex<bool>,
+    wake: Condvar,
+    /// Holds the advisory lock for the writer's lifetime.
+    _lock: Option<File>,
+}
+
+/// An open database. `Send + Sync`: share it (`Arc<Db>` or scoped threads)
+/// across writer and reader threads.
+pub struct Db {
+    inner: Arc<Inner>,
+    background: Option<JoinHandle<()>>,
+}
+
+const LOCK_FILE: &str = "LOCK";
+const WAL_DIR: &str = "wal";
+const SEGMENT_DIR: &str = "segments";
+
+impl Db {
+    /// Creates or opens the data directory `dir` for writing. Fails with
+    /// [`Error::Locked`] if another process has it open for writing.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Db> {
+        Self::open_mode(dir.as_ref(), options, false)
+    }
+
+    /// Opens `dir` for queries only, alongside a writer or without one. The
+    /// view is a snapshot at open time; nothing on disk is changed.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Db> {
+        Self::open_mode(dir.as_ref(), Options::default(), true)
+    }
+
+    fn open_mode(dir: &Path, options: Options, read_only: bool) -> Result<Db> {
+        if options.partition_duration_ms <= 0 || options.out_of_order_window_ms < 0 {
+            return Err(InputError::FormatLimit(
+                "partition_duration_ms must be > 0 and out_of_order_window_ms >= 0".into(),
+            )
+            .into());
+        }
+        let wal_dir = dir.join(WAL_DIR);
+        let segment_dir = dir.join(SEGMENT_DIR);
+        let lock = if read_only {
+            if !dir.is_dir() {
+                return Err(Error::io(
+                    "open data directory",
+                    dir,
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                ));
+            }
+            None
+        } else {
+            for d in [dir, &wal_dir, &segment_dir] {
+                fs::create_dir_all(d).map_err(|e| Error::io("create directory", d, e))?;
+            }
+            Some(acquire_lock(dir)?)
+        };
+        let manifest = Manifest::load(dir)?.unwrap_or_default();
+        let mut recovery = RecoveryReport::default();
+        if !read_only {
+            recovery.orphan_segments_removed = remove_orphans(&segment_dir, &manifest)?;
+        }
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        for meta in &manifest.segments {
+            let path = segment_dir.join(SegmentMeta::file_name(meta.seq));
+            segments.push(Arc::new(LiveSegment {
+                meta: *meta,
+                segment: Segment::open(&path)?,
+            }));
+        }
+
+        let head = Head::new(options.partition_duration_ms);
+        let mut max_time_ms = i64::MIN;
+        let mut closed = Vec::new();
+        let mut next_wal_id = manifest.wal_replay_from;
+        for (file_id, path) in wal::list_wal_files(&wal_dir)? {
+            next_wal_id = next_wal_id.max(file_id + 1);
+            if file_id < manifest.wal_replay_from {
+                if !read_only {
+                    // Fully persisted; a crash came before its deletion.
+                    fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                }
+                continue;
+            }
+            let (replay, file_max_ms) =
+                replay_into(&head, &path, manifest.persisted_below_ms, &mut recovery)?;
+            max_time_ms = max_time_ms.max(file_max_ms);
+            recovery.wal_files_replayed += 1;
+            recovery.wal_records_replayed += replay.records;
+            if let Some(damage) = replay.damage {
+                if !read_only {
+                    truncate_damaged(&path, replay.valid_len)?;
+                }
+                recovery.wal_damage.push(damage);
+            }
+            closed.push(wal::ClosedFile {
+                file_id,
+                max_time_ms: file_max_ms,
+            });
+        }
+        let wal = if read_only {
+            None
+        } else {
+            Some(WalWriter::create(
+                &wal_dir,
+                next_wal_id,
+                options.sync,
+                options.wal_file_max_bytes,
+                closed,
+            )?)
+        };
+        for meta in &manifest.segments {
+            max_time_ms = max_time_ms.max(meta.max_time_ms);
+        }
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            head,
+            wal,
+            gate: RwLock::new(()),
+            version: RwLock::new(Arc::new(Version {
+                segments,
+                frozen: Vec::new(),
+            })),
+            persisted_below_ms: AtomicI64::new(manifest.persisted_below_ms),
+            manifest: Mutex::new(manifest),
+            max_time_ms: AtomicI64::new(max_time_ms),
+            samples_appended: AtomicU64::new(0),
+            samples_rejected: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            last_background_error: Mutex::new(None),
+            recovery,
+            shutdown: Mutex::new(false),
+            wake: Condvar::new(),
+            _lock: lock,
+            options,
+        });
+        let background = if read_only {
+            None
+        } else {
+            let worker = Arc::clone(&inner);
+            Some(
+                std::thread::Builder::new()
+                    .name("strata-background".into())
+                    .spawn(move || worker.background_loop())
+                    .map_err(|e| Error::io("start background thread for", dir, e))?,
+            )
+        };
+        Ok(Db { inner, background })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// What opening replayed, truncated and removed.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    /// The handle of a series, created if new. Validates the key against
+    /// the limits in [`Options`].
+    pub fn series(&self, key: &SeriesKey) -> Result<SeriesRef> {
+        let inner = &self.inner;
+        if let Some(series) = inner.head.get(key) {
+            return Ok(SeriesRef { series });
+        }
+        inner.check_limits(key)?;
+        let series = inner
+            .head
+            .get_or_create(key, inner.options.max_series)
+            .ok_or(InputError::TooManySeries {
+                limit: inner.options.max_series,
+            })?;
+        Ok(SeriesRef { series })
+    }
+
+    /// Appends one sample to the series `key` (resolving it each time; keep
+    /// a [`SeriesRef`] on hot paths).
+    pub fn append(&self, key: &SeriesKey, timestamp_ms: i64, value: f64) -> Result<()> {
+        let series = self.series(key)?;
+        self.append_ref(&series, timestamp_ms, value)
+    }
+
+    /// Appends one sample through a handle.
+    pub fn append_ref(&self, series: &SeriesRef, timestamp_ms: i64, value: f64) -> Result<()> {
+        let outcome = self.append_batch(&[(series, timestamp_ms, value)])?;
+        match outcome.rejected.into_iter().next() {
+            Some((_, error)) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends many samples of many series as one WAL record. Samples that
+    /// fail validation are reported in the outcome and skipped; the others
+    /// are stored. `Err` means nothing of the batch was stored.
+    pub fn append_batch(&self, samples: &[(&SeriesRef, i64, f64)]) -> Result<BatchOutcome> {
+        let inner = &self.inner;
+        let wal = inner.wal.as_ref().ok_or(Error::ReadOnly)?;
+        if samples.len() > MAX_BATCH_SAMPLES {
+            return Err(InputError::BatchTooLarge {
+                samples: samples.len(),
+                limit: MAX_BATCH_SAMPLES,
+            }
+            .into());
+        }
+        let head_id = inner.head.head_id();
+        if samples.iter().any(|(s, _, _)| s.series.head_id != head_id) {
+            return Err(InputError::ForeignSeriesRef.into());
+        }
+        let _gate = inner.gate.read();
+        let min_time_ms = inner.persisted_below_ms.load(Ordering::Acquire);
+        let window = inner.options.out_of_order_window_ms;
+        let mut outcome = BatchOutcome::default();
+        let mut payload = Vec::with_capacity(16 + samples.len() * 14);
+        let mut encoder = None;
+        let mut max_ts = i64::MIN;
+        let mut accepted = vec![false; samples.len()];
+        for (index, &(series, timestamp_ms, value)) in samples.iter().enumerate() {
+            if let Err((min_accepted_ms, reason)) =
+                series.series.check(timestamp_ms, min_time_ms, window)
+            {
+                outcome.rejected.push((
+                    index,
+                    InputError::SampleTooOld {
+                        series: series.key().to_string(),
+                        timestamp_ms,
+                        min_accepted_ms,
+                        reason,
+                    },
+                ));
+                continue;
+            }
+            let enc =
+                encoder.get_or_insert_with(|| SamplesEncoder::begin(timestamp_ms, &mut payload));
+            enc.push(series.series.series_id, timestamp_ms, value, &mut payload);
+            max_ts = max_ts.max(timestamp_ms);
+            accepted[index] = true;
+        }
+        inner
+            .samples_rejected
+            .fetch_add(outcome.rejected.len() as u64, Ordering::Relaxed);
+        let Some(encoder) = encoder else {
+            return Ok(outcome);
+        };
+        encoder.finish(0, &mut payload);
+        let mut framed = Vec::with_capacity(payload.len() + wal::FRAME_HEADER_LEN);
+        wal::frame(&payload, &mut framed);
+        wal.append(max_ts, |file_id, out| {
+            let mut definition = Vec::new();
+            for ((series, _, _), _) in samples.iter().zip(&accepted).filter(|(_, &a)| a) {
+                let s = &series.series;
+                if s.wal_file_id.load(Ordering::Relaxed) != file_id {
+                    definition.clear();
+                    record::encode_series(s.series_id, &s.key, &mut definition);
+                    wal::frame(&definition, out);
+                    s.wal_file_id.store(file_id, Ordering::Relaxed);
+                }
+            }
+            out.extend_from_slice(&framed);
+        })?;
+        let partition_ms = inner.options.partition_duration_ms;
+        for (&(series, timestamp_ms, value), _) in samples.iter().zip(&accepted).filter(|(_, &a)| a)
+        {
+            series.series.insert(timestamp_ms, value, partition_ms);
+        }
+        outcome.accepted = samples.len() - outcome.rejected.len();
+        inner
+            .samples_appended
+            .fetch_add(outcome.accepted as u64, Ordering::Relaxed);
+        if max_ts > inner.max_time_ms.load(Ordering::Relaxed) {
+            inner.max_time_ms.fetch_max(max_ts, Ordering::Relaxed);
+        }
+        Ok(outcome)
+    }
+
+    /// Writes everything in the head to segment files and checkpoints the
+    /// WAL. Returns what was written.
+    pub fn flush(&self) -> Result<FlushReport> {
+        self.inner.flush(FlushScope::Everything)
+    }
+
+    /// Writes and fsyncs the WAL buffer (useful with `Interval`/`Never`).
+    pub fn sync_wal(&self) -> Result<()> {
+        self.inner.wal.as_ref().ok_or(Error::ReadOnly)?.sync()
+    }
+
+    /// Counters and sizes.
+    pub fn stats(&self) -> DbStats {
+        let inner = &self.inner;
+        DbStats {
+            samples_appended: inner.samples_appended.load(Ordering::Relaxed),
+            samples_rejected: inner.samples_rejected.load(Ordering::Relaxed),
+            head_series: inner.head.series_count(),
+            head_data_bytes: inner.head.data_bytes(),
+            segments: inner.version.read().segments.len(),
+            flushes: inner.flushes.load(Ordering::Relaxed),
+            last_background_error: inner.last_background_error.lock().clone(),
+        }
+    }
+
+    /// Flushes the head, checkpoints the WAL and releases the directory, so
+    /// that the next open replays nothing. Dropping a `Db` without `close`
+    /// only syncs the WAL; the next open replays it.
+    pub fn close(mut self) -> Result<()> {
+        self.stop_background();
+        if self.inner.wal.is_some() {
+            self.inner.flush(FlushScope::Everything)?;
+        }
+        Ok(())
+    }
+
+    fn stop_background(&mut self) {
+        *self.inner.shutdown.lock() = true;
+        self.inner.wake.notify_all();
+        if let Some(handle) = self.background.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.stop_background();
+    }
+}
+
+impl Inner {
+    fn check_limits(&self, key: &SeriesKey) -> Result<(), InputError> {
+        let o = &self.options;
+        let exceeded = |what, len, limit| InputError::LimitExceeded {
+            series: key.to_string(),
+            what,
+            len,
+            limit,
+        };
+        if key.labels().len() > o.max_labels_per_series {
+            return Err(exceeded(
+                "label count",
+                key.labels().len(),
+                o.max_labels_per_series,
+            ));
+        }
+        for label in key.labels() {
+            if label.name.len() > o.max_label_name_len {
+                return Err(exceeded(
+                    "label name length",
+                    label.name.len(),
+                    o.max_label_name_len,
+                ));
+            }
+            if label.value.len() > o.max_label_value_len {
+                return Err(exceeded(
+                    "label value length",
+                    label.value.len(),
+                    o.max_label_value_len,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn background_loop(&self) {
+        let tick = match self.options.sync {
+            SyncMode::Interval(ms) => Duration::from_millis(ms.clamp(1, 1000)),
+            _ => Duration::from_millis(1000),
+        };
+        loop {
+            {
+                let mut stop = self.shutdown.lock();
+                if *stop {
+                    return;
+                }
+                self.wake.wait_for(&mut stop, tick);
+                if *stop {
+                    return;
+                }
+            }
+            if let Err(e) = self.background_step() {
+                *self.last_background_error.lock() = Some(e.to_string());
+            }
+        }
+    }
+
+    fn background_step(&self) -> Result<()> {
+        let Some(wal) = &self.wal else { return Ok(()) };
+        if matches!(self.options.sync, SyncMode::Interval(_)) {
+            wal.sync()?;
+        }
+        if self.options.flush_complete_partitions {
+            let max = self.max_time_ms.load(Ordering::Relaxed);
+            if max != i64::MIN {
+                let cutoff = partition_start(
+                    max.saturating_sub(self.options.out_of_order_window_ms),
+                    self.options.partition_duration_ms,
+                );
+                if cutoff > self.persisted_below_ms.load(Ordering::Acquire) {
+                    self.flush(FlushScope::Before(cutoff))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&self, scope: FlushScope) -> Result<FlushReport> {
+        let wal = self.wal.as_ref().ok_or(Error::ReadOnly)?;
+        let mut manifest = self.manifest.lock();
+        let new_wal_id;
+        {
+            let _gate = self.gate.write();
+            new_wal_id = wal.rotate()?;
+            let take: Box<dyn Fn(i64) -> bool> = match scope {
+                FlushScope::Everything => Box::new(|_| true),
+                FlushScope::Before(cutoff) => {
+                    self.persisted_below_ms.store(cutoff, Ordering::Release);
+                    Box::new(move |start| start < cutoff)
+                }
+            };
+            let frozen = self.head.freeze(&*take);
+            if !frozen.is_empty() {
+                let mut version = self.version.write();
+                let mut next = Version {
+                    segments: version.segments.clone(),
+                    frozen: version.frozen.clone(),
+                };
+                next.frozen.push(Arc::new(frozen));
+                *version = Arc::new(next);
+            }
+        }
+        // Everything frozen and not yet published, including leftovers of
+        // a flush that failed earlier.
+        let pending: Vec<Arc<FrozenHead>> = self.version.read().frozen.clone();
+        let mut report = FlushReport::default();
+        let mut next = manifest.clone();
+        let mut written = Vec::new();
+        for frozen in &pending {
+            for (partition_start_ms, series) in frozen.by_partition()? {
+                let seq = next.next_segment_seq;
+                next.next_segment_seq += 1;
+                let path = self.dir.join(SEGMENT_DIR).join(SegmentMeta::file_name(seq));
+                let mut writer = SegmentWriter::create(&path)?;
+                for (key, samples) in &series {
+                    writer.add_series(key, samples)?;
+                }
+                let summary = writer.finish()?;
+                let meta = SegmentMeta {
+                    seq,
+                    partition_start_ms,
+                    min_time_ms: summary.min_time_ms,
+                    max_time_ms: summary.max_time_ms,
+                    sample_count: summary.sample_count,
+                    series_count: summary.series_count,
+                };
+                report.segments_written += 1;
+                report.series_written += u64::from(summary.series_count);
+                report.samples_written += summary.sample_count;
+                report.bytes_written += summary.file_len;
+                written.push(Arc::new(LiveSegment {
+                    meta,
+                    segment: Segment::open(&path)?,
+                }));
+                next.segments.push(meta);
+            }
+        }
+        next.wal_replay_from = match scope {
+            FlushScope::Everything => new_wal_id,
+            FlushScope::Before(cutoff) => {
+                next.persisted_below_ms = cutoff;
+                wal.closed_files()
+                    .iter()
+                    .filter(|c| c.max_time_ms >= cutoff)
+                    .map(|c| c.file_id)
+                    .min()
+                    .unwrap_or(new_wal_id)
+            }
+        };
+        next.store(&self.dir)?;
+        *manifest = next;
+        {
+            let mut version = self.version.write();
+            let mut segments = version.segments.clone();
+            segments.extend(written);
+            let frozen = version
+                .frozen
+                .iter()
+                .filter(|f| !pending.iter().any(|p| Arc::ptr_eq(f, p)))
+                .cloned()
+                .collect();
+            *version = Arc::new(Version { segments, frozen });
+        }
+        wal.remove_files_before(manifest.wal_replay_from)?;
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        Ok(report)
+    }
+}
+
+/// Replays one WAL file into the head; returns the outcome and the newest
+/// sample timestamp in the file.
+fn replay_into(
+    head: &Head,
+    path: &Path,
+    persisted_below_ms: i64,
+    recovery: &mut RecoveryReport,
+) -> Result<(FileReplay, i64)> {
+    let mut by_wal_id: std::collections::HashMap<u32, Arc<MemSeries>> = Default::default();
+    let mut max_ms = i64::MIN;
+    let mut replayed = 0u64;
+    let mut skipped = 0u64;
+    let partition_ms = head.partition_ms();
+    let outcome = wal::replay_file(path, |record| match record {
+        Record::Series { series_id, key } => {
+            if let Some(series) = head.get_or_create(&key, usize::MAX) {
+                by_wal_id.insert(series_id, series);
+            }
+        }
+        Record::Samples(samples) => {
+            for sample in samples {
+                max_ms = max_ms.max(sample.timestamp_ms);
+                if sample.timestamp_ms < persisted_below_ms {
+                    skipped += 1;
+                } else if let Some(series) = by_wal_id.get(&sample.series_id) {
+                    series.insert(sample.timestamp_ms, sample.value, partition_ms);
+                    replayed += 1;
+                }
+            }
+        }
+    })?;
+    recovery.samples_replayed += replayed;
+    recovery.samples_already_persisted += skipped;
+    Ok((outcome, max_ms))
+}
+
+fn truncate_damaged(path: &Path, valid_len: u64) -> Result<()> {
+    if valid_len == 0 {
+        // Not even a header: nothing in it was ever acknowledged.
+        return fs::remove_file(path).map_err(|e| Error::io("remove", path, e));
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    file.set_len(valid_len)
+        .map_err(|e| Error::io("truncate damaged WAL tail of", path, e))?;
+    file.sync_all().map_err(|e| Error::io("fsync", path, e))
+}
+
+/// Deletes `*.tmp` files and segments the manifest does not list.
+fn remove_orphans(segment_dir: &Path, manifest: &Manifest) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let entries =
+        fs::read_dir(segment_dir).map_err(|e| Error::io("read directory", segment_dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read directory", segment_dir, e))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let listed = manifest
+            .segments
+            .iter()
+            .any(|m| SegmentMeta::file_name(m.seq) == name);
+        let ours = name.ends_with(".seg") || name.ends_with(".tmp");
+        if ours && !listed {
+            fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+/// Takes the advisory lock on `dir/LOCK` and records this process's pid.
+fn acquire_lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            return Err(Error::Locked {
+                path: dir.to_path_buf(),
+                pid: text.trim().parse().ok(),
+            });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
+    }
+    file.set_len(0).map_err(|e| Error::io("write", &path, e))?;
+    file.write_all(std::process::id().to_string().as_bytes())
+        .map_err(|e| Error::io("write", &path, e))?;
+    Ok(file)
+}

@@ -1,0 +1,474 @@
+//! The in-memory head: recent samples of every series, compressed as they
+//! arrive, until a flush writes them to segment files.
+//!
+//! Each series ([`MemSeries`]) holds its data per time partition
+//! (`[start, start + partition_ms)`): sealed chunks of up to
+//! [`MAX_CHUNK_SAMPLES`] samples, one open chunk fed by streaming Gorilla
+//! encoders, and an out-of-order buffer for samples at or before the
+//! partition's newest timestamp.
+//!
+//! Invariants:
+//! - chunk samples of a partition are strictly increasing in time;
+//!   everything else goes to the out-of-order buffer, in arrival order, and
+//!   reads and flushes merge it in with [`merge_last_wins`] (a repeated
+//!   timestamp: the last write wins);
+//! - [`MemSeries::insert`] never fails: validation happens before the WAL
+//!   append, and replaying the WAL must rebuild exactly the same state;
+//! - a series' data is only touched under its own lock, so a reader copies
+//!   a consistent state of it, never a half-written chunk.
+
+mod index;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+pub use index::HeadIndex;
+
+use crate::codec::{
+    self, ChunkHeader, DecodedChunk, DeltaOfDeltaEncoder, TimestampEncoding, ValueEncoding,
+    XorEncoder, MAX_CHUNK_SAMPLES,
+};
+use crate::error::CorruptionError;
+use crate::query::merge_last_wins;
+use crate::series::{Sample, SeriesKey, TimeRange};
+
+/// Marks a series not yet defined in any WAL file.
+pub const NO_WAL_FILE: u64 = u64::MAX;
+
+/// Distinguishes heads of different `Db` instances in series handles.
+static NEXT_HEAD_ID: AtomicU64 = AtomicU64::new(1);
+
+/// All series of the head and their label index.
+pub struct Head {
+    head_id: u64,
+    partition_ms: i64,
+    series: RwLock<HashMap<SeriesKey, Arc<MemSeries>>>,
+    index: RwLock<HeadIndex>,
+    next_series_id: AtomicU32,
+}
+
+/// One series in the head.
+pub struct MemSeries {
+    /// Unique in this head; also the series id in WAL records.
+    pub series_id: u32,
+    pub head_id: u64,
+    pub key: SeriesKey,
+    /// The WAL file that holds this series' definition record.
+    pub wal_file_id: AtomicU64,
+    data: Mutex<SeriesData>,
+}
+
+#[derive(Default)]
+struct SeriesData {
+    /// Newest timestamp ever inserted (kept across flushes).
+    max_time_ms: Option<i64>,
+    /// Sorted by `start_ms`; usually one or two entries.
+    partitions: Vec<Partition>,
+}
+
+/// One series' data in one time partition.
+pub struct Partition {
+    pub start_ms: i64,
+    sealed: Vec<Arc<[u8]>>,
+    open: OpenChunk,
+    out_of_order: Vec<Sample>,
+}
+
+#[derive(Default)]
+struct OpenChunk {
+    timestamps: DeltaOfDeltaEncoder,
+    values: XorEncoder,
+    last_ms: Option<i64>,
+}
+
+impl OpenChunk {
+    /// The chunk bytes of what the encoders hold so far.
+    fn assemble(&self) -> Option<Arc<[u8]>> {
+        if self.timestamps.is_empty() {
+            return None;
+        }
+        let mut ts_stream = Vec::with_capacity(self.timestamps.byte_len());
+        self.timestamps.copy_to(&mut ts_stream);
+        let mut value_stream = Vec::with_capacity(self.values.byte_len());
+        self.values.copy_to(&mut value_stream);
+        let header = ChunkHeader {
+            timestamp_encoding: TimestampEncoding::DeltaOfDelta,
+            value_encoding: ValueEncoding::GorillaXor,
+            sample_count: self.timestamps.len(),
+        };
+        let mut out =
+            Vec::with_capacity(codec::CHUNK_HEADER_LEN + ts_stream.len() + value_stream.len());
+        // The count is 1..=MAX_CHUNK_SAMPLES: chunks are cut at the maximum.
+        codec::assemble_chunk(header, &ts_stream, &value_stream, &mut out).ok()?;
+        Some(out.into())
+    }
+}
+
+impl Partition {
+    fn new(start_ms: i64) -> Self {
+        Partition {
+            start_ms,
+            sealed: Vec::new(),
+            open: OpenChunk::default(),
+            out_of_order: Vec::new(),
+        }
+    }
+
+    fn insert(&mut self, timestamp_ms: i64, value: f64) {
+        if self.open.last_ms.is_some_and(|last| timestamp_ms <= last) {
+            self.out_of_order.push(Sample::new(timestamp_ms, value));
+            return;
+        }
+        if self.open.timestamps.len() == MAX_CHUNK_SAMPLES {
+            if let Some(chunk) = self.open.assemble() {
+                self.sealed.push(chunk);
+            }
+            let last_ms = self.open.last_ms;
+            self.open = OpenChunk {
+                last_ms,
+                ..OpenChunk::default()
+            };
+        }
+        self.open.timestamps.push(timestamp_ms);
+        self.open.values.push(value);
+        self.open.last_ms = Some(timestamp_ms);
+    }
+
+    /// A copy of this partition's data that can be decoded without a lock.
+    fn snapshot(&self) -> PartitionSnapshot {
+        let mut chunks = self.sealed.clone();
+        chunks.extend(self.open.assemble());
+        PartitionSnapshot {
+            start_ms: self.start_ms,
+            chunks,
+            out_of_order: self.out_of_order.clone(),
+        }
+    }
+
+    /// Approximate bytes of sample data held.
+    fn data_bytes(&self) -> usize {
+        self.sealed.iter().map(|c| c.len()).sum::<usize>()
+            + self.open.timestamps.byte_len()
+            + self.open.values.byte_len()
+            + self.out_of_order.len() * std::mem::size_of::<Sample>()
+    }
+}
+
+/// Immutable copy of a partition's data.
+#[derive(Clone)]
+pub struct PartitionSnapshot {
+    pub start_ms: i64,
+    chunks: Vec<Arc<[u8]>>,
+    out_of_order: Vec<Sample>,
+}
+
+impl PartitionSnapshot {
+    /// The merged samples inside `range`. Head chunks were encoded by this
+    /// process, so a decode failure is a bug; it is reported as corruption
+    /// rather than hidden.
+    pub fn samples(&self, range: TimeRange) -> Result<Vec<Sample>, CorruptionError> {
+        let mut in_order = Vec::new();
+        let mut decoded = DecodedChunk::default();
+        for chunk in &self.chunks {
+            codec::decode_chunk(chunk, &mut decoded).map_err(|e| CorruptionError {
+                path: "(head)".into(),
+                offset: 0,
+                series: None,
+                kind: e.into(),
+            })?;
+            in_order.extend(
+                decoded
+                    .timestamps
+                    .iter()
+                    .zip(&decoded.values)
+                    .filter(|(t, _)| range.contains(**t))
+                    .map(|(&t, &v)| Sample::new(t, v)),
+            );
+        }
+        let late: Vec<Sample> = self
+            .out_of_order
+            .iter()
+            .copied()
+            .filter(|s| range.contains(s.timestamp_ms))
+            .collect();
+        Ok(merge_last_wins(vec![in_order, late]))
+    }
+}
+
+impl MemSeries {
+    /// Checks that a sample may be accepted: not older than the series'
+    /// newest sample minus `ooo_window_ms`, and not below `min_time_ms`
+    /// (data there is already in segments). Returns the oldest acceptable
+    /// timestamp and the reason on rejection.
+    pub fn check(
+        &self,
+        timestamp_ms: i64,
+        min_time_ms: i64,
+        ooo_window_ms: i64,
+    ) -> Result<(), (i64, &'static str)> {
+        if timestamp_ms < min_time_ms {
+            return Err((
+                min_time_ms,
+                "its time partition is already flushed to segments",
+            ));
+        }
+        let data = self.data.lock();
+        match data.max_time_ms {
+            Some(max) if timestamp_ms < max.saturating_sub(ooo_window_ms) => Err((
+                max.saturating_sub(ooo_window_ms),
+                "older than the series' newest sample minus the out-of-order window",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Stores a sample. Never fails; see the module invariants.
+    pub fn insert(&self, timestamp_ms: i64, value: f64, partition_ms: i64) {
+        let start_ms = partition_start(timestamp_ms, partition_ms);
+        let mut data = self.data.lock();
+        data.max_time_ms = Some(
+            data.max_time_ms
+                .map_or(timestamp_ms, |m| m.max(timestamp_ms)),
+        );
+        let index = match data.partitions.iter().rposition(|p| p.start_ms <= start_ms) {
+            Some(i) if data.partitions[i].start_ms == start_ms => i,
+            found => {
+                let at = found.map_or(0, |i| i + 1);
+                data.partitions.insert(at, Partition::new(start_ms));
+                at
+            }
+        };
+        data.partitions[index].insert(timestamp_ms, value);
+    }
+
+    /// Copies the partitions that overlap `range`.
+    pub fn snapshot(&self, range: TimeRange, partition_ms: i64) -> Vec<PartitionSnapshot> {
+        let data = self.data.lock();
+        data.partitions
+            .iter()
+            .filter(|p| range.overlaps(p.start_ms, p.start_ms.saturating_add(partition_ms - 1)))
+            .map(Partition::snapshot)
+            .collect()
+    }
+
+    /// Removes and returns the partitions `take` selects.
+    fn take_partitions(&self, take: &dyn Fn(i64) -> bool) -> Vec<Partition> {
+        let mut data = self.data.lock();
+        let (taken, kept) = std::mem::take(&mut data.partitions)
+            .into_iter()
+            .partition(|p| take(p.start_ms));
+        data.partitions = kept;
+        taken
+    }
+
+    /// Bytes of sample data in the head for this series.
+    pub fn data_bytes(&self) -> usize {
+        self.data
+            .lock()
+            .partitions
+            .iter()
+            .map(Partition::data_bytes)
+            .sum()
+    }
+}
+
+/// Start of the partition holding `timestamp_ms`.
+pub fn partition_start(timestamp_ms: i64, partition_ms: i64) -> i64 {
+    timestamp_ms.div_euclid(partition_ms) * partition_ms
+}
+
+/// Head data taken out for a flush: readable until its segments are
+/// published.
+pub struct FrozenHead {
+    /// Series id → its frozen partitions.
+    series: BTreeMap<u32, (Arc<MemSeries>, Vec<PartitionSnapshot>)>,
+}
+
+impl FrozenHead {
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Frozen data of one series inside `range`, one run per partition.
+    pub fn read(&self, series_id: u32, range: TimeRange) -> Result<Vec<Sample>, CorruptionError> {
+        let mut out = Vec::new();
+        if let Some((_, partitions)) = self.series.get(&series_id) {
+            for partition in partitions {
+                out.extend(partition.samples(range)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The frozen data grouped by partition start: for each, every series
+    /// with its merged samples, ready for a segment writer.
+    pub fn by_partition(
+        &self,
+    ) -> Result<BTreeMap<i64, Vec<(SeriesKey, Vec<Sample>)>>, CorruptionError> {
+        let mut out: BTreeMap<i64, Vec<(SeriesKey, Vec<Sample>)>> = BTreeMap::new();
+        for (series, partitions) in self.series.values() {
+            for partition in partitions {
+                let samples = partition.samples(TimeRange::ALL)?;
+                if !samples.is_empty() {
+                    out.entry(partition.start_ms)
+                        .or_default()
+                        .push((series.key.clone(), samples));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Head {
+    pub fn new(partition_ms: i64) -> Self {
+        Head {
+            head_id: NEXT_HEAD_ID.fetch_add(1, Ordering::Relaxed),
+            partition_ms,
+            series: RwLock::new(HashMap::new()),
+            index: RwLock::new(HeadIndex::default()),
+            next_series_id: AtomicU32::new(0),
+        }
+    }
+
+    pub fn head_id(&self) -> u64 {
+        self.head_id
+    }
+
+    pub fn partition_ms(&self) -> i64 {
+        self.partition_ms
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.read().len()
+    }
+
+    pub fn get(&self, key: &SeriesKey) -> Option<Arc<MemSeries>> {
+        self.series.read().get(key).cloned()
+    }
+
+    /// The series for `key`, created if missing unless `max_series` would
+    /// be exceeded (then `None`).
+    pub fn get_or_create(&self, key: &SeriesKey, max_series: usize) -> Option<Arc<MemSeries>> {
+        if let Some(series) = self.get(key) {
+            return Some(series);
+        }
+        let mut map = self.series.write();
+        if let Some(series) = map.get(key) {
+            return Some(Arc::clone(series));
+        }
+        if map.len() >= max_series {
+            return None;
+        }
+        let series = Arc::new(MemSeries {
+            series_id: self.next_series_id.fetch_add(1, Ordering::Relaxed),
+            head_id: self.head_id,
+            key: key.clone(),
+            wal_file_id: AtomicU64::new(NO_WAL_FILE),
+            data: Mutex::new(SeriesData::default()),
+        });
+        self.index.write().add(Arc::clone(&series));
+        map.insert(key.clone(), Arc::clone(&series));
+        Some(series)
+    }
+
+    pub fn index(&self) -> parking_lot::RwLockReadGuard<'_, HeadIndex> {
+        self.index.read()
+    }
+
+    /// Takes the partitions `take` selects (by start) out of every series.
+    pub fn freeze(&self, take: &dyn Fn(i64) -> bool) -> FrozenHead {
+        let all: Vec<Arc<MemSeries>> = self.series.read().values().cloned().collect();
+        let mut series = BTreeMap::new();
+        for s in all {
+            let partitions = s.take_partitions(take);
+            if !partitions.is_empty() {
+                let snapshots = partitions.iter().map(Partition::snapshot).collect();
+                series.insert(s.series_id, (s, snapshots));
+            }
+        }
+        FrozenHead { series }
+    }
+
+    /// Bytes of sample data held in the head.
+    pub fn data_bytes(&self) -> usize {
+        self.series.read().values().map(|s| s.data_bytes()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(head: &Head) -> Arc<MemSeries> {
+        head.get_or_create(&SeriesKey::new("up", &[("job", "x")]).unwrap(), 10)
+            .unwrap()
+    }
+
+    #[test]
+    fn out_of_order_and_duplicates_merge_last_wins() {
+        let head = Head::new(1_000);
+        let s = series(&head);
+        for (t, v) in [
+            (10, 1.0),
+            (20, 2.0),
+            (15, 1.5),
+            (20, 2.5),
+            (30, 3.0),
+            (1_005, 9.0),
+        ] {
+            s.insert(t, v, 1_000);
+        }
+        let parts = s.snapshot(TimeRange::ALL, 1_000);
+        assert_eq!(parts.len(), 2);
+        let first = parts[0].samples(TimeRange::ALL).unwrap();
+        let expected = [(10, 1.0), (15, 1.5), (20, 2.5), (30, 3.0)];
+        assert_eq!(first, expected.map(|(t, v)| Sample::new(t, v)));
+        assert_eq!(
+            parts[1].samples(TimeRange::ALL).unwrap(),
+            vec![Sample::new(1_005, 9.0)]
+        );
+        assert_eq!(
+            s.check(1_005 - 60, i64::MIN, 50),
+            Err((
+                955,
+                "older than the series' newest sample minus the out-of-order window"
+            ))
+        );
+        assert!(s.check(1_005 - 40, i64::MIN, 50).is_ok());
+        assert!(s.check(2_000, 2_001, 50).is_err());
+    }
+
+    #[test]
+    fn chunks_are_cut_at_the_maximum_and_read_back() {
+        let head = Head::new(1 << 40);
+        let s = series(&head);
+        let n = MAX_CHUNK_SAMPLES as i64 * 2 + 10;
+        for t in 0..n {
+            s.insert(t, t as f64, 1 << 40);
+        }
+        let parts = s.snapshot(TimeRange::new(5, n - 5), 1 << 40);
+        assert_eq!(parts[0].chunks.len(), 3);
+        let read = parts[0].samples(TimeRange::new(5, n - 5)).unwrap();
+        assert_eq!(read.len() as i64, n - 9);
+        assert_eq!(read[0], Sample::new(5, 5.0));
+    }
+
+    #[test]
+    fn freeze_takes_selected_partitions_only() {
+        let head = Head::new(100);
+        let s = series(&head);
+        for t in [5, 150, 250] {
+            s.insert(t, 1.0, 100);
+        }
+        let frozen = head.freeze(&|start| start < 200);
+        let grouped = frozen.by_partition().unwrap();
+        assert_eq!(grouped.keys().copied().collect::<Vec<_>>(), vec![0, 100]);
+        let left = s.snapshot(TimeRange::ALL, 100);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].start_ms, 200);
+    }
+}
