@@ -12,6 +12,9 @@ use crate::index::{self, Matcher};
 use crate::query::{merge_last_wins, SeriesSamples};
 use crate::series::{Sample, SeriesKey, TimeRange};
 
+/// Matching head series with copies of their partitions.
+type HeadSnapshot = Vec<(Arc<MemSeries>, Vec<PartitionSnapshot>)>;
+
 impl Db {
     /// For every series matching all `matchers` with samples in `range`,
     /// its samples in time order, merged across segments and head (a
@@ -105,12 +108,7 @@ impl Db {
 
     /// The current segments and frozen data, plus copies of the matching
     /// head series' partitions overlapping `range`.
-    #[allow(clippy::type_complexity)]
-    fn snapshot(
-        &self,
-        matchers: &[Matcher],
-        range: TimeRange,
-    ) -> (Arc<Version>, Vec<(Arc<MemSeries>, Vec<PartitionSnapshot>)>) {
+    fn snapshot(&self, matchers: &[Matcher], range: TimeRange) -> (Arc<Version>, HeadSnapshot) {
         let inner = &self.inner;
         let partition_ms = inner.options.partition_duration_ms;
         let _gate = inner.gate.read();

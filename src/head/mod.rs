@@ -280,6 +280,9 @@ pub fn partition_start(timestamp_ms: i64, partition_ms: i64) -> i64 {
     timestamp_ms.div_euclid(partition_ms) * partition_ms
 }
 
+/// Series with their samples, as a segment writer takes them.
+pub type SeriesBatch = Vec<(SeriesKey, Vec<Sample>)>;
+
 /// Head data taken out for a flush: readable until its segments are
 /// published.
 pub struct FrozenHead {
