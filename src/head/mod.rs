@@ -308,10 +308,8 @@ impl FrozenHead {
 
     /// The frozen data grouped by partition start: for each, every series
     /// with its merged samples, ready for a segment writer.
-    pub fn by_partition(
-        &self,
-    ) -> Result<BTreeMap<i64, Vec<(SeriesKey, Vec<Sample>)>>, CorruptionError> {
-        let mut out: BTreeMap<i64, Vec<(SeriesKey, Vec<Sample>)>> = BTreeMap::new();
+    pub fn by_partition(&self) -> Result<BTreeMap<i64, SeriesBatch>, CorruptionError> {
+        let mut out: BTreeMap<i64, SeriesBatch> = BTreeMap::new();
         for (series, partitions) in self.series.values() {
             for partition in partitions {
                 let samples = partition.samples(TimeRange::ALL)?;
