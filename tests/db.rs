@@ -278,7 +278,7 @@ fn concurrent_writers_and_readers_see_ordered_series() {
                 let own = db.series(&key("counter", &format!("w{w}"))).unwrap();
                 let shared = db.series(&key("shared", "all")).unwrap();
                 for i in 0..per_writer {
-                    let t = i as i64 * 10;
+                    let t = i * 10;
                     db.append_ref(&own, t, i as f64).unwrap();
                     db.append_batch(&[(&shared, t * writers + w, 0.0)]).unwrap();
                     if w == 0 && i % 5_000 == 4_999 {
