@@ -15,26 +15,31 @@ fn strata(args: &[&str]) -> (i32, String) {
 #[test]
 fn demo_then_inspect_and_verify_then_detect_damage() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap();
+    let data_dir = dir.path().join("db");
+    let data = data_dir.to_str().unwrap();
     let (code, out) = strata(&["demo", "--dir", data, "--hours", "0.1", "--instances", "2"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("gateway requests/s"), "{out}");
     assert!(out.contains("bytes/sample"), "{out}");
 
-    let segment = dir.path().join("demo.seg");
-    let (code, out) = strata(&["inspect", segment.to_str().unwrap(), "--series"]);
+    let (code, out) = strata(&["inspect", data, "--series"]);
     assert_eq!(code, 0, "{out}");
-    // 2 instances x 58 series, 360 s each
-    assert!(out.contains("series         116"), "{out}");
-    assert!(out.contains("samples 41760"), "{out}");
+    // 2 instances x 58 series, 360 s each, one partition
+    assert!(out.contains("segments total  41760 samples"), "{out}");
     assert!(
-        out.contains("heartbeat_up{instance=\"host-001\",service=\"billing\"}"),
+        out.contains(r#"heartbeat_up{instance="host-001",service="billing"}"#),
         "{out}"
     );
 
     let (code, out) = strata(&["verify", data]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("all 1 file(s) intact"), "{out}");
+    assert!(out.contains("intact"), "{out}");
+
+    let segment = data_dir.join("segments").join(format!("{:020}.seg", 1));
+    let (code, out) = strata(&["inspect", segment.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("series         116"), "{out}");
+    assert!(out.contains("samples 41760"), "{out}");
 
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes[100] ^= 0x04;
@@ -42,9 +47,24 @@ fn demo_then_inspect_and_verify_then_detect_damage() {
     let (code, out) = strata(&["verify", segment.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("DAMAGED") && out.contains("demo.seg at offset 16 (series "),
+        out.contains("DAMAGED") && out.contains(".seg at offset 16 (series "),
         "{out}"
     );
+    let (code, out) = strata(&["verify", data]);
+    assert_eq!(code, 1, "damage inside a database is found too: {out}");
+
+    // The demo replaces its own previous data, but nothing else.
+    let (code, out) = strata(&["demo", "--dir", data, "--hours", "0.01", "--instances", "1"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = strata(&[
+        "demo",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--hours",
+        "0.01",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not a strata database"), "{out}");
 }
 
 #[test]

@@ -1,17 +1,20 @@
-//! `strata demo`: simulated collection points → segment file → KPIs.
+//! `strata demo`: simulated collection points write into a database from
+//! several threads; then KPIs are read back through the query API.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use strata::{Error, Matcher, Sample, Segment, SegmentWriter, SeriesKey, TimeRange};
+use strata::{Db, Error, Matcher, Options, Sample, SeriesSamples};
 
+use super::inspect::dir_size;
 use super::workload::{one_second_range, CollectionPoint};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
-    /// Directory for the demo's data; created if missing.
+    /// Data directory for the demo. Previous demo data in it is replaced;
+    /// a non-empty directory that is not a strata database is refused.
     #[arg(long, default_value = "strata-demo")]
     dir: PathBuf,
     /// Simulated hours of telemetry at 1 s resolution.
@@ -20,124 +23,133 @@ pub struct DemoArgs {
     /// Simulated instances, each running every collection point.
     #[arg(long, default_value_t = 4)]
     instances: usize,
-    /// Threads that run the collection points.
+    /// Writer threads; each runs the collection points of some instances.
     #[arg(long, default_value_t = 4)]
     threads: usize,
 }
 
-/// 2026-11-30T00:00:00Z: a fixed start keeps runs comparable.
-const START_MS: i64 = 1_796_083_200_000;
-
-type SeriesData = Vec<(SeriesKey, Vec<Sample>)>;
+/// 2026-12-01T00:00:00Z: a fixed start keeps runs comparable.
+pub const START_MS: i64 = 1_796_083_200_000;
 
 pub fn run(args: &DemoArgs) -> Result<ExitCode, Error> {
     let seconds = (args.hours * 3600.0).round().max(1.0) as i64;
     let threads = args.threads.clamp(1, args.instances.max(1));
-    std::fs::create_dir_all(&args.dir).map_err(|e| Error::io("create directory", &args.dir, e))?;
-    let path = args.dir.join("demo.seg");
+    prepare_dir(&args.dir)?;
+    let db = Db::open(&args.dir, Options::default())?;
 
     println!(
-        "Simulating {} instances x 6 collection points for {:.1} h at 1 s on {threads} threads...",
+        "Simulating {} instances x 6 collection points ({} series) for {:.1} h at 1 s, {threads} writer threads...",
         args.instances,
+        args.instances * CollectionPoint::instance(0, 0).iter().map(|p| p.keys().len()).sum::<usize>(),
         seconds as f64 / 3600.0
     );
     let started = Instant::now();
-    let data = simulate(args.instances, threads, seconds);
-    let simulate_secs = started.elapsed().as_secs_f64();
-    let sample_count: usize = data.iter().map(|(_, s)| s.len()).sum();
-
-    let started = Instant::now();
-    let mut writer = SegmentWriter::create(&path)?;
-    for (key, samples) in &data {
-        writer.add_series(key, samples)?;
-    }
-    let summary = writer.finish()?;
+    let written = simulate(&db, args.instances, threads, seconds)?;
     let write_secs = started.elapsed().as_secs_f64();
-    drop(data);
-
-    let started = Instant::now();
-    let segment = Segment::open(&path)?;
-    let mut scanned = 0usize;
-    for id in 0..segment.series_count() as u32 {
-        for sample in segment.samples(id, TimeRange::ALL) {
-            sample?;
-            scanned += 1;
-        }
-    }
-    let scan_secs = started.elapsed().as_secs_f64();
+    let head_bytes = db.stats().head_data_bytes;
+    let head_series = db.stats().head_series;
+    let flush = db.flush()?;
+    let stats = db.stats();
 
     println!();
-    println!("KPIs read back from {}:", path.display());
-    print_kpis(&segment, seconds)?;
+    println!(
+        "KPIs read back through the query API from {}:",
+        args.dir.display()
+    );
+    let started = Instant::now();
+    print_kpis(&db, seconds)?;
+    let query_secs = started.elapsed().as_secs_f64();
+    db.close()?;
+
+    let disk = dir_size(&args.dir)?;
     println!();
     println!("Storage:");
     println!(
-        "  series {:>10}   samples {:>12}   chunks {:>8}",
-        summary.series_count, sample_count, summary.chunk_count
+        "  written   {written} samples in {write_secs:.2} s = {:.2} M samples/s (WAL sync every 1 s, {} rejected)",
+        written as f64 / write_secs / 1e6,
+        stats.samples_rejected
     );
     println!(
-        "  file   {:>10} bytes = {:.3} bytes/sample (Gorilla alone would be ~1.37 on Facebook's data; raw is 16)",
-        summary.file_len,
-        summary.file_len as f64 / sample_count as f64
+        "  head      {head_series} series, {:.0} bytes/series of compressed chunks before the last flush",
+        head_bytes as f64 / head_series.max(1) as f64
     );
     println!(
-        "  simulate {:>8.2} s   encode+write+fsync {:>6.2} s = {:>6.1} M samples/s   scan {:>6.2} s = {:>6.1} M samples/s ({scanned} samples)",
-        simulate_secs,
-        write_secs,
-        sample_count as f64 / write_secs / 1e6,
-        scan_secs,
-        scanned as f64 / scan_secs / 1e6,
+        "  segments  {} files after {} flushes (the last wrote {} segments, {} samples)",
+        stats.segments, stats.flushes, flush.segments_written, flush.samples_written
     );
+    println!(
+        "  on disk   {disk} bytes = {:.3} bytes/sample, index and WAL included (raw is 16)",
+        disk as f64 / written.max(1) as f64
+    );
+    println!("  queries   {query_secs:.3} s for the KPIs above");
     println!();
     println!(
-        "Next: strata inspect {}   strata verify {}",
-        path.display(),
-        path.display()
+        "Next: strata inspect {0}   strata verify {0}   strata export --db {0} --match 'heartbeat_up'",
+        args.dir.display()
     );
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs every instance's collection points, spread over `threads`.
-fn simulate(instances: usize, threads: usize, seconds: i64) -> SeriesData {
-    let per_thread: Vec<SeriesData> = std::thread::scope(|scope| {
+/// Removes a previous demo database; refuses to touch anything else.
+fn prepare_dir(dir: &Path) -> Result<(), Error> {
+    let Ok(mut entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    if entries.next().is_none() {
+        return Ok(());
+    }
+    let is_strata = dir.join("MANIFEST").exists() || dir.join("wal").is_dir();
+    if !is_strata {
+        return Err(Error::io(
+            "use as demo directory",
+            dir,
+            std::io::Error::other("it is not empty and not a strata database; pass --dir"),
+        ));
+    }
+    println!("Replacing the previous demo data in {}", dir.display());
+    std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))
+}
+
+/// Runs the collection points: each thread owns some instances and, every
+/// simulated second, appends one batch with a sample of each of its series
+/// through pre-resolved handles. Returns the samples written.
+fn simulate(db: &Db, instances: usize, threads: usize, seconds: i64) -> Result<u64, Error> {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                scope.spawn(move || {
-                    let mut out = SeriesData::new();
-                    for instance in (t..instances).step_by(threads) {
-                        for mut point in CollectionPoint::instance(instance, 42) {
-                            let mut columns: Vec<Vec<Sample>> =
-                                vec![Vec::with_capacity(seconds as usize); point.keys().len()];
-                            for s in 0..seconds {
-                                let time_ms = START_MS + s * 1000;
-                                for (column, &value) in columns.iter_mut().zip(point.tick(time_ms))
-                                {
-                                    column.push(Sample::new(time_ms, value));
-                                }
+                scope.spawn(move || -> Result<u64, Error> {
+                    let mut points: Vec<CollectionPoint> = (t..instances)
+                        .step_by(threads)
+                        .flat_map(|i| CollectionPoint::instance(i, 42))
+                        .collect();
+                    let refs = points
+                        .iter()
+                        .map(|p| p.keys().iter().map(|k| db.series(k)).collect())
+                        .collect::<Result<Vec<Vec<_>>, Error>>()?;
+                    let mut batch = Vec::new();
+                    let mut written = 0u64;
+                    for s in 0..seconds {
+                        let time_ms = START_MS + s * 1000;
+                        batch.clear();
+                        for (point, refs) in points.iter_mut().zip(&refs) {
+                            for (series, &value) in refs.iter().zip(point.tick(time_ms)) {
+                                batch.push((series, time_ms, value));
                             }
-                            out.extend(point.keys().iter().cloned().zip(columns));
                         }
+                        written += db.append_batch(&batch)?.accepted as u64;
                     }
-                    out
+                    Ok(written)
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    per_thread.into_iter().flatten().collect()
-}
-
-/// All samples of the series selected by `matchers`.
-fn select(segment: &Segment, matchers: &[Matcher]) -> Result<Vec<(SeriesKey, Vec<Sample>)>, Error> {
-    segment
-        .select(matchers)
-        .into_iter()
-        .filter_map(|id| segment.series_key(id).map(|key| (id, key.clone())))
-        .map(|(id, key)| Ok((key, segment.read_samples(id, TimeRange::ALL)?)))
-        .collect()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .sum()
+    })
 }
 
 fn metric(name: &str) -> Matcher {
@@ -152,16 +164,18 @@ fn increase(samples: &[Sample]) -> f64 {
     }
 }
 
-fn print_kpis(segment: &Segment, seconds: i64) -> Result<(), Error> {
+fn print_kpis(db: &Db, seconds: i64) -> Result<(), Error> {
     let range = one_second_range(START_MS, seconds);
-    let span_s = (range.max_time_ms - range.min_time_ms) as f64 / 1000.0;
+    let span_s = (range.max_time_ms - range.min_time_ms).max(1) as f64 / 1000.0;
+    let select =
+        |name: &str| -> Result<Vec<SeriesSamples>, Error> { db.select(&[metric(name)], range) };
 
-    let requests = select(segment, &[metric("gateway_requests_total")])?;
-    let total: f64 = requests.iter().map(|(_, s)| increase(s)).sum();
+    let requests = select("gateway_requests_total")?;
+    let total: f64 = requests.iter().map(|s| increase(&s.samples)).sum();
     let errors: f64 = requests
         .iter()
-        .filter(|(k, _)| k.get("code") == Some("500"))
-        .map(|(_, s)| increase(s))
+        .filter(|s| s.key.get("code") == Some("500"))
+        .map(|s| increase(&s.samples))
         .sum();
     println!("  gateway requests/s           {:>10.1}", total / span_s);
     println!(
@@ -170,16 +184,13 @@ fn print_kpis(segment: &Segment, seconds: i64) -> Result<(), Error> {
     );
 
     let mut buckets: BTreeMap<u64, f64> = BTreeMap::new();
-    for (key, samples) in select(
-        segment,
-        &[metric("gateway_request_duration_seconds_bucket")],
-    )? {
-        let le = match key.get("le") {
+    for series in select("gateway_request_duration_seconds_bucket")? {
+        let le = match series.key.get("le") {
             Some("+Inf") => f64::INFINITY,
             Some(le) => le.parse().unwrap_or(f64::INFINITY),
             None => continue,
         };
-        *buckets.entry(le.to_bits()).or_default() += increase(&samples);
+        *buckets.entry(le.to_bits()).or_default() += increase(&series.samples);
     }
     let cumulative: Vec<(f64, f64)> = buckets
         .into_iter()
@@ -193,40 +204,36 @@ fn print_kpis(segment: &Segment, seconds: i64) -> Result<(), Error> {
         );
     }
 
-    let depth = select(segment, &[metric("spawn_queue_depth")])?;
-    let max_depth = depth
-        .iter()
-        .flat_map(|(_, s)| s.iter().map(|s| s.value))
+    let values = |series: &[SeriesSamples]| -> Vec<f64> {
+        series
+            .iter()
+            .flat_map(|s| s.samples.iter().map(|x| x.value))
+            .collect()
+    };
+    let max_depth = values(&select("spawn_queue_depth")?)
+        .into_iter()
         .fold(0.0, f64::max);
     println!("  spawn queue depth, max       {max_depth:>10.0}");
-
-    let sessions = select(segment, &[metric("agent_sessions_active")])?;
-    let (sum, n) = sessions
+    let sessions = values(&select("agent_sessions_active")?);
+    println!("  agent sessions, mean         {:>10.1}", mean(&sessions));
+    let jobs: f64 = select("scheduler_jobs_total")?
         .iter()
-        .flat_map(|(_, s)| s.iter())
-        .fold((0.0, 0usize), |(sum, n), s| (sum + s.value, n + 1));
-    println!(
-        "  agent sessions, mean         {:>10.1}",
-        sum / n.max(1) as f64
-    );
-
-    let jobs = select(segment, &[metric("scheduler_jobs_total")])?;
-    let jobs_done: f64 = jobs.iter().map(|(_, s)| increase(s)).sum();
+        .map(|s| increase(&s.samples))
+        .sum();
     println!(
         "  scheduler jobs/min           {:>10.1}",
-        60.0 * jobs_done / span_s
+        60.0 * jobs / span_s
     );
-
-    let up = select(segment, &[metric("heartbeat_up")])?;
-    let (ups, beats) = up
-        .iter()
-        .flat_map(|(_, s)| s.iter())
-        .fold((0.0, 0usize), |(ups, n), s| (ups + s.value, n + 1));
+    let up = values(&select("heartbeat_up")?);
     println!(
         "  heartbeat availability       {:>10.3} %",
-        100.0 * ups / beats.max(1) as f64
+        100.0 * mean(&up)
     );
     Ok(())
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
 /// Prometheus-style quantile from cumulative (upper bound, count) buckets:

@@ -1,23 +1,59 @@
-//! `strata inspect` and `strata verify` on segment files.
+//! `strata inspect` and `strata verify`: a data directory, a directory of
+//! segment files, or one segment file, without a running writer.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use strata::{Error, Segment};
+use strata::wal::{self, record::Record};
+use strata::{Error, Manifest, Segment, SegmentMeta};
 
-/// The segment files `path` names: itself, or the `*.seg` files in it.
-fn segment_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
+/// What a path given on the command line is.
+enum Target {
+    SegmentFile(PathBuf),
+    /// A database directory (MANIFEST, wal/, segments/).
+    DataDir(PathBuf),
+    /// Any other directory: its `*.seg` files.
+    SegmentDir(PathBuf),
+}
+
+fn classify(path: &Path) -> Target {
     if !path.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
+        Target::SegmentFile(path.to_path_buf())
+    } else if path.join("MANIFEST").exists() || path.join("wal").is_dir() {
+        Target::DataDir(path.to_path_buf())
+    } else {
+        Target::SegmentDir(path.to_path_buf())
     }
+}
+
+/// Total size of the files under `path`.
+pub fn dir_size(path: &Path) -> Result<u64, Error> {
+    let mut total = 0;
     let entries = std::fs::read_dir(path).map_err(|e| Error::io("read directory", path, e))?;
-    let mut files = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("read directory", path, e))?;
-        let file = entry.path();
-        if file.extension().is_some_and(|ext| ext == "seg") {
-            files.push(file);
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::io("stat", entry.path(), e))?;
+        total += if meta.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+fn seg_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| Error::io("read directory", dir, e))?
+            .path();
+        if path.extension().is_some_and(|ext| ext == "seg") {
+            files.push(path);
         }
     }
     files.sort();
@@ -25,81 +61,243 @@ fn segment_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
 }
 
 pub fn inspect(path: &Path, list_series: bool) -> Result<ExitCode, Error> {
-    let files = segment_files(path)?;
-    if files.is_empty() {
-        println!("{}: no segment files (*.seg)", path.display());
-    }
-    for file in files {
-        let segment = Segment::open(&file)?;
-        let footer = segment.footer();
-        println!("segment {}", file.display());
-        println!("  file size      {} bytes", segment.file_len());
-        println!(
-            "  series         {}   chunks {}   samples {}",
-            footer.series_count, footer.chunk_count, footer.sample_count
-        );
-        if footer.sample_count > 0 {
-            println!(
-                "  bytes/sample   {:.3} (whole file, index included)",
-                segment.file_len() as f64 / footer.sample_count as f64
-            );
-            println!(
-                "  time range     {} .. {} ({} .. {} ms)",
-                format_utc(footer.min_time_ms),
-                format_utc(footer.max_time_ms),
-                footer.min_time_ms,
-                footer.max_time_ms
-            );
-        }
-        let mut encodings: BTreeMap<(&str, &str), (usize, u64)> = BTreeMap::new();
-        let mut chunk_bytes = 0u64;
-        for id in 0..segment.series_count() as u32 {
-            for chunk in segment.chunk_refs(id) {
-                let entry = encodings
-                    .entry((chunk.timestamp_encoding.name(), chunk.value_encoding.name()))
-                    .or_default();
-                entry.0 += 1;
-                entry.1 += u64::from(chunk.sample_count);
-                chunk_bytes += u64::from(chunk.len);
+    match classify(path) {
+        Target::SegmentFile(file) => describe_segment(&Segment::open(&file)?, list_series),
+        Target::SegmentDir(dir) => {
+            let files = seg_files(&dir)?;
+            if files.is_empty() {
+                println!(
+                    "{}: no segment files (*.seg) and not a strata database",
+                    dir.display()
+                );
+            }
+            for file in files {
+                describe_segment(&Segment::open(&file)?, list_series);
             }
         }
-        println!(
-            "  chunk data     {chunk_bytes} bytes ({:.1} % of the file)",
-            100.0 * chunk_bytes as f64 / segment.file_len().max(1) as f64
-        );
-        for ((ts, value), (chunks, samples)) in encodings {
-            println!("  encoding       timestamps {ts}, values {value}: {chunks} chunks, {samples} samples");
-        }
-        println!("  label names    {}", segment.label_names().join(", "));
-        if list_series {
-            for id in 0..segment.series_count() as u32 {
-                let refs = segment.chunk_refs(id);
-                let samples: u64 = refs.iter().map(|c| u64::from(c.sample_count)).sum();
-                let (first, last) = (refs.first(), refs.last());
-                if let (Some(key), Some(first), Some(last)) = (segment.series_key(id), first, last)
-                {
-                    println!(
-                        "    {key}  samples={samples} chunks={} range={}..{}",
-                        refs.len(),
-                        first.min_time_ms,
-                        last.max_time_ms
-                    );
-                }
-            }
-        }
+        Target::DataDir(dir) => inspect_data_dir(&dir, list_series)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn verify(path: &Path) -> Result<ExitCode, Error> {
-    let files = segment_files(path)?;
-    let mut damaged = 0usize;
-    for file in &files {
-        match Segment::open(file) {
-            Err(error) => {
-                damaged += 1;
-                println!("DAMAGED {error}");
+fn inspect_data_dir(dir: &Path, list_series: bool) -> Result<(), Error> {
+    let manifest = Manifest::load(dir)?.unwrap_or_default();
+    println!("database {}", dir.display());
+    println!(
+        "  manifest        {} segments; samples before {} are all in segments; WAL replay from file {}",
+        manifest.segments.len(),
+        if manifest.persisted_below_ms == i64::MIN {
+            "(none yet)".to_owned()
+        } else {
+            format_utc(manifest.persisted_below_ms)
+        },
+        manifest.wal_replay_from
+    );
+    let mut segment_bytes = 0u64;
+    let mut segment_samples = 0u64;
+    if !manifest.segments.is_empty() {
+        println!("  partitions:");
+        println!(
+            "    {:>6}  {:<24}  {:>8}  {:>11}  {:>11}  {:>8}",
+            "seq", "partition start (UTC)", "series", "samples", "bytes", "B/sample"
+        );
+    }
+    for meta in &manifest.segments {
+        let path = dir.join("segments").join(SegmentMeta::file_name(meta.seq));
+        let len = std::fs::metadata(&path)
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+        segment_bytes += len;
+        segment_samples += meta.sample_count;
+        println!(
+            "    {:>6}  {:<24}  {:>8}  {:>11}  {:>11}  {:>8.3}",
+            meta.seq,
+            format_utc(meta.partition_start_ms),
+            meta.series_count,
+            meta.sample_count,
+            len,
+            len as f64 / meta.sample_count.max(1) as f64
+        );
+    }
+    if let (Some(min), Some(max)) = (
+        manifest.segments.iter().map(|m| m.min_time_ms).min(),
+        manifest.segments.iter().map(|m| m.max_time_ms).max(),
+    ) {
+        println!(
+            "  segment range   {} .. {}",
+            format_utc(min),
+            format_utc(max)
+        );
+    }
+    println!(
+        "  segments total  {segment_samples} samples in {segment_bytes} bytes = {:.3} bytes/sample",
+        segment_bytes as f64 / segment_samples.max(1) as f64
+    );
+    let mut encodings: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
+    for meta in &manifest.segments {
+        let segment = Segment::open(dir.join("segments").join(SegmentMeta::file_name(meta.seq)))?;
+        for id in 0..segment.series_count() as u32 {
+            for chunk in segment.chunk_refs(id) {
+                *encodings
+                    .entry((chunk.timestamp_encoding.name(), chunk.value_encoding.name()))
+                    .or_default() += u64::from(chunk.sample_count);
             }
+        }
+        if list_series {
+            list_segment_series(&segment);
+        }
+    }
+    for ((ts, value), samples) in encodings {
+        println!("  encoding        timestamps {ts}, values {value}: {samples} samples");
+    }
+    println!("  WAL:");
+    let files = wal::list_wal_files(&dir.join("wal"))?;
+    if files.is_empty() {
+        println!("    (no WAL files)");
+    }
+    for (file_id, path) in files {
+        let (records, samples, replay) = scan_wal(&path)?;
+        let len = std::fs::metadata(&path)
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+        let note = if file_id < manifest.wal_replay_from {
+            " (already persisted; removed at next open)"
+        } else {
+            ""
+        };
+        println!(
+            "    {:020}.wal  {len:>10} bytes  {records:>8} records  {samples:>10} samples{note}",
+            file_id
+        );
+        if let Some(damage) = replay.damage {
+            println!("      damaged tail (a running writer may be mid-append): {damage}");
+        }
+    }
+    println!("  on disk         {} bytes", dir_size(dir)?);
+    Ok(())
+}
+
+/// Counts records and samples of a WAL file without changing it.
+fn scan_wal(path: &Path) -> Result<(u64, u64, wal::FileReplay), Error> {
+    let mut samples = 0u64;
+    let replay = wal::replay_file(path, |record| {
+        if let Record::Samples(s) = record {
+            samples += s.len() as u64;
+        }
+    })?;
+    Ok((replay.records, samples, replay))
+}
+
+fn describe_segment(segment: &Segment, list_series: bool) {
+    let footer = segment.footer();
+    println!("segment {}", segment.path().display());
+    println!("  file size      {} bytes", segment.file_len());
+    println!(
+        "  series         {}   chunks {}   samples {}",
+        footer.series_count, footer.chunk_count, footer.sample_count
+    );
+    if footer.sample_count > 0 {
+        println!(
+            "  bytes/sample   {:.3} (whole file, index included)",
+            segment.file_len() as f64 / footer.sample_count as f64
+        );
+        println!(
+            "  time range     {} .. {} ({} .. {} ms)",
+            format_utc(footer.min_time_ms),
+            format_utc(footer.max_time_ms),
+            footer.min_time_ms,
+            footer.max_time_ms
+        );
+    }
+    let mut encodings: BTreeMap<(&str, &str), (usize, u64)> = BTreeMap::new();
+    let mut chunk_bytes = 0u64;
+    for id in 0..segment.series_count() as u32 {
+        for chunk in segment.chunk_refs(id) {
+            let entry = encodings
+                .entry((chunk.timestamp_encoding.name(), chunk.value_encoding.name()))
+                .or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(chunk.sample_count);
+            chunk_bytes += u64::from(chunk.len);
+        }
+    }
+    println!(
+        "  chunk data     {chunk_bytes} bytes ({:.1} % of the file)",
+        100.0 * chunk_bytes as f64 / segment.file_len().max(1) as f64
+    );
+    for ((ts, value), (chunks, samples)) in encodings {
+        println!(
+            "  encoding       timestamps {ts}, values {value}: {chunks} chunks, {samples} samples"
+        );
+    }
+    println!("  label names    {}", segment.label_names().join(", "));
+    if list_series {
+        list_segment_series(segment);
+    }
+}
+
+fn list_segment_series(segment: &Segment) {
+    for id in 0..segment.series_count() as u32 {
+        let refs = segment.chunk_refs(id);
+        let samples: u64 = refs.iter().map(|c| u64::from(c.sample_count)).sum();
+        if let (Some(key), Some(first), Some(last)) =
+            (segment.series_key(id), refs.first(), refs.last())
+        {
+            println!(
+                "    {key}  samples={samples} chunks={} range={}..{}",
+                refs.len(),
+                first.min_time_ms,
+                last.max_time_ms
+            );
+        }
+    }
+}
+
+pub fn verify(path: &Path) -> Result<ExitCode, Error> {
+    let mut problems: Vec<String> = Vec::new();
+    let mut checked = 0usize;
+    let segments: Vec<PathBuf> = match classify(path) {
+        Target::SegmentFile(file) => vec![file],
+        Target::SegmentDir(dir) => seg_files(&dir)?,
+        Target::DataDir(dir) => {
+            let manifest = match Manifest::load(&dir) {
+                Ok(manifest) => manifest.unwrap_or_default(),
+                Err(e) => {
+                    problems.push(e.to_string());
+                    Manifest::default()
+                }
+            };
+            let seg_dir = dir.join("segments");
+            let listed: Vec<PathBuf> = manifest
+                .segments
+                .iter()
+                .map(|m| seg_dir.join(SegmentMeta::file_name(m.seq)))
+                .collect();
+            if seg_dir.is_dir() {
+                for file in seg_files(&seg_dir)? {
+                    if !listed.contains(&file) {
+                        println!(
+                            "note {}: not in the manifest (an interrupted flush; removed at next open)",
+                            file.display()
+                        );
+                    }
+                }
+            }
+            for (_, wal_path) in wal::list_wal_files(&dir.join("wal"))? {
+                checked += 1;
+                let (records, _, replay) = scan_wal(&wal_path)?;
+                match replay.damage {
+                    Some(damage) => problems.push(format!("WAL {damage}")),
+                    None => println!("ok {}: {records} records", wal_path.display()),
+                }
+            }
+            listed
+        }
+    };
+    for file in &segments {
+        checked += 1;
+        match Segment::open(file) {
+            Err(error) => problems.push(error.to_string()),
             Ok(segment) => {
                 let report = segment.verify();
                 if report.damage.is_empty() {
@@ -111,22 +309,22 @@ pub fn verify(path: &Path) -> Result<ExitCode, Error> {
                         report.sample_count
                     );
                 }
-                for error in &report.damage {
-                    damaged += 1;
-                    println!("DAMAGED {error}");
-                }
+                problems.extend(report.damage.iter().map(ToString::to_string));
             }
         }
     }
-    if damaged > 0 {
+    for problem in &problems {
+        println!("DAMAGED {problem}");
+    }
+    if problems.is_empty() {
+        println!("all {checked} file(s) intact");
+        Ok(ExitCode::SUCCESS)
+    } else {
         println!(
-            "{damaged} damaged part(s) in {} file(s) checked",
-            files.len()
+            "{} damaged part(s) in {checked} file(s) checked",
+            problems.len()
         );
         Ok(ExitCode::FAILURE)
-    } else {
-        println!("all {} file(s) intact", files.len());
-        Ok(ExitCode::SUCCESS)
     }
 }
 

@@ -3,6 +3,7 @@
 //! and series) and exit 1.
 
 mod demo;
+mod formats;
 mod inspect;
 mod workload;
 
