@@ -10,17 +10,28 @@
 //! `\"` and `\n` escaped in values. [`SeriesKey::parse`] reads it back.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::error::InputError;
 
 /// The label holding the metric name.
 pub const METRIC_NAME_LABEL: &str = "__name__";
 
-/// One label: name and value.
+/// One label: name and value. The strings are shared (`Arc<str>`), so the
+/// head and segment readers keep one copy of each distinct string.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Label {
-    pub name: String,
-    pub value: String,
+    pub name: Arc<str>,
+    pub value: Arc<str>,
+}
+
+impl Label {
+    pub fn new(name: impl Into<Arc<str>>, value: impl Into<Arc<str>>) -> Self {
+        Label {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
 }
 
 /// A series identity: metric name plus labels, in canonical order.
@@ -89,15 +100,9 @@ impl SeriesKey {
         V: AsRef<str>,
     {
         let mut all = Vec::with_capacity(labels.len() + 1);
-        all.push(Label {
-            name: METRIC_NAME_LABEL.to_owned(),
-            value: metric.to_owned(),
-        });
+        all.push(Label::new(METRIC_NAME_LABEL, metric));
         for (name, value) in labels {
-            all.push(Label {
-                name: name.as_ref().to_owned(),
-                value: value.as_ref().to_owned(),
-            });
+            all.push(Label::new(name.as_ref(), value.as_ref()));
         }
         Self::from_labels(all)
     }
@@ -108,7 +113,7 @@ impl SeriesKey {
         labels.sort();
         for pair in labels.windows(2) {
             if pair[0].name == pair[1].name {
-                return Err(InputError::DuplicateLabel(pair[0].name.clone()));
+                return Err(InputError::DuplicateLabel(pair[0].name.to_string()));
             }
         }
         for label in &labels {
@@ -134,10 +139,7 @@ impl SeriesKey {
             Some(brace) => (&text[..brace], &text[brace..]),
             None => (text, ""),
         };
-        let mut labels = vec![Label {
-            name: METRIC_NAME_LABEL.to_owned(),
-            value: metric.trim().to_owned(),
-        }];
+        let mut labels = vec![Label::new(METRIC_NAME_LABEL, metric.trim())];
         if !rest.is_empty() {
             let inner = rest
                 .strip_prefix('{')
@@ -175,10 +177,7 @@ impl SeriesKey {
                         Some((_, c)) => value.push(c),
                     }
                 }
-                labels.push(Label {
-                    name: name.to_owned(),
-                    value,
-                });
+                labels.push(Label::new(name, value));
                 while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
                 match chars.next() {
                     None => break,
@@ -190,6 +189,21 @@ impl SeriesKey {
         Self::from_labels(labels)
     }
 
+    /// The same key with every string replaced by `intern(string)`, which
+    /// must return an equal string (used to share copies).
+    pub(crate) fn interned(&self, mut intern: impl FnMut(&Arc<str>) -> Arc<str>) -> SeriesKey {
+        SeriesKey {
+            labels: self
+                .labels
+                .iter()
+                .map(|l| Label {
+                    name: intern(&l.name),
+                    value: intern(&l.value),
+                })
+                .collect(),
+        }
+    }
+
     pub fn labels(&self) -> &[Label] {
         &self.labels
     }
@@ -197,9 +211,9 @@ impl SeriesKey {
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.labels
-            .binary_search_by(|label| label.name.as_str().cmp(name))
+            .binary_search_by(|label| (*label.name).cmp(name))
             .ok()
-            .map(|i| self.labels[i].value.as_str())
+            .map(|i| &*self.labels[i].value)
     }
 
     /// The metric name (`__name__`).
@@ -213,7 +227,7 @@ impl fmt::Display for SeriesKey {
         f.write_str(self.metric())?;
         f.write_str("{")?;
         let mut first = true;
-        for label in self.labels.iter().filter(|l| l.name != METRIC_NAME_LABEL) {
+        for label in self.labels.iter().filter(|l| &*l.name != METRIC_NAME_LABEL) {
             if !first {
                 f.write_str(",")?;
             }
@@ -306,10 +320,7 @@ mod tests {
             Err(InputError::BadLabelName(_))
         ));
         assert!(matches!(
-            SeriesKey::from_labels(vec![Label {
-                name: "a".into(),
-                value: "b".into()
-            }]),
+            SeriesKey::from_labels(vec![Label::new("a", "b")]),
             Err(InputError::MissingMetricName)
         ));
     }

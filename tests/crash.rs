@@ -182,7 +182,10 @@ fn check(
     present
 }
 
-fn crash_loop(flush_every: i64, kill_rule: fn(&mut Lcg) -> Box<dyn FnMut(&str) -> bool>) {
+/// Decides, line by line of the child's output, when to kill it.
+type KillRule = Box<dyn FnMut(&str) -> bool>;
+
+fn crash_loop(flush_every: i64, kill_rule: fn(&mut Lcg) -> KillRule) {
     let dir = tempfile::tempdir().unwrap();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -305,7 +305,7 @@ pub fn write_sample(
             let labels = key
                 .labels()
                 .iter()
-                .filter(|label| label.name != METRIC_NAME_LABEL);
+                .filter(|label| &*label.name != METRIC_NAME_LABEL);
             for (i, label) in labels.enumerate() {
                 if i > 0 {
                     line.push(',');
@@ -492,10 +492,7 @@ fn parse_prometheus(
     let metric = cur.eat_while(is_metric_char);
     let mut labels = Vec::new();
     if !metric.is_empty() {
-        labels.push(Label {
-            name: METRIC_NAME_LABEL.to_owned(),
-            value: metric.to_owned(),
-        });
+        labels.push(Label::new(METRIC_NAME_LABEL, metric));
     }
     let blank_after_name = cur.skip_blanks();
     match cur.peek() {
@@ -637,10 +634,7 @@ fn parse_prometheus_labels(cur: &mut Cursor<'_>, labels: &mut Vec<Label>) -> Res
                 Some(c) => value.push(c),
             }
         }
-        labels.push(Label {
-            name: name.to_owned(),
-            value,
-        });
+        labels.push(Label::new(name, value));
         cur.skip_blanks();
         match cur.peek() {
             Some(',') => {
@@ -848,10 +842,7 @@ fn parse_influx(
                 col(start)
             ));
         }
-        tags.push(Label {
-            name,
-            value: unescape_influx(slice(eq + 1, end)),
-        });
+        tags.push(Label::new(name, unescape_influx(slice(eq + 1, end))));
     }
 
     // field=value[,field=value...]
@@ -955,10 +946,7 @@ fn parse_influx(
             ));
         }
         let mut labels = tags.clone();
-        labels.push(Label {
-            name: METRIC_NAME_LABEL.to_owned(),
-            value: metric,
-        });
+        labels.push(Label::new(METRIC_NAME_LABEL, metric));
         let key = SeriesKey::from_labels(labels)
             .map_err(|e| format!("column {}: field {field_key:?}: {e}", col(field_start)))?;
         out.push(ParsedSample {

@@ -2,6 +2,7 @@
 //! exit 0; on failure they print the error (which names the file, offset
 //! and series) and exit 1.
 
+mod bench;
 mod demo;
 mod formats;
 mod inspect;
@@ -45,6 +46,8 @@ enum Command {
         #[arg(long)]
         series: bool,
     },
+    /// Measure write throughput and head memory.
+    Bench(bench::BenchArgs),
     /// Check every checksum and decode every chunk.
     ///
     /// Exits 0 when everything is intact, 1 with the file, offset and
@@ -61,6 +64,7 @@ pub fn run() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Inspect { path, series } => inspect::inspect(&path, series),
         Command::Verify { path } => inspect::verify(&path),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -52,6 +52,12 @@ impl BitWriter {
             } else {
                 (self.register << free) | head
             };
+            if self.bytes.len() == self.bytes.capacity() {
+                // Grow by a quarter, not double: open chunks live long in
+                // the head, and doubling leaves a third of it unused on
+                // average.
+                self.bytes.reserve_exact((self.bytes.len() / 4).max(32));
+            }
             self.bytes.extend_from_slice(&word.to_be_bytes());
             self.register = if rest == 0 {
                 0

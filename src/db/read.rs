@@ -35,7 +35,7 @@ impl Db {
             }
         }
         for (series, partitions) in &head {
-            let entry = runs.entry(series.key.clone()).or_default();
+            let entry = runs.entry(SeriesKey::clone(&series.key)).or_default();
             for frozen in &version.frozen {
                 entry.push(frozen.read(series.series_id, range)?);
             }
@@ -56,7 +56,10 @@ impl Db {
     /// Keys of every series matching all `matchers`, sorted.
     pub fn find_series(&self, matchers: &[Matcher]) -> Vec<SeriesKey> {
         let (version, head) = self.snapshot(matchers, TimeRange::new(0, -1));
-        let mut keys: BTreeSet<SeriesKey> = head.into_iter().map(|(s, _)| s.key.clone()).collect();
+        let mut keys: BTreeSet<SeriesKey> = head
+            .into_iter()
+            .map(|(s, _)| SeriesKey::clone(&s.key))
+            .collect();
         for live in &version.segments {
             let segment = &live.segment;
             keys.extend(

@@ -7,16 +7,38 @@ use std::sync::Arc;
 
 use super::MemSeries;
 use crate::index::Postings;
+use crate::series::SeriesKey;
 
 #[derive(Default)]
 pub struct HeadIndex {
     /// Series by id; `None` where an id was never stored here.
     series: Vec<Option<Arc<MemSeries>>>,
     /// name → value → sorted series ids
-    postings: BTreeMap<String, BTreeMap<String, Vec<u32>>>,
+    postings: BTreeMap<Arc<str>, BTreeMap<Arc<str>, Vec<u32>>>,
 }
 
 impl HeadIndex {
+    /// `key` with its strings replaced by the copies the index already
+    /// holds, so that series share label strings.
+    pub fn intern(&self, key: &SeriesKey) -> SeriesKey {
+        let mut names = true;
+        let mut current: Option<&BTreeMap<Arc<str>, Vec<u32>>> = None;
+        key.interned(|s| {
+            let shared = if names {
+                current = self.postings.get(&**s);
+                self.postings
+                    .get_key_value(&**s)
+                    .map(|(k, _)| Arc::clone(k))
+            } else {
+                current
+                    .and_then(|values| values.get_key_value(&**s))
+                    .map(|(k, _)| Arc::clone(k))
+            };
+            names = !names;
+            shared.unwrap_or_else(|| Arc::clone(s))
+        })
+    }
+
     pub fn add(&mut self, series: Arc<MemSeries>) {
         let id = series.series_id;
         for label in series.key.labels() {
@@ -41,14 +63,14 @@ impl HeadIndex {
     }
 
     pub fn label_names(&self) -> impl Iterator<Item = &str> {
-        self.postings.keys().map(String::as_str)
+        self.postings.keys().map(|name| &**name)
     }
 
     pub fn label_values(&self, name: &str) -> impl Iterator<Item = &str> {
         self.postings
             .get(name)
             .into_iter()
-            .flat_map(|values| values.keys().map(String::as_str))
+            .flat_map(|values| values.keys().map(|value| &**value))
     }
 }
 

@@ -45,7 +45,7 @@ static NEXT_HEAD_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Head {
     head_id: u64,
     partition_ms: i64,
-    series: RwLock<HashMap<SeriesKey, Arc<MemSeries>>>,
+    series: RwLock<HashMap<Arc<SeriesKey>, Arc<MemSeries>>>,
     index: RwLock<HeadIndex>,
     next_series_id: AtomicU32,
 }
@@ -55,7 +55,8 @@ pub struct MemSeries {
     /// Unique in this head; also the series id in WAL records.
     pub series_id: u32,
     pub head_id: u64,
-    pub key: SeriesKey,
+    /// Shared with the head's key map: one copy of the labels per series.
+    pub key: Arc<SeriesKey>,
     /// The WAL file that holds this series' definition record.
     pub wal_file_id: AtomicU64,
     data: Mutex<SeriesData>,
@@ -237,6 +238,9 @@ impl MemSeries {
             Some(i) if data.partitions[i].start_ms == start_ms => i,
             found => {
                 let at = found.map_or(0, |i| i + 1);
+                // A series usually has one partition: do not let the
+                // vector's growth policy allocate room for four.
+                data.partitions.reserve_exact(1);
                 data.partitions.insert(at, Partition::new(start_ms));
                 at
             }
@@ -316,7 +320,7 @@ impl FrozenHead {
                 if !samples.is_empty() {
                     out.entry(partition.start_ms)
                         .or_default()
-                        .push((series.key.clone(), samples));
+                        .push((SeriesKey::clone(&series.key), samples));
                 }
             }
         }
@@ -364,15 +368,17 @@ impl Head {
         if map.len() >= max_series {
             return None;
         }
+        let mut index = self.index.write();
+        let key = Arc::new(index.intern(key));
         let series = Arc::new(MemSeries {
             series_id: self.next_series_id.fetch_add(1, Ordering::Relaxed),
             head_id: self.head_id,
-            key: key.clone(),
+            key: Arc::clone(&key),
             wal_file_id: AtomicU64::new(NO_WAL_FILE),
             data: Mutex::new(SeriesData::default()),
         });
-        self.index.write().add(Arc::clone(&series));
-        map.insert(key.clone(), Arc::clone(&series));
+        index.add(Arc::clone(&series));
+        map.insert(key, Arc::clone(&series));
         Some(series)
     }
 

@@ -12,6 +12,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::format::{
     check_header, Cursor, Footer, RegionRef, CHUNK_CRC_LEN, CHUNK_REF_LEN, FOOTER_LEN, HEADER_LEN,
@@ -28,7 +29,7 @@ pub struct Segment {
     path: PathBuf,
     source: ByteSource,
     footer: Footer,
-    strings: Vec<String>,
+    strings: Vec<Arc<str>>,
     keys: Vec<SeriesKey>,
     /// Series `i` owns `chunk_refs[chunk_starts[i]..chunk_starts[i + 1]]`.
     chunk_starts: Vec<usize>,
@@ -164,7 +165,7 @@ impl Segment {
         let mut names: Vec<&str> = self
             .postings
             .iter()
-            .map(|p| self.strings[p.name_id as usize].as_str())
+            .map(|p| &*self.strings[p.name_id as usize])
             .collect();
         names.dedup();
         names
@@ -174,7 +175,7 @@ impl Segment {
     pub fn label_values(&self, name: &str) -> Vec<&str> {
         self.entries_of(name)
             .iter()
-            .map(|p| self.strings[p.value_id as usize].as_str())
+            .map(|p| &*self.strings[p.value_id as usize])
             .collect()
     }
 
@@ -287,7 +288,7 @@ impl Segment {
     }
 
     fn entries_of(&self, name: &str) -> &[PostingsEntry] {
-        let name_of = |p: &PostingsEntry| self.strings[p.name_id as usize].as_str();
+        let name_of = |p: &PostingsEntry| &*self.strings[p.name_id as usize];
         let start = self.postings.partition_point(|p| name_of(p) < name);
         let end = self.postings.partition_point(|p| name_of(p) <= name);
         &self.postings[start..end]
@@ -302,7 +303,7 @@ impl Postings for Segment {
     fn postings(&self, name: &str, value: &str) -> Option<&[u32]> {
         let entries = self.entries_of(name);
         let i = entries
-            .binary_search_by(|p| self.strings[p.value_id as usize].as_str().cmp(value))
+            .binary_search_by(|p| (*self.strings[p.value_id as usize]).cmp(value))
             .ok()?;
         Some(&self.posting_ids[entries[i].start..entries[i].end])
     }
@@ -407,7 +408,7 @@ fn bounded_count(
     Ok(count)
 }
 
-fn parse_strings(bytes: &[u8], base: u64) -> Result<Vec<String>, (u64, Corruption)> {
+fn parse_strings(bytes: &[u8], base: u64) -> Result<Vec<Arc<str>>, (u64, Corruption)> {
     let mut cursor = Cursor::new(bytes, base, "string table");
     let count = bounded_count(&mut cursor, 4)?;
     let mut ends = Vec::with_capacity(count);
@@ -419,7 +420,7 @@ fn parse_strings(bytes: &[u8], base: u64) -> Result<Vec<String>, (u64, Corruptio
     let data = cursor
         .bytes(cursor.remaining())
         .map_err(|e| (data_offset, e))?;
-    let mut strings: Vec<String> = Vec::with_capacity(count);
+    let mut strings: Vec<Arc<str>> = Vec::with_capacity(count);
     let mut start = 0;
     for (i, &end) in ends.iter().enumerate() {
         let offset = data_offset + start as u64;
@@ -431,13 +432,10 @@ fn parse_strings(bytes: &[u8], base: u64) -> Result<Vec<String>, (u64, Corruptio
         })?;
         let s = std::str::from_utf8(raw)
             .map_err(|_| bad(offset, format!("string {i} is not valid UTF-8")))?;
-        if strings
-            .last()
-            .is_some_and(|previous| previous.as_str() >= s)
-        {
+        if strings.last().is_some_and(|previous| &**previous >= s) {
             return Err(bad(offset, format!("string {i} is out of order")));
         }
-        strings.push(s.to_owned());
+        strings.push(Arc::from(s));
         start = end;
     }
     if start != data.len() {
@@ -455,7 +453,7 @@ struct SeriesTables {
 fn parse_series(
     bytes: &[u8],
     footer: &Footer,
-    strings: &[String],
+    strings: &[Arc<str>],
 ) -> Result<SeriesTables, (u64, Corruption)> {
     let mut cursor = Cursor::new(bytes, footer.series.offset, "series table");
     // Smallest series entry: label count, one label, chunk count, one ref.
@@ -497,8 +495,8 @@ fn parse_series(
             let name = string(cursor.u32().map_err(at)?, entry_offset)?;
             let value = string(cursor.u32().map_err(at)?, entry_offset)?;
             labels.push(Label {
-                name: name.clone(),
-                value: value.clone(),
+                name: Arc::clone(name),
+                value: Arc::clone(value),
             });
         }
         let key = SeriesKey::from_labels(labels.clone()).map_err(|e| {
@@ -582,7 +580,7 @@ fn parse_series(
 fn parse_postings(
     bytes: &[u8],
     base: u64,
-    strings: &[String],
+    strings: &[Arc<str>],
     keys: &[SeriesKey],
 ) -> Result<(Vec<PostingsEntry>, Vec<u32>), (u64, Corruption)> {
     let mut cursor = Cursor::new(bytes, base, "postings");
@@ -622,8 +620,7 @@ fn parse_postings(
         let start = ids.len();
         for _ in 0..n {
             let id = cursor.u32().map_err(at)?;
-            let holds_label =
-                keys.get(id as usize).and_then(|k| k.get(name)) == Some(value.as_str());
+            let holds_label = keys.get(id as usize).and_then(|k| k.get(name)) == Some(&**value);
             if !holds_label || ids[start..].last().is_some_and(|&previous| previous >= id) {
                 return Err(bad(
                     offset,

@@ -171,7 +171,7 @@ impl SegmentWriter {
         let strings: Vec<&str> = series
             .iter()
             .flat_map(|s| s.key.labels())
-            .flat_map(|l| [l.name.as_str(), l.value.as_str()])
+            .flat_map(|l| [&*l.name, &*l.value])
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();

@@ -167,7 +167,7 @@ pub fn decode(payload: &[u8]) -> Result<Record, RecordError> {
                 let name = r.string(name_len)?;
                 let value_len = u32::from_le_bytes(r.array()?) as usize;
                 let value = r.string(value_len)?;
-                labels.push(Label { name, value });
+                labels.push(Label::new(name, value));
             }
             let key = SeriesKey::from_labels(labels)
                 .map_err(|e| RecordError::BadSeries(e.to_string()))?;
