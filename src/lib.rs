@@ -42,7 +42,7 @@ pub use db::{
     MAX_BATCH_SAMPLES,
 };
 pub use error::{Corruption, CorruptionError, Error, InputError, Result};
-pub use index::{MatchOp, Matcher};
+pub use index::{parse_selector, MatchOp, Matcher};
 pub use query::SeriesSamples;
 pub use segment::{Segment, SegmentSummary, SegmentWriter};
 pub use series::{Label, Sample, SeriesKey, TimeRange};

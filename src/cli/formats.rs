@@ -1,6 +1,3 @@
-// used by the import/export commands, being written alongside
-#![allow(dead_code)]
-
 //! Text formats of `strata import` (parsers) and `strata export` (writers).
 //!
 //! # Import: [`LineParser`], one line at a time
@@ -266,10 +263,29 @@ pub fn format_value(v: f64) -> String {
     } else if v == f64::NEG_INFINITY {
         "-Inf".to_owned()
     } else {
-        // Debug is the shortest string that parses back to the same f64,
-        // keeps the sign of -0.0 and switches to exponent form for very large
-        // or small magnitudes.
-        format!("{v:?}")
+        shortest_decimal(v)
+    }
+}
+
+/// The shortest decimal that parses back to `v` (finite), laid out like
+/// Python's `repr` and the canonical files it produces: fixed notation for
+/// decimal exponents -4..=15 (`0.0001`, `1.0`, `-0.0`), otherwise
+/// scientific with a signed, at least two-digit exponent (`1.7274e-05`,
+/// `1.8446744073709552e+19`).
+fn shortest_decimal(v: f64) -> String {
+    let scientific = format!("{v:e}");
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if (-4..16).contains(&exponent) {
+        let fixed = format!("{v}");
+        if fixed.contains('.') {
+            fixed
+        } else {
+            fixed + ".0"
+        }
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
     }
 }
 
@@ -1391,7 +1407,13 @@ exemplar_no_ts 3 # {trace_id=\"abc\"} 1.0
         assert_eq!(format_value(1.0), "1.0");
         assert_eq!(format_value(-0.0), "-0.0");
         assert_eq!(format_value(0.1), "0.1");
-        assert_eq!(format_value(1e300), "1e300");
+        assert_eq!(format_value(1e300), "1e+300");
+        assert_eq!(format_value(1.7274e-5), "1.7274e-05");
+        assert_eq!(format_value(0.0001), "0.0001");
+        assert_eq!(format_value(1e15), "1000000000000000.0");
+        assert_eq!(format_value(1e16), "1e+16");
+        assert_eq!(format_value(-2.5e-7), "-2.5e-07");
+        assert_eq!(format_value(5e-324), "5e-324");
         assert_eq!(format_value(f64::INFINITY), "+Inf");
         assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
         assert_eq!(format_value(f64::from_bits(CANONICAL_NAN_BITS)), "NaN");

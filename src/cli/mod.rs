@@ -4,7 +4,9 @@
 
 mod bench;
 mod demo;
+mod export;
 mod formats;
+mod import;
 mod inspect;
 mod workload;
 
@@ -35,7 +37,18 @@ enum Command {
     /// several threads, writes them to a segment file, reopens it and
     /// prints a few KPIs with the storage figures.
     Demo(demo::DemoArgs),
-    /// Describe a segment file, or every segment file in a directory.
+    /// Load samples from text (canonical TSV, Prometheus text, Influx line
+    /// protocol) into a data directory.
+    ///
+    /// Prints a progress bar on a terminal and a summary at the end:
+    /// samples, series, and the line numbers and reasons of malformed lines
+    /// and rejected samples. Exits 1 if any line failed; the rest is kept.
+    Import(import::ImportArgs),
+    /// Write series as text (TSV, CSV, JSON lines), sorted by series then
+    /// time; values parse back to the same f64 bits.
+    Export(export::ExportArgs),
+    /// Describe a data directory (partitions, WAL), a segment file, or a
+    /// directory of segment files.
     ///
     /// Prints series, chunks, samples, bytes/sample, time range and the
     /// encodings in use.
@@ -65,6 +78,8 @@ pub fn run() -> ExitCode {
         Command::Inspect { path, series } => inspect::inspect(&path, series),
         Command::Verify { path } => inspect::verify(&path),
         Command::Bench(args) => bench::run(&args),
+        Command::Import(args) => import::run(&args),
+        Command::Export(args) => export::run(&args),
     };
     match result {
         Ok(code) => code,

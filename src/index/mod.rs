@@ -10,8 +10,10 @@
 //! series without label `a`. Regular expressions are anchored at both ends.
 
 mod matcher;
+mod selector;
 
 pub use matcher::{MatchOp, Matcher};
+pub use selector::parse_selector;
 
 /// Read access to postings, implemented by each index (segment, head).
 pub trait Postings {

@@ -1,0 +1,203 @@
+//! `strata export`: series from a database as text, sorted by series key
+//! then time, with values printed so that they parse back to the same f64
+//! bits. Works next to a running writer (opens read-only).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use strata::{parse_selector, Db, Error, InputError, Matcher, TimeRange};
+
+use super::formats::{csv_header, write_sample, ExportFormat};
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// Data directory to read.
+    #[arg(long)]
+    db: PathBuf,
+    /// Series selector in PromQL syntax, e.g. 'up' or
+    /// 'http_requests_total{code=~"5..",job!="test"}'. Default: everything.
+    #[arg(long = "match", default_value = "")]
+    selector: String,
+    /// First timestamp included: Unix ms or RFC 3339 UTC
+    /// (2026-12-01T00:00:00Z).
+    #[arg(long)]
+    start: Option<String>,
+    /// Last timestamp included, same forms as --start.
+    #[arg(long)]
+    end: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "tsv")]
+    format: ExportFormat,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+pub fn run(args: &ExportArgs) -> Result<ExitCode, Error> {
+    let matchers = parse_selector(&args.selector)?;
+    let range = TimeRange::new(
+        args.start
+            .as_deref()
+            .map(parse_time)
+            .transpose()?
+            .unwrap_or(i64::MIN),
+        args.end
+            .as_deref()
+            .map(parse_time)
+            .transpose()?
+            .unwrap_or(i64::MAX),
+    );
+    let db = Db::open_read_only(&args.db)?;
+    let (sink, name): (Box<dyn Write>, String) = match &args.output {
+        Some(path) => (
+            Box::new(File::create(path).map_err(|e| Error::io("create", path, e))?),
+            path.display().to_string(),
+        ),
+        None => (
+            Box::new(std::io::stdout().lock()),
+            "standard output".to_owned(),
+        ),
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, sink);
+    let result = write_all(&db, &matchers, range, args.format, &mut out).and_then(|()| out.flush());
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // A closed pipe (`strata export | head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(Error::io("write", name, e)),
+    }
+}
+
+/// Exports metric by metric, so that memory holds one metric at a time.
+fn write_all(
+    db: &Db,
+    matchers: &[Matcher],
+    range: TimeRange,
+    format: ExportFormat,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    if format == ExportFormat::Csv {
+        out.write_all(csv_header().as_bytes())?;
+    }
+    // Sorted by the series' text form, like the canonical files: metric by
+    // metric ("a_b{" sorts before "a{"), then by full text within one.
+    let mut metrics: Vec<String> = db
+        .find_series(matchers)
+        .iter()
+        .map(|k| k.metric().to_owned())
+        .collect();
+    metrics.sort_by_cached_key(|m| format!("{m}{{"));
+    metrics.dedup();
+    for metric in metrics {
+        let mut selected = matchers.to_vec();
+        selected.push(Matcher::equal("__name__", &metric));
+        let mut series = db.select(&selected, range).map_err(std::io::Error::other)?;
+        series.sort_by_cached_key(|s| s.key.to_string());
+        for s in series {
+            for sample in &s.samples {
+                write_sample(format, &s.key, sample.timestamp_ms, sample.value, out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Unix milliseconds, or RFC 3339 in UTC: `YYYY-MM-DDTHH:MM:SS[.fff]Z`.
+pub fn parse_time(text: &str) -> Result<i64, Error> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let bad = || {
+        Error::Input(InputError::BadSeriesText {
+            text: text.to_owned(),
+            reason: "expected Unix milliseconds or an RFC 3339 UTC time like 2026-12-01T00:00:00Z"
+                .into(),
+        })
+    };
+    let body = text.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = body.split_once('T').ok_or_else(bad)?;
+    let date: Vec<i64> = date
+        .split('-')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let (hms, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let hms: Vec<i64> = hms
+        .split(':')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let [year, month, day] = date[..] else {
+        return Err(bad());
+    };
+    let [hour, minute, second] = hms[..] else {
+        return Err(bad());
+    };
+    let valid = (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second < 61;
+    if !valid || fraction.len() > 3 || !fraction.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let millis = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<3}")
+            .parse::<i64>()
+            .map_err(|_| bad())?
+    };
+    // Howard Hinnant's days-from-civil algorithm.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+    use crate::cli::inspect::format_utc;
+
+    #[test]
+    fn times_parse_and_match_the_formatter() {
+        assert_eq!(parse_time("-5").unwrap(), -5);
+        for ms in [
+            0,
+            1_796_083_200_000,
+            951_782_400_123,
+            -86_400_000,
+            253_402_300_799_999,
+        ] {
+            assert_eq!(
+                parse_time(&format_utc(ms)).unwrap(),
+                ms,
+                "{}",
+                format_utc(ms)
+            );
+        }
+        assert_eq!(
+            parse_time("2026-12-01T00:00:00Z").unwrap(),
+            1_796_083_200_000
+        );
+        assert_eq!(
+            parse_time("2026-12-01T00:00:00.5Z").unwrap(),
+            1_796_083_200_500
+        );
+        for bad in [
+            "yesterday",
+            "2026-12-01",
+            "2026-13-01T00:00:00Z",
+            "2026-12-01T00:00:00.1234Z",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+}
