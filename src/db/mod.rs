@@ -369,11 +369,27 @@ impl Db {
 
     /// Appends one sample through a handle.
     pub fn append_ref(&self, series: &SeriesRef, timestamp_ms: i64, value: f64) -> Result<()> {
-        let outcome = self.append_batch(&[(series, timestamp_ms, value)])?;
-        match outcome.rejected.into_iter().next() {
-            Some((_, error)) => Err(error.into()),
-            None => Ok(()),
+        let inner = &self.inner;
+        let wal = inner.writable(std::iter::once(series))?;
+        let _gate = inner.gate.read();
+        let s = &series.series;
+        if let Err(error) = inner.validate(s, timestamp_ms) {
+            inner.samples_rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(error.into());
         }
+        // Encoded in place in the WAL buffer: no allocation per append.
+        wal.append(timestamp_ms, |file_id, out| {
+            define_series(s, file_id, out);
+            let frame = wal::begin_frame(out);
+            let record = out.len();
+            let mut encoder = SamplesEncoder::begin(timestamp_ms, out);
+            encoder.push(s.series_id, timestamp_ms, value, out);
+            encoder.finish(record, out);
+            wal::end_frame(out, frame);
+        })?;
+        s.insert(timestamp_ms, value, inner.options.partition_duration_ms);
+        inner.applied(1, timestamp_ms);
+        Ok(())
     }
 
     /// Appends many samples of many series as one WAL record. Samples that
@@ -381,7 +397,6 @@ impl Db {
     /// are stored. `Err` means nothing of the batch was stored.
     pub fn append_batch(&self, samples: &[(&SeriesRef, i64, f64)]) -> Result<BatchOutcome> {
         let inner = &self.inner;
-        let wal = inner.wal.as_ref().ok_or(Error::ReadOnly)?;
         if samples.len() > MAX_BATCH_SAMPLES {
             return Err(InputError::BatchTooLarge {
                 samples: samples.len(),
@@ -389,31 +404,16 @@ impl Db {
             }
             .into());
         }
-        let head_id = inner.head.head_id();
-        if samples.iter().any(|(s, _, _)| s.series.head_id != head_id) {
-            return Err(InputError::ForeignSeriesRef.into());
-        }
+        let wal = inner.writable(samples.iter().map(|(s, _, _)| *s))?;
         let _gate = inner.gate.read();
-        let min_time_ms = inner.persisted_below_ms.load(Ordering::Acquire);
-        let window = inner.options.out_of_order_window_ms;
         let mut outcome = BatchOutcome::default();
         let mut payload = Vec::with_capacity(16 + samples.len() * 14);
         let mut encoder = None;
         let mut max_ts = i64::MIN;
         let mut accepted = vec![false; samples.len()];
         for (index, &(series, timestamp_ms, value)) in samples.iter().enumerate() {
-            if let Err((min_accepted_ms, reason)) =
-                series.series.check(timestamp_ms, min_time_ms, window)
-            {
-                outcome.rejected.push((
-                    index,
-                    InputError::SampleTooOld {
-                        series: series.key().to_string(),
-                        timestamp_ms,
-                        min_accepted_ms,
-                        reason,
-                    },
-                ));
+            if let Err(error) = inner.validate(&series.series, timestamp_ms) {
+                outcome.rejected.push((index, error));
                 continue;
             }
             let enc =
@@ -432,15 +432,8 @@ impl Db {
         let mut framed = Vec::with_capacity(payload.len() + wal::FRAME_HEADER_LEN);
         wal::frame(&payload, &mut framed);
         wal.append(max_ts, |file_id, out| {
-            let mut definition = Vec::new();
             for ((series, _, _), _) in samples.iter().zip(&accepted).filter(|(_, &a)| a) {
-                let s = &series.series;
-                if s.wal_file_id.load(Ordering::Relaxed) != file_id {
-                    definition.clear();
-                    record::encode_series(s.series_id, &s.key, &mut definition);
-                    wal::frame(&definition, out);
-                    s.wal_file_id.store(file_id, Ordering::Relaxed);
-                }
+                define_series(&series.series, file_id, out);
             }
             out.extend_from_slice(&framed);
         })?;
@@ -450,12 +443,7 @@ impl Db {
             series.series.insert(timestamp_ms, value, partition_ms);
         }
         outcome.accepted = samples.len() - outcome.rejected.len();
-        inner
-            .samples_appended
-            .fetch_add(outcome.accepted as u64, Ordering::Relaxed);
-        if max_ts > inner.max_time_ms.load(Ordering::Relaxed) {
-            inner.max_time_ms.fetch_max(max_ts, Ordering::Relaxed);
-        }
+        inner.applied(outcome.accepted, max_ts);
         Ok(outcome)
     }
 
@@ -510,7 +498,54 @@ impl Drop for Db {
     }
 }
 
+/// Writes the series' definition record into the WAL buffer unless the
+/// current file already has it. Runs under the WAL lock.
+fn define_series(series: &MemSeries, file_id: u64, out: &mut Vec<u8>) {
+    if series.wal_file_id.load(Ordering::Relaxed) != file_id {
+        let frame = wal::begin_frame(out);
+        record::encode_series(series.series_id, &series.key, out);
+        wal::end_frame(out, frame);
+        series.wal_file_id.store(file_id, Ordering::Relaxed);
+    }
+}
+
 impl Inner {
+    /// The WAL, if writes are allowed and every handle is this database's.
+    fn writable<'a>(&self, mut series: impl Iterator<Item = &'a SeriesRef>) -> Result<&WalWriter> {
+        let wal = self.wal.as_ref().ok_or(Error::ReadOnly)?;
+        let head_id = self.head.head_id();
+        if series.any(|s| s.series.head_id != head_id) {
+            return Err(InputError::ForeignSeriesRef.into());
+        }
+        Ok(wal)
+    }
+
+    /// Whether a sample may be stored; see [`MemSeries::check`].
+    fn validate(&self, series: &MemSeries, timestamp_ms: i64) -> Result<(), InputError> {
+        let min_time_ms = self.persisted_below_ms.load(Ordering::Acquire);
+        series
+            .check(
+                timestamp_ms,
+                min_time_ms,
+                self.options.out_of_order_window_ms,
+            )
+            .map_err(|(min_accepted_ms, reason)| InputError::SampleTooOld {
+                series: series.key.to_string(),
+                timestamp_ms,
+                min_accepted_ms,
+                reason,
+            })
+    }
+
+    /// Counts stored samples and advances the newest timestamp.
+    fn applied(&self, samples: usize, max_ts: i64) {
+        self.samples_appended
+            .fetch_add(samples as u64, Ordering::Relaxed);
+        if max_ts > self.max_time_ms.load(Ordering::Relaxed) {
+            self.max_time_ms.fetch_max(max_ts, Ordering::Relaxed);
+        }
+    }
+
     fn check_limits(&self, key: &SeriesKey) -> Result<(), InputError> {
         let o = &self.options;
         let exceeded = |what, len, limit| InputError::LimitExceeded {

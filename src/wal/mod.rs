@@ -49,7 +49,23 @@ pub fn encode_header(file_id: u64) -> [u8; WAL_HEADER_LEN] {
 
 /// Appends a frame holding `payload` to `out`.
 pub fn frame(payload: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    let start = begin_frame(out);
     out.extend_from_slice(payload);
+    end_frame(out, start);
+}
+
+/// Starts a frame in `out` whose payload is written next, in place;
+/// returns the frame's start for [`end_frame`].
+pub fn begin_frame(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+    start
+}
+
+/// Fills in the length and crc32 of the frame started at `start`, whose
+/// payload is everything after its header.
+pub fn end_frame(out: &mut [u8], start: usize) {
+    let (header, payload) = out[start..].split_at_mut(FRAME_HEADER_LEN);
+    header[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[4..8].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
 }
