@@ -46,3 +46,8 @@ pub use index::{parse_selector, MatchOp, Matcher};
 pub use query::SeriesSamples;
 pub use segment::{Segment, SegmentSummary, SegmentWriter};
 pub use series::{Label, Sample, SeriesKey, TimeRange};
+
+/// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
