@@ -329,3 +329,45 @@ fn concurrent_writers_and_readers_see_ordered_series() {
         assert_eq!(series.samples.len(), expected, "{}", series.key);
     }
 }
+
+#[test]
+fn read_only_opens_next_to_a_flushing_writer_see_synced_data() {
+    use std::sync::atomic::AtomicI64;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    let synced = AtomicI64::new(-1);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let s = db.series(&key("up", "a")).unwrap();
+            for i in 0..20_000i64 {
+                db.append_ref(&s, i, i as f64).unwrap();
+                if i % 500 == 499 {
+                    db.sync_wal().unwrap();
+                    synced.store(i, Ordering::SeqCst);
+                }
+                if i % 2_000 == 1_999 {
+                    db.flush().unwrap();
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        let mut opens = 0;
+        while !done.load(Ordering::SeqCst) || opens < 3 {
+            let at_least = synced.load(Ordering::SeqCst);
+            let reader = Db::open_read_only(dir.path()).unwrap();
+            let series = reader.select(&[], TimeRange::ALL).unwrap();
+            let samples = series.first().map_or(&[][..], |s| &s.samples[..]);
+            assert!(
+                samples.len() as i64 > at_least,
+                "{} < {}",
+                samples.len(),
+                at_least + 1
+            );
+            for (i, sample) in samples.iter().enumerate() {
+                assert_eq!(sample.timestamp_ms, i as i64, "gap or duplicate");
+            }
+            opens += 1;
+        }
+    });
+}

@@ -117,6 +117,9 @@ pub struct RecoveryReport {
     pub samples_replayed: u64,
     /// Samples in the WAL already in segments, skipped.
     pub samples_already_persisted: u64,
+    /// Samples naming a series id with no definition earlier in their WAL
+    /// file; skipped. Nonzero only for a damaged or foreign WAL.
+    pub samples_without_series: u64,
     /// Damaged or torn WAL tails, each truncated (writer) or ignored
     /// (read-only).
     pub wal_damage: Vec<WalDamage>,
@@ -210,7 +213,19 @@ impl Db {
     /// Opens `dir` for queries only, alongside a writer or without one. The
     /// view is a snapshot at open time; nothing on disk is changed.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Db> {
-        Self::open_mode(dir.as_ref(), Options::default(), true)
+        // A running writer may delete a WAL file (after a flush) between our
+        // reading the manifest and the file: start over from the new manifest.
+        let mut attempts = 0;
+        loop {
+            match Self::open_mode(dir.as_ref(), Options::default(), true) {
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempts < 5 =>
+                {
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     fn open_mode(dir: &Path, options: Options, read_only: bool) -> Result<Db> {
@@ -726,6 +741,7 @@ fn replay_into(
     let mut max_ms = i64::MIN;
     let mut replayed = 0u64;
     let mut skipped = 0u64;
+    let mut orphans = 0u64;
     let partition_ms = head.partition_ms();
     let outcome = wal::replay_file(path, |record| match record {
         Record::Series { series_id, key } => {
@@ -741,12 +757,15 @@ fn replay_into(
                 } else if let Some(series) = by_wal_id.get(&sample.series_id) {
                     series.insert(sample.timestamp_ms, sample.value, partition_ms);
                     replayed += 1;
+                } else {
+                    orphans += 1;
                 }
             }
         }
     })?;
     recovery.samples_replayed += replayed;
     recovery.samples_already_persisted += skipped;
+    recovery.samples_without_series += orphans;
     Ok((outcome, max_ms))
 }
 
