@@ -27,8 +27,17 @@ impl BitWriter {
         Self::default()
     }
 
+    /// A writer that appends after the bytes already in `bytes`.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        BitWriter {
+            bytes,
+            register: 0,
+            pending_bits: 0,
+        }
+    }
+
     /// Appends the low `width` bits of `value` (`width` in 0..=64).
-    #[inline]
+    #[inline(always)]
     pub fn write_bits(&mut self, value: u64, width: u32) {
         debug_assert!(width <= 64);
         if width == 0 {
@@ -68,7 +77,7 @@ impl BitWriter {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn write_bit(&mut self, bit: bool) {
         self.write_bits(u64::from(bit), 1);
     }
@@ -89,11 +98,16 @@ impl BitWriter {
         }
     }
 
-    /// Finishes the stream and returns its bytes.
-    pub fn finish(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.bytes.len() + 8);
-        self.copy_to(&mut out);
-        out
+    /// Finishes the stream and returns its bytes (after any bytes the
+    /// writer was created with).
+    pub fn finish(mut self) -> Vec<u8> {
+        if self.pending_bits > 0 {
+            let aligned = self.register << (64 - self.pending_bits);
+            let tail_bytes = self.pending_bits.div_ceil(8) as usize;
+            self.bytes
+                .extend_from_slice(&aligned.to_be_bytes()[..tail_bytes]);
+        }
+        self.bytes
     }
 }
 
@@ -124,7 +138,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Loads bytes until at least 57 bits are available.
-    #[inline]
+    #[inline(always)]
     fn refill(&mut self) {
         if let Some(word) = self.data.get(self.next_byte..self.next_byte + 8) {
             let mut be = [0u8; 8];
@@ -141,6 +155,7 @@ impl<'a> BitReader<'a> {
     }
 
     #[cold]
+    #[inline(never)]
     fn refill_slow(&mut self) {
         while self.available <= 56 {
             let byte = match self.data.get(self.next_byte) {
@@ -159,7 +174,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Makes at least `width` (≤ 57) bits available for [`Self::peek`].
-    #[inline]
+    #[inline(always)]
     pub fn ensure(&mut self, width: u32) {
         if self.available < width {
             self.refill();
@@ -168,40 +183,51 @@ impl<'a> BitReader<'a> {
 
     /// The next `width` bits (1..=57) without consuming them; call
     /// [`Self::ensure`] first.
-    #[inline]
+    #[inline(always)]
     pub fn peek(&self, width: u32) -> u64 {
         debug_assert!(width >= 1 && width <= self.available);
         self.register >> (64 - width)
     }
 
+    /// How many leading zero bits follow, at most `limit` (< 64) and at
+    /// most the bits available; for skipping runs of 1-bit `0` codes.
+    #[inline(always)]
+    pub fn zero_run(&self, limit: u32) -> u32 {
+        self.register.leading_zeros().min(self.available).min(limit)
+    }
+
     /// The whole register: the top [`Self::ensure`]d bits are the next ones.
-    #[inline]
+    #[inline(always)]
     pub fn peek_register(&self) -> u64 {
         self.register
     }
 
-    #[inline]
+    /// Drops the next `width` (< 64, at most the available) bits.
+    #[inline(always)]
     pub fn consume(&mut self, width: u32) {
-        debug_assert!(width <= self.available);
-        self.register = if width == 64 {
-            0
-        } else {
-            self.register << width
-        };
+        debug_assert!(width < 64 && width <= self.available);
+        self.register <<= width;
         self.available -= width;
     }
 
     /// Reads `width` bits (0..=64) as an unsigned integer.
-    #[inline]
+    #[inline(always)]
     pub fn read_bits(&mut self, width: u32) -> u64 {
         debug_assert!(width <= 64);
+        if width <= 56 {
+            self.read_short(width)
+        } else {
+            let low_width = width - 32;
+            let high = self.read_short(32);
+            (high << low_width) | self.read_short(low_width)
+        }
+    }
+
+    /// Reads `width` bits, at most 56.
+    #[inline(always)]
+    fn read_short(&mut self, width: u32) -> u64 {
         if width == 0 {
             return 0;
-        }
-        if width > 56 {
-            let low_width = width - 32;
-            let high = self.read_bits(32);
-            return (high << low_width) | self.read_bits(low_width);
         }
         self.ensure(width);
         let value = self.peek(width);

@@ -20,9 +20,11 @@
 //! is consumed exactly (no bytes left over, none missing); a decoder never
 //! allocates more than `MAX_CHUNK_SAMPLES` entries whatever the input says.
 
-mod bits;
+pub mod bits;
 pub mod timestamp;
 pub mod xor;
+
+use bits::BitWriter;
 
 pub use timestamp::DeltaOfDeltaEncoder;
 pub use xor::XorEncoder;
@@ -91,6 +93,53 @@ impl ValueEncoding {
         match self {
             Self::GorillaXor => "gorilla-xor",
         }
+    }
+}
+
+/// A streaming column encoder: the head pushes values one by one and can
+/// read the stream at any time; sealed chunks encode a whole column.
+pub trait ColumnEncoder: Sized {
+    type Item: Copy;
+
+    /// An encoder that appends its stream after `writer`'s bytes.
+    fn with_writer(writer: BitWriter) -> Self;
+    fn push(&mut self, item: Self::Item);
+    /// Items pushed so far.
+    fn len(&self) -> usize;
+    fn writer(&self) -> &BitWriter;
+    fn into_writer(self) -> BitWriter;
+
+    fn new() -> Self {
+        Self::with_writer(BitWriter::new())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes the stream occupies so far.
+    fn byte_len(&self) -> usize {
+        self.writer().bit_len().div_ceil(8) as usize
+    }
+
+    /// Appends the stream so far (zero-padded to a byte) to `out`.
+    fn copy_to(&self, out: &mut Vec<u8>) {
+        self.writer().copy_to(out);
+    }
+
+    /// The finished stream.
+    fn finish(self) -> Vec<u8> {
+        self.into_writer().finish()
+    }
+
+    /// Encodes a whole column, appending its stream to `out` without an
+    /// intermediate buffer.
+    fn encode_into(items: &[Self::Item], out: &mut Vec<u8>) {
+        let mut encoder = Self::with_writer(BitWriter::from_vec(std::mem::take(out)));
+        for &item in items {
+            encoder.push(item);
+        }
+        *out = encoder.finish();
     }
 }
 
@@ -274,10 +323,10 @@ pub fn encode_chunk(
     };
     let start = out.len();
     assemble_chunk(header, &[], &[], out)?;
-    timestamp::encode(timestamps, out);
+    DeltaOfDeltaEncoder::encode_into(timestamps, out);
     let stream_len = (out.len() - start - CHUNK_HEADER_LEN) as u32;
     out[start + 4..start + 8].copy_from_slice(&stream_len.to_le_bytes());
-    xor::encode(values, out);
+    XorEncoder::encode_into(values, out);
     Ok(header)
 }
 

@@ -7,26 +7,34 @@
 //!   wrapping i64 arithmetic so that any two i64 timestamps round-trip, in
 //!   the first bucket that holds it:
 //!
-//! | prefix | payload                  | dod range            |
-//! |--------|--------------------------|----------------------|
-//! | `0`    | none                     | 0                    |
-//! | `10`   | 7-bit two's complement   | -64 ..= 63           |
-//! | `110`  | 12-bit two's complement  | -2048 ..= 2047       |
-//! | `1110` | 20-bit two's complement  | -524288 ..= 524287   |
-//! | `1111` | 64 raw bits              | any                  |
+//! | prefix  | payload                  | dod range                |
+//! |---------|--------------------------|--------------------------|
+//! | `0`     | none                     | 0                        |
+//! | `10`    | 5-bit two's complement   | -16 ..= 15               |
+//! | `110`   | 9-bit two's complement   | -256 ..= 255             |
+//! | `1110`  | 14-bit two's complement  | -8192 ..= 8191           |
+//! | `11110` | 24-bit two's complement  | -8388608 ..= 8388607     |
+//! | `11111` | 64 raw bits              | any                      |
 //!
-//! The buckets are sized for millisecond timestamps: scrape jitter of a few
-//! milliseconds fits the 7-bit bucket, a missed scrape of a few seconds the
-//! 12- or 20-bit one.
+//! The buckets suit millisecond clocks: scrape jitter of a few milliseconds
+//! costs 7 bits, a missed scrape of up to 8 s 18 bits, a gap of up to 2.3 h
+//! 29 bits.
 //!
 //! Invariant: decoded timestamps are strictly increasing; a stream that
 //! decodes otherwise is reported as corrupt.
 
 use super::bits::{sign_extend, BitReader, BitWriter};
-use super::{CodecError, Column};
+use super::{CodecError, Column, ColumnEncoder};
 
-/// (prefix bits, prefix width, payload width) for the bounded buckets.
-const BUCKETS: [(u64, u32, u32); 3] = [(0b10, 2, 7), (0b110, 3, 12), (0b1110, 4, 20)];
+/// (prefix bits, prefix width, payload width) for the bounded buckets; the
+/// bucket after the last one is `11111` + 64 bits.
+const BUCKETS: [(u64, u32, u32); 4] = [
+    (0b10, 2, 5),
+    (0b110, 3, 9),
+    (0b1110, 4, 14),
+    (0b11110, 5, 24),
+];
+const RAW_PREFIX: (u64, u32) = (0b11111, 5);
 
 /// Streaming delta-of-delta encoder; the head appends to it sample by sample.
 #[derive(Debug, Default, Clone)]
@@ -37,15 +45,20 @@ pub struct DeltaOfDeltaEncoder {
     previous_delta: i64,
 }
 
-impl DeltaOfDeltaEncoder {
-    pub fn new() -> Self {
-        Self::default()
+impl ColumnEncoder for DeltaOfDeltaEncoder {
+    type Item = i64;
+
+    fn with_writer(writer: BitWriter) -> Self {
+        DeltaOfDeltaEncoder {
+            writer,
+            ..Self::default()
+        }
     }
 
     /// Appends one timestamp. The caller guarantees it is greater than the
     /// previous one.
-    #[inline]
-    pub fn push(&mut self, timestamp_ms: i64) {
+    #[inline(always)]
+    fn push(&mut self, timestamp_ms: i64) {
         if self.count == 0 {
             self.writer.write_bits(timestamp_ms as u64, 64);
         } else {
@@ -58,7 +71,21 @@ impl DeltaOfDeltaEncoder {
         self.count += 1;
     }
 
-    #[inline]
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    fn writer(&self) -> &BitWriter {
+        &self.writer
+    }
+
+    fn into_writer(self) -> BitWriter {
+        self.writer
+    }
+}
+
+impl DeltaOfDeltaEncoder {
+    #[inline(always)]
     fn write_dod(&mut self, dod: i64) {
         if dod == 0 {
             self.writer.write_bit(false);
@@ -74,73 +101,64 @@ impl DeltaOfDeltaEncoder {
                 return;
             }
         }
-        self.writer.write_bits(0b1111, 4);
+        self.writer.write_bits(RAW_PREFIX.0, RAW_PREFIX.1);
         self.writer.write_bits(dod as u64, 64);
     }
-
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Bytes the stream occupies so far.
-    pub fn byte_len(&self) -> usize {
-        self.writer.bit_len().div_ceil(8) as usize
-    }
-
-    pub fn copy_to(&self, out: &mut Vec<u8>) {
-        self.writer.copy_to(out);
-    }
-
-    pub fn finish(self) -> Vec<u8> {
-        self.writer.finish()
-    }
-}
-
-/// Encodes a whole column.
-pub fn encode(timestamps: &[i64], out: &mut Vec<u8>) {
-    let mut encoder = DeltaOfDeltaEncoder::new();
-    for &timestamp_ms in timestamps {
-        encoder.push(timestamp_ms);
-    }
-    encoder.copy_to(out);
 }
 
 /// Decodes `count` timestamps from `bytes`, appending them to `out`.
 pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<i64>) -> Result<(), CodecError> {
-    out.reserve(count);
     let mut reader = BitReader::new(bytes);
     if count == 0 {
         return super::check_stream_end(&reader, bytes, Column::Timestamps);
     }
+    let start = out.len();
+    out.resize(start + count, 0);
+    let slots = &mut out[start..];
     let first = reader.read_bits(64) as i64;
-    out.push(first);
+    slots[0] = first;
     let mut previous_ms = first;
     let mut previous_delta = 0i64;
-    for index in 1..count {
-        reader.ensure(4);
-        let ones = (!reader.peek_register()).leading_zeros().min(4);
+    let mut index = 1;
+    while index < count {
+        reader.ensure(5);
+        // Fast path: a run of `0` codes (a steady interval) fills many
+        // slots at once.
+        if reader.peek_register() >> 63 == 0 && previous_delta > 0 {
+            let run = reader.zero_run((count - index).min(63) as u32) as i64;
+            let run_end = run
+                .checked_mul(previous_delta)
+                .and_then(|span| previous_ms.checked_add(span));
+            if let Some(run_end) = run_end {
+                for (k, slot) in (1..).zip(&mut slots[index..index + run as usize]) {
+                    *slot = previous_ms + k * previous_delta;
+                }
+                reader.consume(run as u32);
+                previous_ms = run_end;
+                index += run as usize;
+                continue;
+            }
+        }
+        let ones = (!reader.peek_register()).leading_zeros();
         let dod = match ones {
             0 => {
                 reader.consume(1);
                 0
             }
-            1..=3 => {
+            1..=4 => {
                 let payload_width = BUCKETS[ones as usize - 1].2;
                 reader.consume(ones + 1);
                 sign_extend(reader.read_bits(payload_width), payload_width)
             }
             _ => {
-                reader.consume(4);
+                reader.consume(RAW_PREFIX.1);
                 reader.read_bits(64) as i64
             }
         };
         let delta = previous_delta.wrapping_add(dod);
         let timestamp_ms = previous_ms.wrapping_add(delta);
         if timestamp_ms <= previous_ms {
+            out.truncate(start + index);
             if reader.overrun() {
                 break;
             }
@@ -150,9 +168,10 @@ pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<i64>) -> Result<(), Code
                 timestamp_ms,
             });
         }
-        out.push(timestamp_ms);
+        slots[index] = timestamp_ms;
         previous_ms = timestamp_ms;
         previous_delta = delta;
+        index += 1;
     }
     super::check_stream_end(&reader, bytes, Column::Timestamps)
 }

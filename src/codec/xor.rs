@@ -17,40 +17,34 @@
 //! subnormals) round-trips exactly; values are handled as u64 bits only.
 
 use super::bits::{BitReader, BitWriter};
-use super::{CodecError, Column};
+use super::{CodecError, Column, ColumnEncoder};
 
 /// Header cost of a new window beyond the reuse prefix: 5 + 6 bits + 1.
 const NEW_WINDOW_EXTRA_BITS: u32 = 12;
 
 /// Streaming XOR encoder; the head appends to it sample by sample.
-#[derive(Debug, Clone)]
+#[derive(Debug, Default, Clone)]
 pub struct XorEncoder {
     writer: BitWriter,
     count: usize,
     previous_bits: u64,
+    /// The current window; (0, 0) is all 64 bits.
     leading: u32,
     trailing: u32,
 }
 
-impl Default for XorEncoder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+impl ColumnEncoder for XorEncoder {
+    type Item = f64;
 
-impl XorEncoder {
-    pub fn new() -> Self {
-        Self {
-            writer: BitWriter::new(),
-            count: 0,
-            previous_bits: 0,
-            leading: 0,
-            trailing: 0,
+    fn with_writer(writer: BitWriter) -> Self {
+        XorEncoder {
+            writer,
+            ..Self::default()
         }
     }
 
-    #[inline]
-    pub fn push(&mut self, value: f64) {
+    #[inline(always)]
+    fn push(&mut self, value: f64) {
         let bits = value.to_bits();
         if self.count == 0 {
             self.writer.write_bits(bits, 64);
@@ -61,7 +55,21 @@ impl XorEncoder {
         self.count += 1;
     }
 
-    #[inline]
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    fn writer(&self) -> &BitWriter {
+        &self.writer
+    }
+
+    fn into_writer(self) -> BitWriter {
+        self.writer
+    }
+}
+
+impl XorEncoder {
+    #[inline(always)]
     fn write_xor(&mut self, xor: u64) {
         if xor == 0 {
             self.writer.write_bit(false);
@@ -86,82 +94,59 @@ impl XorEncoder {
             self.trailing = trailing;
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Bytes the stream occupies so far.
-    pub fn byte_len(&self) -> usize {
-        self.writer.bit_len().div_ceil(8) as usize
-    }
-
-    pub fn copy_to(&self, out: &mut Vec<u8>) {
-        self.writer.copy_to(out);
-    }
-
-    pub fn finish(self) -> Vec<u8> {
-        self.writer.finish()
-    }
-}
-
-/// Encodes a whole column.
-pub fn encode(values: &[f64], out: &mut Vec<u8>) {
-    let mut encoder = XorEncoder::new();
-    for &value in values {
-        encoder.push(value);
-    }
-    encoder.copy_to(out);
 }
 
 /// Decodes `count` values from `bytes`, appending them to `out`.
 pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<f64>) -> Result<(), CodecError> {
-    out.reserve(count);
     let mut reader = BitReader::new(bytes);
     if count == 0 {
         return super::check_stream_end(&reader, bytes, Column::Values);
     }
+    let start = out.len();
+    out.resize(start + count, 0.0);
+    let slots = &mut out[start..];
     let mut bits = reader.read_bits(64);
-    out.push(f64::from_bits(bits));
+    slots[0] = f64::from_bits(bits);
     let mut leading = 0u32;
     let mut trailing = 0u32;
-    for index in 1..count {
+    let mut index = 1;
+    while index < count {
         reader.ensure(13);
-        let control = reader.peek(2);
-        if control < 0b10 {
-            reader.consume(1);
-        } else {
-            if control == 0b11 {
-                let header = reader.peek(13);
-                reader.consume(13);
-                let new_leading = ((header >> 6) & 31) as u32;
-                let significant = match (header & 63) as u32 {
-                    0 => 64,
-                    n => n,
-                };
-                if new_leading + significant > 64 {
-                    return Err(CodecError::BadXorWindow {
-                        index,
-                        leading: new_leading,
-                        significant,
-                    });
-                }
-                leading = new_leading;
-                trailing = 64 - leading - significant;
-            } else {
-                reader.consume(2);
-            }
-            let significant = 64 - leading - trailing;
-            let meaningful = reader.read_bits(significant);
-            // leading + significant <= 64 and significant >= 1, so
-            // trailing <= 63 and the shift is in range.
-            bits ^= meaningful << trailing;
+        // Fast path: a run of `0` codes (a repeated value).
+        if reader.peek_register() >> 63 == 0 {
+            let run = reader.zero_run((count - index).min(63) as u32) as usize;
+            slots[index..index + run].fill(f64::from_bits(bits));
+            reader.consume(run as u32);
+            index += run;
+            continue;
         }
-        out.push(f64::from_bits(bits));
+        if reader.peek(2) == 0b11 {
+            let header = reader.peek(13);
+            reader.consume(13);
+            let new_leading = ((header >> 6) & 31) as u32;
+            let significant = match (header & 63) as u32 {
+                0 => 64,
+                n => n,
+            };
+            if new_leading + significant > 64 {
+                out.truncate(start + index);
+                return Err(CodecError::BadXorWindow {
+                    index,
+                    leading: new_leading,
+                    significant,
+                });
+            }
+            leading = new_leading;
+            trailing = 64 - leading - significant;
+        } else {
+            reader.consume(2);
+        }
+        let meaningful = reader.read_bits(64 - leading - trailing);
+        // leading + significant <= 64 and significant >= 1, so trailing
+        // <= 63 and the shift is in range.
+        bits ^= meaningful << trailing;
+        slots[index] = f64::from_bits(bits);
+        index += 1;
     }
     super::check_stream_end(&reader, bytes, Column::Values)
 }

@@ -28,8 +28,8 @@ use parking_lot::{Mutex, RwLock};
 pub use index::HeadIndex;
 
 use crate::codec::{
-    self, ChunkHeader, DecodedChunk, DeltaOfDeltaEncoder, TimestampEncoding, ValueEncoding,
-    XorEncoder, MAX_CHUNK_SAMPLES,
+    self, ChunkHeader, ColumnEncoder, DecodedChunk, DeltaOfDeltaEncoder, TimestampEncoding,
+    ValueEncoding, XorEncoder, MAX_CHUNK_SAMPLES,
 };
 use crate::error::CorruptionError;
 use crate::query::merge_last_wins;
