@@ -139,16 +139,20 @@ pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<i64>) -> Result<(), Code
                 continue;
             }
         }
-        let ones = (!reader.peek_register()).leading_zeros();
+        reader.ensure(57);
+        let register = reader.peek_register();
+        let ones = (!register).leading_zeros();
         let dod = match ones {
             0 => {
                 reader.consume(1);
                 0
             }
             1..=4 => {
+                // prefix + payload <= 29 bits: all in the register.
                 let payload_width = BUCKETS[ones as usize - 1].2;
-                reader.consume(ones + 1);
-                sign_extend(reader.read_bits(payload_width), payload_width)
+                let payload = (register << (ones + 1)) >> (64 - payload_width);
+                reader.consume(ones + 1 + payload_width);
+                sign_extend(payload, payload_width)
             }
             _ => {
                 reader.consume(RAW_PREFIX.1);

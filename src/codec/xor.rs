@@ -111,18 +111,20 @@ pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<f64>) -> Result<(), Code
     let mut trailing = 0u32;
     let mut index = 1;
     while index < count {
-        reader.ensure(13);
-        // Fast path: a run of `0` codes (a repeated value).
-        if reader.peek_register() >> 63 == 0 {
+        // One refill per value: 57 bits cover the control bits and, except
+        // for windows wider than 44 bits, the payload too.
+        reader.ensure(57);
+        let register = reader.peek_register();
+        if register >> 63 == 0 {
+            // A run of `0` codes: the value repeats.
             let run = reader.zero_run((count - index).min(63) as u32) as usize;
             slots[index..index + run].fill(f64::from_bits(bits));
             reader.consume(run as u32);
             index += run;
             continue;
         }
-        if reader.peek(2) == 0b11 {
-            let header = reader.peek(13);
-            reader.consume(13);
+        let control_width = if register >> 62 == 0b11 {
+            let header = register >> 51;
             let new_leading = ((header >> 6) & 31) as u32;
             let significant = match (header & 63) as u32 {
                 0 => 64,
@@ -138,10 +140,20 @@ pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<f64>) -> Result<(), Code
             }
             leading = new_leading;
             trailing = 64 - leading - significant;
+            13
         } else {
-            reader.consume(2);
-        }
-        let meaningful = reader.read_bits(64 - leading - trailing);
+            2
+        };
+        let width = 64 - leading - trailing;
+        let meaningful = if control_width + width <= 57 {
+            // width >= 1, so the shift is at most 63.
+            let payload = (register << control_width) >> (64 - width);
+            reader.consume(control_width + width);
+            payload
+        } else {
+            reader.consume(control_width);
+            reader.read_bits(width)
+        };
         // leading + significant <= 64 and significant >= 1, so trailing
         // <= 63 and the shift is in range.
         bits ^= meaningful << trailing;
