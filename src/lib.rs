@@ -35,6 +35,7 @@ pub mod query;
 pub mod segment;
 pub mod series;
 pub mod wal;
+pub mod workload;
 
 pub use db::manifest::{Manifest, SegmentMeta};
 pub use db::{

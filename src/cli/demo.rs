@@ -9,7 +9,7 @@ use std::time::Instant;
 use strata::{Db, Error, Matcher, Options, Sample, SeriesSamples};
 
 use super::inspect::dir_size;
-use super::workload::{one_second_range, CollectionPoint};
+use strata::workload::{one_second_range, CollectionPoint};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {

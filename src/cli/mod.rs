@@ -8,7 +8,6 @@ mod export;
 mod formats;
 mod import;
 mod inspect;
-mod workload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,11 +1,16 @@
-//! Simulated telemetry collection points for the demo (and benchmarks).
+//! Synthetic workloads for demos, benchmarks and testing pipelines.
 //!
-//! Each collection point owns a fixed list of series and produces one value
-//! for each at every tick, the way a real exporter would: counters only go
-//! up, histogram buckets are cumulative and consistent with `_count` and
-//! `_sum`. Everything is deterministic for a given seed.
+//! - [`CollectionPoint`]: the telemetry tools strata is built for (gateway,
+//!   scheduler, agent sessions, spawn queue, inbox, heartbeats). Each owns a
+//!   fixed list of series and produces one value for each at every tick, the
+//!   way a real exporter would: counters only go up, histogram buckets are
+//!   cumulative and consistent with `_count` and `_sum`.
+//! - [`Devops`]: the Time Series Benchmark Suite's `cpu-only` use case: N
+//!   hosts with TSBS's host tags, 10 cpu metrics each, every 10 s.
+//!
+//! Everything is deterministic for a given seed.
 
-use strata::{SeriesKey, TimeRange};
+use crate::{SeriesKey, TimeRange};
 
 /// Histogram bucket upper bounds for request latency, in seconds.
 pub const LATENCY_BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
@@ -61,7 +66,7 @@ const SERVICES: [&str; 4] = ["mailer", "indexer", "billing", "search"];
 
 fn key(metric: &str, labels: &[(&str, &str)]) -> SeriesKey {
     // Names here are fixed literals that satisfy the naming rules.
-    SeriesKey::new(metric, labels).unwrap_or_else(|e| panic!("demo series {metric}: {e}"))
+    SeriesKey::new(metric, labels).unwrap_or_else(|e| panic!("workload series {metric}: {e}"))
 }
 
 impl CollectionPoint {
@@ -251,4 +256,129 @@ fn keys_for(kind: Kind, inst: &str) -> Vec<SeriesKey> {
 /// The time range `[start, start + seconds)` at 1 s resolution.
 pub fn one_second_range(start_ms: i64, seconds: i64) -> TimeRange {
     TimeRange::new(start_ms, start_ms + (seconds - 1) * 1000)
+}
+
+/// The 10 metrics of TSBS's `cpu` measurement, in TSBS's order.
+pub const DEVOPS_CPU_FIELDS: [&str; 10] = [
+    "usage_user",
+    "usage_system",
+    "usage_idle",
+    "usage_nice",
+    "usage_iowait",
+    "usage_irq",
+    "usage_softirq",
+    "usage_steal",
+    "usage_guest",
+    "usage_guest_nice",
+];
+
+const REGIONS: [(&str, [&str; 3]); 3] = [
+    ("us-east-1", ["us-east-1a", "us-east-1b", "us-east-1c"]),
+    ("eu-west-1", ["eu-west-1a", "eu-west-1b", "eu-west-1c"]),
+    (
+        "ap-southeast-1",
+        ["ap-southeast-1a", "ap-southeast-1b", "ap-southeast-1c"],
+    ),
+];
+const OSES: [&str; 3] = ["Ubuntu16.10", "Ubuntu16.04LTS", "Ubuntu15.10"];
+const ARCHES: [&str; 2] = ["x64", "x86"];
+const TEAMS: [&str; 4] = ["SF", "NYC", "LON", "CHI"];
+const ENVIRONMENTS: [&str; 3] = ["production", "staging", "test"];
+
+/// Settings of a [`Devops`] workload.
+#[derive(Debug, Clone, Copy)]
+pub struct DevopsConfig {
+    pub hosts: usize,
+    pub start_ms: i64,
+    /// TSBS uses 10 s.
+    pub interval_ms: i64,
+    /// Round values to this many decimals (TSBS writes full precision).
+    pub decimals: Option<u32>,
+    pub seed: u64,
+}
+
+impl Default for DevopsConfig {
+    fn default() -> Self {
+        DevopsConfig {
+            hosts: 10,
+            start_ms: 1_700_000_000_000,
+            interval_ms: 10_000,
+            decimals: None,
+            seed: 1,
+        }
+    }
+}
+
+/// TSBS `cpu-only`: `cpu_<field>{hostname, region, datacenter, rack, os,
+/// arch, team, service, service_version, service_environment}`; each value
+/// is a random walk clamped to 0..=100, stepping by up to ±1 per interval,
+/// as TSBS's cpu simulator does.
+pub struct Devops {
+    config: DevopsConfig,
+    keys: Vec<SeriesKey>,
+    values: Vec<f64>,
+    output: Vec<f64>,
+    rng: Rng,
+    round: i64,
+}
+
+impl Devops {
+    pub fn new(config: DevopsConfig) -> Self {
+        let mut rng = Rng::new(config.seed);
+        let mut keys = Vec::with_capacity(config.hosts * DEVOPS_CPU_FIELDS.len());
+        for host in 0..config.hosts {
+            let pick = |rng: &mut Rng, n: usize| (rng.next_u64() % n as u64) as usize;
+            let (region, zones) = REGIONS[pick(&mut rng, REGIONS.len())];
+            let tags = [
+                ("hostname", format!("host_{host}")),
+                ("region", region.to_owned()),
+                ("datacenter", zones[pick(&mut rng, 3)].to_owned()),
+                ("rack", pick(&mut rng, 100).to_string()),
+                ("os", OSES[pick(&mut rng, OSES.len())].to_owned()),
+                ("arch", ARCHES[pick(&mut rng, ARCHES.len())].to_owned()),
+                ("team", TEAMS[pick(&mut rng, TEAMS.len())].to_owned()),
+                ("service", pick(&mut rng, 20).to_string()),
+                ("service_version", pick(&mut rng, 2).to_string()),
+                (
+                    "service_environment",
+                    ENVIRONMENTS[pick(&mut rng, 3)].to_owned(),
+                ),
+            ];
+            for field in DEVOPS_CPU_FIELDS {
+                let metric = format!("cpu_{field}");
+                let labels: Vec<(&str, &str)> =
+                    tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                keys.push(key(&metric, &labels));
+            }
+        }
+        let values = (0..keys.len()).map(|_| rng.unit() * 100.0).collect();
+        Devops {
+            output: vec![0.0; keys.len()],
+            config,
+            keys,
+            values,
+            rng,
+            round: 0,
+        }
+    }
+
+    /// Every series, hosts in order, 10 fields per host.
+    pub fn keys(&self) -> &[SeriesKey] {
+        &self.keys
+    }
+
+    /// The next interval: its timestamp and one value per key.
+    pub fn next_round(&mut self) -> (i64, &[f64]) {
+        let time_ms = self.config.start_ms + self.round * self.config.interval_ms;
+        self.round += 1;
+        let scale = self.config.decimals.map(|d| 10f64.powi(d as i32));
+        for (value, out) in self.values.iter_mut().zip(&mut self.output) {
+            *value = (*value + (self.rng.unit() * 2.0 - 1.0)).clamp(0.0, 100.0);
+            *out = match scale {
+                Some(scale) => (*value * scale).round() / scale,
+                None => *value,
+            };
+        }
+        (time_ms, &self.output)
+    }
 }
