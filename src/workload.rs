@@ -7,6 +7,9 @@
 //!   cumulative and consistent with `_count` and `_sum`.
 //! - [`Devops`]: the Time Series Benchmark Suite's `cpu-only` use case: N
 //!   hosts with TSBS's host tags, 10 cpu metrics each, every 10 s.
+//! - [`Churn`]: high cardinality: a fixed number of pods run at any time,
+//!   each exporting one series labelled with its own `pod` id; pods end
+//!   after a random lifetime and new pods (new series) take their place.
 //!
 //! Everything is deterministic for a given seed.
 
@@ -380,5 +383,263 @@ impl Devops {
             };
         }
         (time_ms, &self.output)
+    }
+}
+
+/// Settings of a [`Churn`] workload.
+#[derive(Debug, Clone, Copy)]
+pub struct ChurnConfig {
+    /// Pods (series) alive at any moment.
+    pub live: usize,
+    /// Mean lifetime of a pod. Each pod lives a uniformly random span
+    /// between half and 1.5 times this (at least one interval); the pods
+    /// running at the start have already lived part of theirs.
+    pub mean_lifetime_ms: i64,
+    pub start_ms: i64,
+    /// Time between two samples of a pod. Default 10 s.
+    pub interval_ms: i64,
+    pub seed: u64,
+}
+
+impl Default for ChurnConfig {
+    fn default() -> Self {
+        ChurnConfig {
+            live: 1000,
+            mean_lifetime_ms: 15 * 60 * 1000,
+            start_ms: 1_700_000_000_000,
+            interval_ms: 10_000,
+            seed: 1,
+        }
+    }
+}
+
+/// Metric of every [`Churn`] series.
+pub const CHURN_METRIC: &str = "container_cpu_usage_seconds_total";
+
+const NAMESPACES: [&str; 5] = ["default", "web", "batch", "ml", "monitoring"];
+
+/// High-cardinality churn, as on a cluster that keeps rolling out pods:
+/// `live` *slots* each run one pod at a time, and every pod exports one
+/// counter, `container_cpu_usage_seconds_total{namespace, pod="<id>"}`, in
+/// CPU seconds with 3 decimals. When a pod's lifetime is over, a new pod with
+/// a new id (so a new series) takes over its slot in the same interval: the
+/// number of series alive at once stays `live`, while the number of
+/// distinct series grows with every interval.
+///
+/// Deterministic for a given config, and independent of sharding: slot `s`
+/// draws from its own generator seeded by `seed` and `s`, and its k-th pod
+/// has id `k * live + s` (unique over the whole run). [`Churn::shard`] runs
+/// a subset of the slots, so several writers can each produce their share
+/// of the same data set.
+pub struct Churn {
+    config: ChurnConfig,
+    /// Rounds a pod lives on average (at least 1).
+    lifetime_rounds: u64,
+    /// Per local slot: the global slot number.
+    slots: Vec<usize>,
+    keys: Vec<SeriesKey>,
+    /// Per local slot: the pod's counter in milli-CPU-seconds.
+    millis: Vec<u64>,
+    /// Per local slot: the pod's CPU use in milli-cores.
+    cores_milli: Vec<u64>,
+    /// Per local slot: how many pods it has run before the current one.
+    generation: Vec<u64>,
+    /// Per local slot: the round in which the current pod is replaced.
+    ends_at: Vec<u64>,
+    rngs: Vec<Rng>,
+    output: Vec<f64>,
+    born: Vec<usize>,
+    round: u64,
+    created: u64,
+}
+
+/// splitmix64's finalizer: independent generator seeds for nearby inputs.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl Churn {
+    /// Every slot of the workload.
+    pub fn new(config: ChurnConfig) -> Self {
+        Self::shard(config, 0, 1)
+    }
+
+    /// The slots `shard, shard + shards, shard + 2 * shards, ...`: one of
+    /// `shards` disjoint parts that together make up [`Churn::new`]'s data.
+    ///
+    /// # Panics
+    /// If `shards` is 0 or `shard >= shards`.
+    pub fn shard(config: ChurnConfig, shard: usize, shards: usize) -> Self {
+        assert!(shard < shards, "shard {shard} of {shards}");
+        let interval = config.interval_ms.max(1);
+        let lifetime_rounds = (config.mean_lifetime_ms / interval).max(1) as u64;
+        let slots: Vec<usize> = (shard..config.live).step_by(shards).collect();
+        let mut churn = Churn {
+            config,
+            lifetime_rounds,
+            keys: Vec::with_capacity(slots.len()),
+            millis: vec![0; slots.len()],
+            cores_milli: vec![0; slots.len()],
+            generation: vec![0; slots.len()],
+            ends_at: vec![0; slots.len()],
+            rngs: slots
+                .iter()
+                .map(|&s| Rng::new(mix(config.seed ^ mix(s as u64))))
+                .collect(),
+            output: vec![0.0; slots.len()],
+            born: Vec::new(),
+            round: 0,
+            created: 0,
+            slots,
+        };
+        for local in 0..churn.slots.len() {
+            let key = churn.start_pod(local);
+            churn.keys.push(key);
+            // Already running: the remaining lifetime is uniform in
+            // [1, longest lifetime], so that endings are spread out.
+            let longest = churn.lifetime_rounds + churn.lifetime_rounds / 2;
+            churn.ends_at[local] = 1 + churn.rngs[local].next_u64() % longest.max(1);
+        }
+        churn
+    }
+
+    /// Picks the current pod's namespace, size and starting counter and
+    /// returns its key; advances the slot's id.
+    fn start_pod(&mut self, local: usize) -> SeriesKey {
+        let slot = self.slots[local];
+        let id = self.generation[local] * self.config.live as u64 + slot as u64;
+        let rng = &mut self.rngs[local];
+        let namespace = NAMESPACES[(rng.next_u64() % NAMESPACES.len() as u64) as usize];
+        // 50 to 2000 milli-cores, skewed small.
+        self.cores_milli[local] = 50 + (1950.0 * rng.unit() * rng.unit()) as u64;
+        self.millis[local] = rng.next_u64() % 1000;
+        self.created += 1;
+        key(
+            CHURN_METRIC,
+            &[("namespace", namespace), ("pod", &id.to_string())],
+        )
+    }
+
+    /// The current series of every local slot (the slots of this shard, in
+    /// order). Valid from construction on; slots listed by
+    /// [`Churn::born`] change with each round.
+    pub fn keys(&self) -> &[SeriesKey] {
+        &self.keys
+    }
+
+    /// Local slots whose pod was replaced by a new one (a new series) in the
+    /// last [`Churn::next_round`]. The pods running at construction are not
+    /// listed: take them from [`Churn::keys`] before the first round.
+    pub fn born(&self) -> &[usize] {
+        &self.born
+    }
+
+    /// Distinct series this generator has produced so far (the pods it
+    /// started, those running at construction included).
+    pub fn series_created(&self) -> u64 {
+        self.created
+    }
+
+    /// Series alive at any moment in this shard.
+    pub fn live(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The next interval: replaces the pods whose time is up (see
+    /// [`Churn::born`]), then returns the timestamp and one value per local
+    /// slot, in the order of [`Churn::keys`].
+    pub fn next_round(&mut self) -> (i64, &[f64]) {
+        let round = self.round;
+        self.round += 1;
+        let time_ms = self.config.start_ms + round as i64 * self.config.interval_ms;
+        let interval_s = self.config.interval_ms as f64 / 1000.0;
+        let half = self.lifetime_rounds / 2;
+        self.born.clear();
+        for local in 0..self.slots.len() {
+            if round > 0 && round >= self.ends_at[local] {
+                self.generation[local] += 1;
+                self.keys[local] = self.start_pod(local);
+                let span = half + self.rngs[local].next_u64() % (self.lifetime_rounds + 1);
+                self.ends_at[local] = round + span.max(1);
+                self.born.push(local);
+            }
+            // Use varies by ±20 % around the pod's size.
+            let rng = &mut self.rngs[local];
+            let used = self.cores_milli[local] as f64 * interval_s * (0.8 + 0.4 * rng.unit());
+            self.millis[local] += used.round() as u64;
+            self.output[local] = self.millis[local] as f64 / 1000.0;
+        }
+        (time_ms, &self.output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(churn: &mut Churn, rounds: usize) -> Vec<(String, i64, u64)> {
+        let mut out = Vec::new();
+        for _ in 0..rounds {
+            let (ts, values) = churn.next_round();
+            let values = values.to_vec();
+            for (key, value) in churn.keys().iter().zip(values) {
+                out.push((key.to_string(), ts, value.to_bits()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn churn_keeps_live_count_renews_series_and_shards_consistently() {
+        let config = ChurnConfig {
+            live: 7,
+            mean_lifetime_ms: 50_000,
+            ..ChurnConfig::default()
+        };
+        let mut whole = Churn::new(config);
+        assert_eq!(whole.keys().len(), 7);
+        let all = run(&mut whole, 100);
+        assert_eq!(all.len(), 700);
+        // 100 rounds with a mean lifetime of 5 rounds: many pods per slot.
+        assert!(whole.series_created() > 50, "{}", whole.series_created());
+        let distinct: std::collections::BTreeSet<&str> =
+            all.iter().map(|(k, _, _)| k.as_str()).collect();
+        assert_eq!(distinct.len() as u64, whole.series_created());
+        assert!(all.iter().all(|(k, _, _)| k.contains("pod=\"")));
+
+        let mut parts = Vec::new();
+        let mut created = 0;
+        for shard in 0..3 {
+            let mut churn = Churn::shard(config, shard, 3);
+            parts.extend(run(&mut churn, 100));
+            created += churn.series_created();
+        }
+        parts.sort();
+        assert_eq!(parts, all);
+        assert_eq!(created, whole.series_created());
+        assert_eq!(run(&mut Churn::new(config), 100), all, "deterministic");
+    }
+
+    #[test]
+    fn churn_counters_only_go_up_within_a_pod() {
+        let mut churn = Churn::new(ChurnConfig {
+            live: 5,
+            mean_lifetime_ms: 30_000,
+            ..ChurnConfig::default()
+        });
+        let mut last: std::collections::HashMap<String, f64> = Default::default();
+        for _ in 0..200 {
+            let (_, values) = churn.next_round();
+            let values = values.to_vec();
+            for (key, value) in churn.keys().iter().zip(values) {
+                let previous = last.insert(key.to_string(), value);
+                assert!(previous.is_none_or(|p| p < value), "{key}");
+                assert_eq!(value, (value * 1000.0).round() / 1000.0);
+            }
+        }
     }
 }

@@ -1,18 +1,34 @@
-//! `strata bench write`: write throughput and head memory, measured.
+//! `strata bench`: the write benchmark suite, measured, never estimated.
 //!
-//! Every configuration runs for a fixed wall time against a fresh database
-//! in a temporary directory (or `--dir`), then flushes, and reports
-//! samples/s, bytes/sample on disk and the time to flush. The memory
-//! figure comes from the process's resident set (Linux `/proc/self/statm`)
-//! before and after filling many series, so it is a measurement, not an
-//! estimate from struct sizes.
+//! - `bench write` writes one workload (`devops`, `telemetry` or `churn`)
+//!   into a fresh database as fast as it can from `--writers` threads, then
+//!   closes and reopens it. It reports samples/s, the latency of every
+//!   append call (log-bucketed histograms, ±3 %), bytes per sample on disk,
+//!   head memory per series (the process's resident set from
+//!   `/proc/self/statm`, read before the series exist and after the write
+//!   phase, so it is a measurement, not an estimate from struct sizes), and
+//!   the times to flush and to reopen. `--json` prints one object instead.
+//! - `bench write --matrix` is the older fixed matrix (sync modes × APIs ×
+//!   writers for a fixed wall time, and 100,000 series for the memory
+//!   figure) that docs/PERFORMANCE.md shows.
+//! - `bench query` writes a workload (or opens an existing directory) and
+//!   times a full scan, selective queries and the demo's KPI queries.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use strata::{Db, Error, Options, SeriesKey, SeriesRef, SyncMode};
+use indicatif::{ProgressBar, ProgressStyle};
+use strata::workload::{
+    Churn, ChurnConfig, CollectionPoint, Devops, DevopsConfig, CHURN_METRIC, DEVOPS_CPU_FIELDS,
+};
+use strata::{
+    parse_selector, Db, Error, Options, SeriesKey, SeriesRef, SeriesSamples, SyncMode, TimeRange,
+};
 
 use super::inspect::dir_size;
 
@@ -24,56 +40,422 @@ pub struct BenchArgs {
 
 #[derive(clap::Subcommand)]
 enum BenchKind {
-    /// Write throughput per sync mode and API, and head memory per series.
+    /// Write benchmark: samples/s, append latency, bytes/sample, head memory,
+    /// flush and reopen times for one workload.
     ///
-    /// Without options runs the whole matrix: {1 writer with handles,
-    /// 2 writers with handles, batches of --batch samples across --series
-    /// series from 1 and 2 writers} x {never, interval, always}.
+    /// Generates the workload's simulated time span (--duration) and writes
+    /// it as fast as possible into a fresh database: --writers threads each
+    /// own a share of the series and append round by round (one sample per
+    /// series per interval), in append_batch calls of up to --batch samples
+    /// through SeriesRef handles (--batch 1: one append_ref per sample). Then
+    /// closes the database (flush to segments), measures the directory and
+    /// reopens it, for writing and read-only.
+    ///
+    /// Head memory is the growth of the process's resident set (Linux
+    /// /proc/self/statm) from before the series are created to the end of
+    /// the write phase, per series in the head; it includes the writers'
+    /// batch buffers and thread stacks, and allocator memory kept after
+    /// background flushes (use --no-background-flush to hold everything).
+    ///
+    /// With --matrix, runs the older fixed matrix instead: {1, 2 writers} x
+    /// {append_ref, append_batch} x {never, interval, always}, each for
+    /// --seconds of wall time, after a head memory measurement with
+    /// --memory-series series.
     Write(WriteArgs),
+    /// Scan and query speed: full scan, selective queries, the demo's KPIs.
+    ///
+    /// Writes a workload (same options as `bench write`) into --dir or a
+    /// temporary directory, closes it, opens it read-only and times each
+    /// query --repeat times (the median is reported): a full scan of every
+    /// series, a selective query on one metric, and workload-specific
+    /// queries (devops: TSBS cpu-only style; telemetry: the demo's KPIs;
+    /// churn: one pod, one namespace, series active recently). With --dir
+    /// pointing at an existing database, nothing is written: the queries
+    /// run on what is there (the workload is recognized by its metrics
+    /// unless --workload says otherwise).
+    Query(QueryArgs),
 }
 
-#[derive(clap::Args, Clone)]
-struct WriteArgs {
-    /// Series written to (each writer owns an equal share).
-    #[arg(long, default_value_t = 1000)]
-    series: usize,
-    /// Samples per append_batch call in the batch runs.
-    #[arg(long, default_value_t = 1000)]
-    batch: usize,
-    /// Seconds each configuration runs.
-    #[arg(long, default_value_t = 2.0)]
-    seconds: f64,
-    /// Only this sync mode: never, interval (1 s) or always.
-    #[arg(long)]
-    sync: Option<String>,
-    /// Series filled for the memory measurement.
-    #[arg(long, default_value_t = 100_000)]
-    memory_series: usize,
-    /// Directory for the databases (default: a temporary directory).
-    #[arg(long)]
-    dir: Option<PathBuf>,
+/// The data a benchmark writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum WorkloadKind {
+    /// TSBS cpu-only: hosts x 10 cpu_* gauges (random walks in 0..100) every
+    /// 10 s, with TSBS's host tags.
+    Devops,
+    /// The demo's collection points (gateway, scheduler, agents, spawn
+    /// queue, inbox, heartbeats): counters, gauges, histograms every 1 s,
+    /// 58 series per simulated instance.
+    Telemetry,
+    /// High cardinality: --series pods alive at once, each one series
+    /// (container_cpu_usage_seconds_total{namespace, pod}) every 10 s; pods
+    /// end after a random --lifetime and new pods (new series) replace them.
+    Churn,
 }
 
-pub fn run(args: &BenchArgs) -> Result<ExitCode, Error> {
-    match &args.what {
-        BenchKind::Write(write) => run_write(write),
+impl WorkloadKind {
+    fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Devops => "devops",
+            WorkloadKind::Telemetry => "telemetry",
+            WorkloadKind::Churn => "churn",
+        }
+    }
+
+    fn interval_ms(self) -> i64 {
+        match self {
+            WorkloadKind::Devops | WorkloadKind::Churn => 10_000,
+            WorkloadKind::Telemetry => 1000,
+        }
     }
 }
 
-#[derive(Clone, Copy)]
-enum Api {
-    Handles,
-    Batches,
+/// WAL durability.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum SyncArg {
+    /// Sync the WAL only at flush and close.
+    Never,
+    /// Sync the WAL at most every 1 s (the engine's default).
+    Interval,
+    /// Sync the WAL before each append returns (concurrent appends share one
+    /// fsync: group commit).
+    Always,
 }
 
-fn parse_sync(name: &str) -> Result<SyncMode, Error> {
-    match name {
-        "never" => Ok(SyncMode::Never),
-        "interval" => Ok(SyncMode::Interval(1000)),
-        "always" => Ok(SyncMode::Always),
-        other => Err(Error::Input(strata::InputError::FormatLimit(format!(
-            "unknown sync mode {other:?}: use never, interval or always"
-        )))),
+impl SyncArg {
+    fn mode(self) -> SyncMode {
+        match self {
+            SyncArg::Never => SyncMode::Never,
+            SyncArg::Interval => SyncMode::Interval(1000),
+            SyncArg::Always => SyncMode::Always,
+        }
+    }
+}
+
+/// Decimals of devops values: a number, or full precision.
+#[derive(Clone, Copy, Debug)]
+struct Decimals(Option<u32>);
+
+fn parse_decimals(text: &str) -> Result<Decimals, String> {
+    if text == "full" {
+        return Ok(Decimals(None));
+    }
+    match text.parse::<u32>() {
+        Ok(d) if d <= 15 => Ok(Decimals(Some(d))),
+        _ => Err(format!(
+            "{text:?} is not a number of decimals: use 0 to 15, or full"
+        )),
+    }
+}
+
+/// Parses `90s`, `30m`, `6h`, `2d`, `500ms` or `1.5h` into milliseconds.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if text.starts_with('-') {
+        return Err(format!("duration {text:?} must be positive"));
+    }
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_ms = match unit.trim() {
+        "ms" => 1.0,
+        "s" => 1000.0,
+        "m" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        "" => {
+            return Err(format!(
+                "{text:?} has no unit: write e.g. 90s, 30m, 6h or 2d (units ms, s, m, h, d)"
+            ))
+        }
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use ms, s, m, h or d (e.g. 90s, 30m, 6h, 2d)"
+            ))
+        }
+    };
+    let value: f64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a duration: write a number and a unit, e.g. 90s, 30m, 6h or 2d")
+    })?;
+    let ms = (value * unit_ms).round();
+    if ms.is_nan() || ms < 1.0 {
+        return Err(format!("duration {text:?} must be positive"));
+    }
+    if ms > 100.0 * 365.0 * 86_400_000.0 {
+        return Err(format!("duration {text:?} is over 100 years"));
+    }
+    Ok(ms as i64)
+}
+
+/// What to write: shared by `bench write` and `bench query`.
+#[derive(clap::Args, Clone, Debug)]
+struct WorkloadArgs {
+    /// Workload to write [default: devops]. bench query on an existing
+    /// --dir: which workload's queries to run (default: recognized by the
+    /// metric names).
+    #[arg(long, value_enum)]
+    workload: Option<WorkloadKind>,
+    /// Series written at once. devops: rounded up to whole hosts of 10
+    /// series; telemetry: rounded up to whole instances of 58 series;
+    /// churn: pods alive at any moment (many more series over the run).
+    #[arg(long, default_value_t = 1000)]
+    series: usize,
+    /// Simulated time to write, e.g. 90s, 30m, 6h, 2d. Written as fast as
+    /// possible: 6h of devops is 2160 samples per series.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    duration: i64,
+    /// Writer threads; each owns an equal share of the series (whole hosts
+    /// for devops, whole instances for telemetry).
+    #[arg(long, default_value_t = 1)]
+    writers: usize,
+    /// Samples per append_batch call (at most one round of a writer's
+    /// series: a scrape does not wait for the next one). 1 = one append_ref
+    /// call per sample.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// WAL durability: never, interval (fsync every 1 s) or always (fsync
+    /// per append, group commit) [default: interval; with --matrix: all
+    /// three].
+    #[arg(long, value_enum)]
+    sync: Option<SyncArg>,
+    /// devops only: round values to this many decimals, or `full` for full
+    /// precision as TSBS writes them [default: 2].
+    #[arg(long, value_parser = parse_decimals)]
+    decimals: Option<Decimals>,
+    /// churn only: mean lifetime of a pod (each lives uniformly between half
+    /// and 1.5 times this), e.g. 15m [default: a quarter of --duration].
+    #[arg(long, value_parser = parse_duration)]
+    lifetime: Option<i64>,
+    /// Seed of the workload generator (same seed, same data).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Keep every partition in the head until close instead of flushing
+    /// complete 2 h partitions in the background while writing (the
+    /// engine's default).
+    #[arg(long)]
+    no_background_flush: bool,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+struct WriteArgs {
+    #[command(flatten)]
+    workload: WorkloadArgs,
+    /// Directory for the database; must be empty or new, and is kept
+    /// afterwards (for `bench query --dir`, `inspect`, ...). Default: a
+    /// temporary directory, removed at the end.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Print one JSON object with every figure on stdout instead of the
+    /// report.
+    #[arg(long)]
+    json: bool,
+    /// Run the older fixed matrix (see above) instead of one workload.
+    #[arg(long, conflicts_with_all = ["workload", "duration", "writers", "decimals", "lifetime", "seed", "no_background_flush", "json"])]
+    matrix: bool,
+    /// --matrix only: wall-clock seconds each configuration writes.
+    #[arg(long, default_value_t = 2.0, requires = "matrix")]
+    seconds: f64,
+    /// --matrix only: series filled (120 samples each) for the head memory
+    /// measurement.
+    #[arg(long, default_value_t = 100_000, requires = "matrix")]
+    memory_series: usize,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+struct QueryArgs {
+    #[command(flatten)]
+    workload: WorkloadArgs,
+    /// Database to query. If it holds a database, nothing is written and the
+    /// queries run on its data; if it is empty or new, the workload is
+    /// written there and kept. Default: a temporary directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Runs of each query; the median time is reported (and the best).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Print one JSON object with every figure on stdout instead of the
+    /// report.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &BenchArgs) -> Result<ExitCode, Error> {
+    let result = match &args.what {
+        BenchKind::Write(write) if write.matrix => run_matrix(write),
+        BenchKind::Write(write) => run_write(write),
+        BenchKind::Query(query) => run_query(query),
+    };
+    match result {
+        Err(Failure::Usage(message)) => {
+            eprintln!("strata bench: {message}");
+            Ok(ExitCode::from(2))
+        }
+        Err(Failure::Engine(error)) => Err(error),
+        Ok(code) => Ok(code),
+    }
+}
+
+/// A bad combination of options (exit 2) or an engine error (exit 1).
+enum Failure {
+    Usage(String),
+    Engine(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Engine(error)
+    }
+}
+
+type Outcome<T> = std::result::Result<T, Failure>;
+
+// ---------------------------------------------------------------------------
+// Plan: the options resolved into one concrete run.
+
+const START_MS: i64 = 1_700_000_000_000;
+const TELEMETRY_SERIES_PER_INSTANCE: usize = 58;
+
+#[derive(Clone, Debug)]
+struct Plan {
+    kind: WorkloadKind,
+    /// Series alive at once (hosts x 10, instances x 58, or churn slots).
+    live_series: usize,
+    /// Hosts (devops) or instances (telemetry); churn: pods alive at once.
+    units: usize,
+    interval_ms: i64,
+    duration_ms: i64,
+    rounds: u64,
+    writers: usize,
+    batch: usize,
+    sync: SyncArg,
+    decimals: Option<u32>,
+    lifetime_ms: Option<i64>,
+    seed: u64,
+    background_flush: bool,
+}
+
+impl Plan {
+    fn new(args: &WorkloadArgs) -> Outcome<Plan> {
+        let usage = |m: String| Err(Failure::Usage(m));
+        let kind = args.workload.unwrap_or(WorkloadKind::Devops);
+        if args.series == 0 {
+            return usage("--series must be at least 1".into());
+        }
+        if args.writers == 0 {
+            return usage("--writers must be at least 1".into());
+        }
+        if args.batch == 0 || args.batch > strata::MAX_BATCH_SAMPLES {
+            return usage(format!(
+                "--batch must be between 1 and {}",
+                strata::MAX_BATCH_SAMPLES
+            ));
+        }
+        if args.decimals.is_some() && kind != WorkloadKind::Devops {
+            return usage("--decimals applies to --workload devops only".into());
+        }
+        if args.lifetime.is_some() && kind != WorkloadKind::Churn {
+            return usage("--lifetime applies to --workload churn only".into());
+        }
+        let interval_ms = kind.interval_ms();
+        let rounds = (args.duration / interval_ms) as u64;
+        if rounds == 0 {
+            return usage(format!(
+                "--duration {} is shorter than one interval ({}) of the {} workload",
+                format_duration_ms(args.duration),
+                format_duration_ms(interval_ms),
+                kind.name()
+            ));
+        }
+        let (units, live_series) = match kind {
+            WorkloadKind::Devops => {
+                let hosts = args.series.div_ceil(DEVOPS_CPU_FIELDS.len());
+                (hosts, hosts * DEVOPS_CPU_FIELDS.len())
+            }
+            WorkloadKind::Telemetry => {
+                let instances = args.series.div_ceil(TELEMETRY_SERIES_PER_INSTANCE);
+                (instances, instances * TELEMETRY_SERIES_PER_INSTANCE)
+            }
+            WorkloadKind::Churn => (args.series, args.series),
+        };
+        let lifetime_ms = match kind {
+            WorkloadKind::Churn => {
+                Some(args.lifetime.unwrap_or(args.duration / 4).max(interval_ms))
+            }
+            _ => None,
+        };
+        Ok(Plan {
+            kind,
+            live_series,
+            units,
+            interval_ms,
+            duration_ms: args.duration,
+            rounds,
+            writers: args.writers.min(units),
+            batch: args.batch,
+            sync: args.sync.unwrap_or(SyncArg::Interval),
+            decimals: match kind {
+                WorkloadKind::Devops => args.decimals.map_or(Some(2), |d| d.0),
+                _ => None,
+            },
+            lifetime_ms,
+            seed: args.seed,
+            background_flush: !args.no_background_flush,
+        })
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            sync: self.sync.mode(),
+            flush_complete_partitions: self.background_flush,
+            ..Options::default()
+        }
+    }
+
+    fn describe(&self) -> String {
+        let what = match self.kind {
+            WorkloadKind::Devops => format!(
+                "{} series ({} hosts x 10 cpu metrics, {})",
+                self.live_series,
+                self.units,
+                match self.decimals {
+                    Some(d) => format!("values with {d} decimals"),
+                    None => "full-precision values".into(),
+                }
+            ),
+            WorkloadKind::Telemetry => format!(
+                "{} series ({} instances x {TELEMETRY_SERIES_PER_INSTANCE} collection-point series)",
+                self.live_series, self.units
+            ),
+            WorkloadKind::Churn => format!(
+                "{} series alive at once, pods living {} on average",
+                self.live_series,
+                format_duration_ms(self.lifetime_ms.unwrap_or(0))
+            ),
+        };
+        format!(
+            "{}, {what}, {} at {} = {} rounds, {} writer{}, {}, sync {}, background flush {}",
+            self.kind.name(),
+            format_duration_ms(self.duration_ms),
+            format_duration_ms(self.interval_ms),
+            self.rounds,
+            self.writers,
+            if self.writers == 1 { "" } else { "s" },
+            if self.batch == 1 {
+                "append_ref per sample".to_owned()
+            } else {
+                format!("batches of up to {}", self.batch)
+            },
+            sync_label(self.sync.mode()),
+            if self.background_flush { "on" } else { "off" },
+        )
+    }
+}
+
+fn sync_label(sync: SyncMode) -> &'static str {
+    match sync {
+        SyncMode::Never => "never",
+        SyncMode::Interval(_) => "interval (1 s)",
+        SyncMode::Always => "always",
     }
 }
 
@@ -85,7 +467,1256 @@ fn sync_name(sync: SyncMode) -> &'static str {
     }
 }
 
-fn run_write(args: &WriteArgs) -> Result<ExitCode, Error> {
+// ---------------------------------------------------------------------------
+// Workload shares: what each writer generates.
+
+/// One writer's generator: its values follow the order of its keys.
+enum Source {
+    Devops(Devops),
+    Telemetry {
+        points: Vec<CollectionPoint>,
+        round: i64,
+    },
+    Churn(Churn),
+}
+
+impl Source {
+    /// Fills `out` with one value per series of this share and returns the
+    /// round's timestamp.
+    fn next_round(&mut self, out: &mut Vec<f64>) -> i64 {
+        out.clear();
+        match self {
+            Source::Devops(devops) => {
+                let (ts, values) = devops.next_round();
+                out.extend_from_slice(values);
+                ts
+            }
+            Source::Telemetry { points, round } => {
+                let ts = START_MS + *round * 1000;
+                *round += 1;
+                for point in points.iter_mut() {
+                    out.extend_from_slice(point.tick(ts));
+                }
+                ts
+            }
+            Source::Churn(churn) => {
+                let (ts, values) = churn.next_round();
+                out.extend_from_slice(values);
+                ts
+            }
+        }
+    }
+
+    /// Positions whose series was replaced by a new one in the last round.
+    fn born(&self) -> &[usize] {
+        match self {
+            Source::Churn(churn) => churn.born(),
+            _ => &[],
+        }
+    }
+
+    fn key(&self, position: usize) -> &SeriesKey {
+        match self {
+            Source::Churn(churn) => &churn.keys()[position],
+            // Other workloads never replace series.
+            _ => unreachable!("only churn replaces series"),
+        }
+    }
+
+    fn series_created(&self) -> u64 {
+        match self {
+            Source::Churn(churn) => churn.series_created(),
+            _ => 0,
+        }
+    }
+}
+
+struct Share {
+    source: Source,
+    /// The series at the start, in the order of the source's values.
+    keys: Vec<SeriesKey>,
+}
+
+/// Splits the workload into one share per writer. Devops keys come from
+/// one generator over all hosts (TSBS's tags); each writer draws the values
+/// of its hosts from its own generator (the same when there is one writer).
+/// The second part is that key generator: keep it until the memory has
+/// been measured, so that its memory is not freed and reused by the head.
+fn make_shares(plan: &Plan) -> (Vec<Share>, Option<Devops>) {
+    let writers = plan.writers;
+    match plan.kind {
+        WorkloadKind::Devops => {
+            let config = DevopsConfig {
+                hosts: plan.units,
+                start_ms: START_MS,
+                interval_ms: plan.interval_ms,
+                decimals: plan.decimals,
+                seed: plan.seed,
+            };
+            let all = Devops::new(config);
+            let fields = DEVOPS_CPU_FIELDS.len();
+            let shares = (0..writers)
+                .map(|w| {
+                    let first = w * plan.units / writers;
+                    let end = (w + 1) * plan.units / writers;
+                    let seed = if w == 0 {
+                        plan.seed
+                    } else {
+                        plan.seed ^ (w as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    };
+                    Share {
+                        keys: all.keys()[first * fields..end * fields].to_vec(),
+                        source: Source::Devops(Devops::new(DevopsConfig {
+                            hosts: end - first,
+                            seed,
+                            ..config
+                        })),
+                    }
+                })
+                .collect();
+            (shares, Some(all))
+        }
+        WorkloadKind::Telemetry => {
+            let shares = (0..writers)
+                .map(|w| {
+                    let points: Vec<CollectionPoint> = (w..plan.units)
+                        .step_by(writers)
+                        .flat_map(|i| CollectionPoint::instance(i, plan.seed))
+                        .collect();
+                    Share {
+                        keys: points.iter().flat_map(|p| p.keys().to_vec()).collect(),
+                        source: Source::Telemetry { points, round: 0 },
+                    }
+                })
+                .collect();
+            (shares, None)
+        }
+        WorkloadKind::Churn => {
+            let config = ChurnConfig {
+                live: plan.units,
+                mean_lifetime_ms: plan.lifetime_ms.unwrap_or(plan.duration_ms / 4),
+                start_ms: START_MS,
+                interval_ms: plan.interval_ms,
+                seed: plan.seed,
+            };
+            let shares = (0..writers)
+                .map(|w| {
+                    let churn = Churn::shard(config, w, writers);
+                    Share {
+                        keys: churn.keys().to_vec(),
+                        source: Source::Churn(churn),
+                    }
+                })
+                .collect();
+            (shares, None)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Latency histogram.
+
+/// Sub-buckets per power of two: values are kept within 1/32 (3.1 %).
+const SUB_BITS: u32 = 5;
+const BUCKETS: usize = ((64 - SUB_BITS as usize) + 1) << SUB_BITS;
+
+/// A log-bucketed histogram of nanoseconds: fixed size, no allocation
+/// while recording, so it neither slows the writers nor shows up in the
+/// head memory figure.
+#[derive(Clone)]
+struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+    sum: u128,
+    max: u64,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        Histogram {
+            counts: vec![0; BUCKETS],
+            total: 0,
+            sum: 0,
+            max: 0,
+        }
+    }
+
+    fn index(value: u64) -> usize {
+        if value < (1 << SUB_BITS) {
+            return value as usize;
+        }
+        let exponent = 63 - value.leading_zeros();
+        let shift = exponent - SUB_BITS;
+        let mantissa = ((value >> shift) as usize) & ((1 << SUB_BITS) - 1);
+        ((shift as usize + 1) << SUB_BITS) + mantissa
+    }
+
+    /// The largest value that lands in bucket `index`.
+    fn upper_bound(index: usize) -> u64 {
+        if index < (1 << SUB_BITS) {
+            return index as u64;
+        }
+        let shift = (index >> SUB_BITS) - 1;
+        let mantissa = (index & ((1 << SUB_BITS) - 1)) as u64;
+        let lower = ((1u64 << SUB_BITS) + mantissa) << shift;
+        lower.saturating_add((1u64 << shift) - 1)
+    }
+
+    /// Records `count` occurrences of `value`.
+    fn record(&mut self, value: u64, count: u64) {
+        self.counts[Self::index(value)] += count;
+        self.total += count;
+        self.sum += value as u128 * count as u128;
+        self.max = self.max.max(value);
+    }
+
+    fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.total += other.total;
+        self.sum += other.sum;
+        self.max = self.max.max(other.max);
+    }
+
+    /// The value at quantile `q` (0..=1): the upper bound of the bucket
+    /// holding that rank, never above the largest value recorded.
+    fn quantile(&self, q: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (index, &count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Self::upper_bound(index).min(self.max);
+            }
+        }
+        self.max
+    }
+
+    fn mean(&self) -> f64 {
+        self.sum as f64 / self.total.max(1) as f64
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The write phase.
+
+#[derive(Default)]
+struct WriterResult {
+    samples: u64,
+    rejected: u64,
+    calls: u64,
+    series_created: u64,
+}
+
+/// Appends this writer's share round by round; times every call.
+#[allow(clippy::too_many_arguments)]
+fn writer_rounds(
+    db: &Db,
+    mut source: Source,
+    mut refs: Vec<SeriesRef>,
+    plan: &Plan,
+    per_call: &mut Histogram,
+    per_sample: &mut Histogram,
+    progress: &AtomicU64,
+    start: &Barrier,
+) -> Result<(WriterResult, Instant, Instant), Error> {
+    let mut values = Vec::with_capacity(refs.len());
+    let mut result = WriterResult::default();
+    let initial = source.series_created();
+    start.wait();
+    let started = Instant::now();
+    for _ in 0..plan.rounds {
+        let ts = source.next_round(&mut values);
+        for &position in source.born() {
+            refs[position] = db.series(source.key(position))?;
+        }
+        if plan.batch == 1 {
+            for (series, &value) in refs.iter().zip(&values) {
+                let started = Instant::now();
+                db.append_ref(series, ts, value)?;
+                let ns = started.elapsed().as_nanos() as u64;
+                per_call.record(ns, 1);
+                per_sample.record(ns, 1);
+            }
+            result.samples += refs.len() as u64;
+            result.calls += refs.len() as u64;
+        } else {
+            // A new buffer per round: churn replaces handles between rounds.
+            let mut batch = Vec::with_capacity(plan.batch.min(refs.len()));
+            for (series, values) in refs.chunks(plan.batch).zip(values.chunks(plan.batch)) {
+                batch.clear();
+                batch.extend(series.iter().zip(values).map(|(s, &v)| (s, ts, v)));
+                let started = Instant::now();
+                let outcome = db.append_batch(&batch)?;
+                let ns = started.elapsed().as_nanos() as u64;
+                let n = batch.len() as u64;
+                per_call.record(ns, 1);
+                per_sample.record(ns / n, n);
+                result.samples += outcome.accepted as u64;
+                result.rejected += outcome.rejected.len() as u64;
+                result.calls += 1;
+            }
+        }
+        progress.fetch_add(refs.len() as u64, Ordering::Relaxed);
+    }
+    result.series_created = source.series_created() - initial;
+    Ok((result, started, Instant::now()))
+}
+
+/// Every figure of one write run.
+struct WriteReport {
+    plan: Plan,
+    samples: u64,
+    rejected: u64,
+    calls: u64,
+    write_seconds: f64,
+    per_call: Histogram,
+    per_sample: Histogram,
+    /// Distinct series written (churn: all pods).
+    series: u64,
+    series_setup_seconds: f64,
+    rss_before: Option<u64>,
+    rss_created: Option<u64>,
+    rss_after: Option<u64>,
+    head_series: usize,
+    head_data_bytes: usize,
+    background_flushes: u64,
+    flush_seconds: f64,
+    disk_bytes: u64,
+    segment_bytes: u64,
+    wal_bytes: u64,
+    reopen_seconds: f64,
+    reopen_samples_replayed: u64,
+    read_only_open_seconds: f64,
+}
+
+impl WriteReport {
+    fn per_series(&self, bytes: u64) -> f64 {
+        bytes as f64 / self.head_series.max(1) as f64
+    }
+
+    /// (total, creating the series, samples) resident growth per series.
+    fn rss_per_series(&self) -> Option<(f64, f64, f64)> {
+        let (before, created, after) = (self.rss_before?, self.rss_created?, self.rss_after?);
+        Some((
+            self.per_series(after.saturating_sub(before)),
+            self.per_series(created.saturating_sub(before)),
+            self.per_series(after.saturating_sub(created)),
+        ))
+    }
+}
+
+fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    ProgressBar::new(total).with_style(
+        ProgressStyle::with_template(&format!(
+            "{what} {{bar:40}} {{human_pos}}/{{human_len}} samples {{per_sec}} eta {{eta}} {{msg}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    )
+}
+
+/// Writes the planned workload into `dir` (which must not hold data),
+/// closes, measures and reopens it.
+fn write_workload(dir: &Path, plan: &Plan) -> Result<WriteReport, Error> {
+    // Generators and buffers first, so that the resident set measured from
+    // here on grows with the head only (and the writers' batch buffers).
+    // Nothing allocated before the measurement is freed before its end.
+    let (shares, _key_generator) = make_shares(plan);
+    let mut histograms: Vec<(Histogram, Histogram)> = (0..shares.len())
+        .map(|_| (Histogram::new(), Histogram::new()))
+        .collect();
+    let (sources, keys): (Vec<Source>, Vec<Vec<SeriesKey>>) =
+        shares.into_iter().map(|s| (s.source, s.keys)).unzip();
+    let db = Db::open(dir, plan.options())?;
+    let rss_before = resident_bytes();
+    let setup_started = Instant::now();
+    let mut work = Vec::with_capacity(sources.len());
+    for (source, keys) in sources.into_iter().zip(&keys) {
+        let refs = keys
+            .iter()
+            .map(|k| db.series(k))
+            .collect::<Result<Vec<_>, Error>>()?;
+        work.push((source, refs));
+    }
+    let series_setup_seconds = setup_started.elapsed().as_secs_f64();
+    let initial_series = db.stats().head_series as u64;
+    let rss_created = resident_bytes();
+
+    let total = plan.live_series as u64 * plan.rounds;
+    let bar = progress_bar(total, "writing");
+    let progress = AtomicU64::new(0);
+    let barrier = Barrier::new(work.len() + 1);
+    let (results, write_seconds) = std::thread::scope(|scope| {
+        let handles: Vec<_> = work
+            .into_iter()
+            .zip(histograms.iter_mut())
+            .map(|((source, refs), (per_call, per_sample))| {
+                let (db, progress, barrier) = (&db, &progress, &barrier);
+                scope.spawn(move || {
+                    writer_rounds(
+                        db, source, refs, plan, per_call, per_sample, progress, barrier,
+                    )
+                })
+            })
+            .collect();
+        barrier.wait();
+        while !bar.is_hidden() && !handles.iter().all(|h| h.is_finished()) {
+            bar.set_position(progress.load(Ordering::Relaxed));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The write phase: from the first writer's start to the last one's
+        // end, as the writers saw it.
+        let mut results = Vec::new();
+        let mut span: Option<(Instant, Instant)> = None;
+        for handle in handles {
+            let (result, started, finished) = handle
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            span = Some(span.map_or((started, finished), |(s, e)| {
+                (s.min(started), e.max(finished))
+            }));
+            results.push(result);
+        }
+        let seconds = span.map_or(0.0, |(s, e)| e.duration_since(s).as_secs_f64());
+        Ok::<_, Error>((results, seconds))
+    })?;
+    bar.set_position(total);
+    let rss_after = resident_bytes();
+    let stats = db.stats();
+    drop(keys);
+
+    bar.set_message("flushing (close)");
+    let flush_started = Instant::now();
+    db.close()?;
+    let flush_seconds = flush_started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let disk_bytes = dir_size(dir)?;
+    let segment_bytes = dir_size(&dir.join("segments"))?;
+    let wal_bytes = dir_size(&dir.join("wal"))?;
+
+    let reopen_started = Instant::now();
+    let db = Db::open(dir, plan.options())?;
+    let reopen_seconds = reopen_started.elapsed().as_secs_f64();
+    let reopen_samples_replayed = db.recovery_report().samples_replayed;
+    db.close()?;
+    let read_only_started = Instant::now();
+    let read_only = Db::open_read_only(dir)?;
+    let read_only_open_seconds = read_only_started.elapsed().as_secs_f64();
+    drop(read_only);
+
+    let mut per_call = Histogram::new();
+    let mut per_sample = Histogram::new();
+    for (call, sample) in &histograms {
+        per_call.merge(call);
+        per_sample.merge(sample);
+    }
+    Ok(WriteReport {
+        plan: plan.clone(),
+        samples: results.iter().map(|r| r.samples).sum(),
+        rejected: results.iter().map(|r| r.rejected).sum(),
+        calls: results.iter().map(|r| r.calls).sum(),
+        write_seconds,
+        per_call,
+        per_sample,
+        series: initial_series + results.iter().map(|r| r.series_created).sum::<u64>(),
+        series_setup_seconds,
+        rss_before,
+        rss_created,
+        rss_after,
+        head_series: stats.head_series,
+        head_data_bytes: stats.head_data_bytes,
+        background_flushes: stats.flushes,
+        flush_seconds,
+        disk_bytes,
+        segment_bytes,
+        wal_bytes,
+        reopen_seconds,
+        reopen_samples_replayed,
+        read_only_open_seconds,
+    })
+}
+
+/// A directory to write into: `--dir` (empty or new, kept) or a temporary
+/// one (removed when the guard drops).
+fn fresh_dir(dir: &Option<PathBuf>) -> Outcome<(PathBuf, Option<tempfile::TempDir>)> {
+    match dir {
+        Some(dir) => {
+            if let Ok(mut entries) = std::fs::read_dir(dir) {
+                if entries.next().is_some() {
+                    return Err(Failure::Usage(format!(
+                        "--dir {} is not empty: the benchmark writes into an empty or new directory",
+                        dir.display()
+                    )));
+                }
+            } else if dir.exists() {
+                return Err(Failure::Usage(format!(
+                    "--dir {} is not a directory",
+                    dir.display()
+                )));
+            }
+            Ok((dir.clone(), None))
+        }
+        None => {
+            let temp =
+                tempfile::tempdir().map_err(|e| Error::io("create", "temporary directory", e))?;
+            Ok((temp.path().join("db"), Some(temp)))
+        }
+    }
+}
+
+fn run_write(args: &WriteArgs) -> Outcome<ExitCode> {
+    let plan = Plan::new(&args.workload)?;
+    let (dir, _temp) = fresh_dir(&args.dir)?;
+    let report = write_workload(&dir, &plan)?;
+    if args.json {
+        println!("{}", write_json(&report, &dir, args.dir.is_some()).render());
+    } else {
+        print_write(&report, &dir, args.dir.is_some());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn print_write(r: &WriteReport, dir: &Path, kept: bool) {
+    let plan = &r.plan;
+    println!("strata bench write: {}", plan.describe());
+    println!(
+        "  written       {} samples of {} series in {:.3} s = {:.3} M samples/s ({} rejected; {} cores)",
+        r.samples,
+        r.series,
+        r.write_seconds,
+        r.samples as f64 / r.write_seconds / 1e6,
+        r.rejected,
+        cores()
+    );
+    let calls = if plan.batch == 1 {
+        "append_ref".to_owned()
+    } else {
+        format!(
+            "append_batch of {:.0} samples on average",
+            r.samples as f64 / r.calls.max(1) as f64
+        )
+    };
+    println!(
+        "  latency/call  p50 {}  p99 {}  p99.9 {}  max {}  ({} calls, {calls})",
+        format_ns(r.per_call.quantile(0.5)),
+        format_ns(r.per_call.quantile(0.99)),
+        format_ns(r.per_call.quantile(0.999)),
+        format_ns(r.per_call.max),
+        r.calls,
+    );
+    println!(
+        "  per sample    p50 {}  p99 {}  p99.9 {}  (a call's time / its samples, over samples)",
+        format_ns(r.per_sample.quantile(0.5)),
+        format_ns(r.per_sample.quantile(0.99)),
+        format_ns(r.per_sample.quantile(0.999)),
+    );
+    println!(
+        "  on disk       {} bytes = {:.3} bytes/sample after close (segments {}, WAL {}, manifest and lock {})",
+        r.disk_bytes,
+        r.disk_bytes as f64 / r.samples.max(1) as f64,
+        r.segment_bytes,
+        r.wal_bytes,
+        r.disk_bytes.saturating_sub(r.segment_bytes + r.wal_bytes),
+    );
+    let data = r.per_series(r.head_data_bytes as u64);
+    match r.rss_per_series() {
+        Some((total, created, samples)) => println!(
+            "  head memory   {total:.0} bytes/series resident ({created:.0} creating the series, \
+             {samples:.0} while writing) for {} head series; {data:.0} bytes/series of compressed \
+             samples in the head -> {:.0} bytes/series overhead",
+            r.head_series,
+            total - data
+        ),
+        None => println!(
+            "  head memory   {data:.0} bytes/series of compressed samples for {} head series \
+             (resident set unknown: no /proc/self/statm)",
+            r.head_series
+        ),
+    }
+    if r.background_flushes > 0 {
+        println!(
+            "                ({} background flushes during the write: the head held only the \
+             unflushed partitions at the end; the resident figure includes memory the \
+             allocator kept)",
+            r.background_flushes
+        );
+    }
+    println!(
+        "  flush         {:.3} s (close)   reopen {:.3} s ({} samples replayed)   read-only open {:.3} s   series setup {:.3} s",
+        r.flush_seconds,
+        r.reopen_seconds,
+        r.reopen_samples_replayed,
+        r.read_only_open_seconds,
+        r.series_setup_seconds,
+    );
+    println!(
+        "  series        {} written, {} alive at once, {} in the head at the end",
+        r.series, plan.live_series, r.head_series
+    );
+    if kept {
+        println!("  data          kept in {}", dir.display());
+    }
+}
+
+fn write_json(r: &WriteReport, dir: &Path, kept: bool) -> Json {
+    let plan = &r.plan;
+    let mut json = Json::default();
+    json.str("bench", "write")
+        .str("workload", plan.kind.name())
+        .int("series", r.series)
+        .int("live_series", plan.live_series as u64)
+        .int("rounds", plan.rounds)
+        .int("interval_ms", plan.interval_ms as u64)
+        .int("duration_ms", plan.duration_ms as u64)
+        .int("writers", plan.writers as u64)
+        .int("batch", plan.batch as u64)
+        .str("sync", sync_name(plan.sync.mode()))
+        .opt_int("decimals", plan.decimals.map(u64::from))
+        .opt_int("lifetime_ms", plan.lifetime_ms.map(|l| l as u64))
+        .int("seed", plan.seed)
+        .bool("background_flush", plan.background_flush)
+        .int("cores", cores() as u64)
+        .int("samples", r.samples)
+        .int("rejected", r.rejected)
+        .num("write_seconds", r.write_seconds)
+        .num("samples_per_second", r.samples as f64 / r.write_seconds)
+        .int("calls", r.calls);
+    for (prefix, h) in [
+        ("latency_call", &r.per_call),
+        ("latency_sample", &r.per_sample),
+    ] {
+        json.int(&format!("{prefix}_p50_ns"), h.quantile(0.5))
+            .int(&format!("{prefix}_p99_ns"), h.quantile(0.99))
+            .int(&format!("{prefix}_p999_ns"), h.quantile(0.999))
+            .int(&format!("{prefix}_max_ns"), h.max)
+            .num(&format!("{prefix}_mean_ns"), h.mean());
+    }
+    json.int("disk_bytes", r.disk_bytes)
+        .int("segment_bytes", r.segment_bytes)
+        .int("wal_bytes", r.wal_bytes)
+        .num(
+            "bytes_per_sample",
+            r.disk_bytes as f64 / r.samples.max(1) as f64,
+        )
+        .int("head_series", r.head_series as u64)
+        .int("head_data_bytes", r.head_data_bytes as u64)
+        .num(
+            "head_data_bytes_per_series",
+            r.per_series(r.head_data_bytes as u64),
+        );
+    match r.rss_per_series() {
+        Some((total, created, samples)) => json
+            .num("head_rss_bytes_per_series", total)
+            .num("head_rss_series_bytes_per_series", created)
+            .num("head_rss_samples_bytes_per_series", samples)
+            .num(
+                "head_overhead_bytes_per_series",
+                total - r.per_series(r.head_data_bytes as u64),
+            ),
+        None => json
+            .null("head_rss_bytes_per_series")
+            .null("head_rss_series_bytes_per_series")
+            .null("head_rss_samples_bytes_per_series")
+            .null("head_overhead_bytes_per_series"),
+    };
+    json.int("background_flushes", r.background_flushes)
+        .num("series_setup_seconds", r.series_setup_seconds)
+        .num("flush_seconds", r.flush_seconds)
+        .num("reopen_seconds", r.reopen_seconds)
+        .int("reopen_samples_replayed", r.reopen_samples_replayed)
+        .num("read_only_open_seconds", r.read_only_open_seconds);
+    if kept {
+        json.str("dir", &dir.display().to_string());
+    } else {
+        json.null("dir");
+    }
+    json
+}
+
+// ---------------------------------------------------------------------------
+// `bench query`.
+
+/// One timed query: a selector over a range, reduced to one figure.
+struct QuerySpec {
+    name: &'static str,
+    selector: String,
+    range: TimeRange,
+    range_label: String,
+    /// What `reduce` computes.
+    result_label: &'static str,
+    reduce: Reduce,
+}
+
+/// Turns a query's series into its one figure.
+type Reduce = Box<dyn Fn(&[SeriesSamples]) -> f64>;
+
+struct QueryResult {
+    name: &'static str,
+    selector: String,
+    range_label: String,
+    series: usize,
+    samples: u64,
+    median_seconds: f64,
+    best_seconds: f64,
+    result: f64,
+    result_label: &'static str,
+    /// Newest timestamp returned.
+    max_ts: Option<i64>,
+}
+
+fn count_series(selected: &[SeriesSamples]) -> f64 {
+    selected.len() as f64
+}
+
+/// Counter increase over the selected range (the workloads never reset).
+fn increase(series: &SeriesSamples) -> f64 {
+    match (series.samples.first(), series.samples.last()) {
+        (Some(first), Some(last)) => last.value - first.value,
+        _ => 0.0,
+    }
+}
+
+fn span_seconds(selected: &[SeriesSamples]) -> f64 {
+    let min = selected
+        .iter()
+        .filter_map(|s| s.samples.first())
+        .map(|s| s.timestamp_ms)
+        .min();
+    let max = selected
+        .iter()
+        .filter_map(|s| s.samples.last())
+        .map(|s| s.timestamp_ms)
+        .max();
+    match (min, max) {
+        (Some(min), Some(max)) if max > min => (max - min) as f64 / 1000.0,
+        _ => f64::NAN,
+    }
+}
+
+fn all_values(selected: &[SeriesSamples]) -> impl Iterator<Item = f64> + '_ {
+    selected
+        .iter()
+        .flat_map(|s| s.samples.iter().map(|x| x.value))
+}
+
+fn mean(selected: &[SeriesSamples]) -> f64 {
+    let (sum, n) = all_values(selected).fold((0.0, 0u64), |(s, n), v| (s + v, n + 1));
+    sum / n.max(1) as f64
+}
+
+/// Prometheus-style quantile from cumulative (upper bound, count) buckets.
+fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> f64 {
+    let Some(&(_, total)) = buckets.last() else {
+        return f64::NAN;
+    };
+    let rank = q * total;
+    let (mut lower, mut below) = (0.0, 0.0);
+    for &(upper, count) in buckets {
+        if count >= rank {
+            if upper.is_infinite() {
+                return lower;
+            }
+            let inside = count - below;
+            let fraction = if inside > 0.0 {
+                (rank - below) / inside
+            } else {
+                0.0
+            };
+            return lower + (upper - lower) * fraction;
+        }
+        lower = upper;
+        below = count;
+    }
+    lower
+}
+
+fn latency_quantile_ms(q: f64, selected: &[SeriesSamples]) -> f64 {
+    let mut buckets: BTreeMap<u64, f64> = BTreeMap::new();
+    for series in selected {
+        let le = match series.key.get("le") {
+            Some("+Inf") => f64::INFINITY,
+            Some(le) => le.parse().unwrap_or(f64::INFINITY),
+            None => continue,
+        };
+        *buckets.entry(le.to_bits()).or_default() += increase(series);
+    }
+    let cumulative: Vec<(f64, f64)> = buckets
+        .into_iter()
+        .map(|(le, count)| (f64::from_bits(le), count))
+        .collect();
+    1000.0 * histogram_quantile(q, &cumulative)
+}
+
+fn query(
+    name: &'static str,
+    selector: impl Into<String>,
+    range: (TimeRange, String),
+    result_label: &'static str,
+    reduce: impl Fn(&[SeriesSamples]) -> f64 + 'static,
+) -> QuerySpec {
+    QuerySpec {
+        name,
+        selector: selector.into(),
+        range: range.0,
+        range_label: range.1,
+        result_label,
+        reduce: Box::new(reduce),
+    }
+}
+
+/// The queries after the full scan, for data spanning `[min, max]`.
+fn workload_queries(kind: Option<WorkloadKind>, db: &Db, max: i64) -> Vec<QuerySpec> {
+    let all = || (TimeRange::ALL, "all".to_owned());
+    let last = |ms: i64| {
+        (
+            TimeRange::new(max - ms + 1, max),
+            format!("last {}", format_duration_ms(ms)),
+        )
+    };
+    match kind {
+        Some(WorkloadKind::Devops) => vec![
+            query("one metric", "cpu_usage_user", all(), "mean", mean),
+            query(
+                "one host, one metric, 12h",
+                r#"cpu_usage_user{hostname="host_0"}"#,
+                last(12 * 3_600_000),
+                "max",
+                |s| all_values(s).fold(f64::NAN, f64::max),
+            ),
+            query(
+                "one host, all metrics, 1h",
+                r#"{hostname="host_0"}"#,
+                last(3_600_000),
+                "max",
+                |s| all_values(s).fold(f64::NAN, f64::max),
+            ),
+            query(
+                "high cpu (> 90)",
+                "cpu_usage_user",
+                all(),
+                "samples > 90",
+                |s| all_values(s).filter(|&v| v > 90.0).count() as f64,
+            ),
+            query(
+                "lastpoint",
+                r#"{__name__=~"cpu_.+"}"#,
+                last(60_000),
+                "series",
+                count_series,
+            ),
+        ],
+        Some(WorkloadKind::Telemetry) => vec![
+            query(
+                "requests/s (one metric)",
+                "gateway_requests_total",
+                all(),
+                "requests/s",
+                |s| s.iter().map(increase).sum::<f64>() / span_seconds(s),
+            ),
+            query(
+                "error ratio",
+                "gateway_requests_total",
+                all(),
+                "% errors",
+                |s| {
+                    let total: f64 = s.iter().map(increase).sum();
+                    let errors: f64 = s
+                        .iter()
+                        .filter(|x| x.key.get("code") == Some("500"))
+                        .map(increase)
+                        .sum();
+                    100.0 * errors / total.max(1.0)
+                },
+            ),
+            query(
+                "latency p99 (histogram)",
+                "gateway_request_duration_seconds_bucket",
+                all(),
+                "ms",
+                |s| latency_quantile_ms(0.99, s),
+            ),
+            query(
+                "spawn queue depth max",
+                "spawn_queue_depth",
+                all(),
+                "max",
+                |s| all_values(s).fold(f64::NAN, f64::max),
+            ),
+            query(
+                "heartbeat availability",
+                "heartbeat_up",
+                all(),
+                "% up",
+                |s| 100.0 * mean(s),
+            ),
+            query(
+                "requests/s, last 5 min",
+                "gateway_requests_total",
+                last(300_000),
+                "requests/s",
+                |s| s.iter().map(increase).sum::<f64>() / span_seconds(s),
+            ),
+        ],
+        Some(WorkloadKind::Churn) => vec![
+            query(
+                "one pod",
+                format!(r#"{CHURN_METRIC}{{pod="0"}}"#),
+                all(),
+                "cpu seconds",
+                |s| s.iter().map(increase).sum(),
+            ),
+            query(
+                "one namespace",
+                r#"{namespace="web"}"#,
+                all(),
+                "cpu seconds",
+                |s| s.iter().map(increase).sum(),
+            ),
+            query(
+                "active series, last 10 min",
+                CHURN_METRIC,
+                last(600_000),
+                "series",
+                count_series,
+            ),
+        ],
+        None => {
+            // Unknown data: every series of the first metric.
+            match db.label_values("__name__").into_iter().next() {
+                Some(metric) => vec![query("one metric", metric, all(), "series", count_series)],
+                None => Vec::new(),
+            }
+        }
+    }
+}
+
+/// Which workload wrote the data in `db`, judging by its metric names.
+fn recognize(db: &Db) -> Option<WorkloadKind> {
+    let metrics = db.label_values("__name__");
+    let has = |m: &str| metrics.iter().any(|x| x == m);
+    if has("cpu_usage_user") {
+        Some(WorkloadKind::Devops)
+    } else if has("gateway_requests_total") {
+        Some(WorkloadKind::Telemetry)
+    } else if has(CHURN_METRIC) {
+        Some(WorkloadKind::Churn)
+    } else {
+        None
+    }
+}
+
+fn time_query(db: &Db, spec: &QuerySpec, repeat: usize) -> Outcome<QueryResult> {
+    let matchers = parse_selector(&spec.selector).map_err(Error::from)?;
+    let mut times = Vec::with_capacity(repeat);
+    let mut last = None;
+    for _ in 0..repeat {
+        let started = Instant::now();
+        let selected = db.select(&matchers, spec.range)?;
+        let result = (spec.reduce)(&selected);
+        times.push(started.elapsed().as_secs_f64());
+        let samples: u64 = selected.iter().map(|s| s.samples.len() as u64).sum();
+        let max_ts = selected
+            .iter()
+            .filter_map(|s| s.samples.last())
+            .map(|s| s.timestamp_ms)
+            .max();
+        last = Some((selected.len(), samples, result, max_ts));
+    }
+    times.sort_by(f64::total_cmp);
+    let (series, samples, result, max_ts) = last.unwrap_or((0, 0, f64::NAN, None));
+    Ok(QueryResult {
+        name: spec.name,
+        selector: spec.selector.clone(),
+        range_label: spec.range_label.clone(),
+        series,
+        samples,
+        median_seconds: times[times.len() / 2],
+        best_seconds: times[0],
+        result,
+        result_label: spec.result_label,
+        max_ts,
+    })
+}
+
+fn run_query(args: &QueryArgs) -> Outcome<ExitCode> {
+    if args.repeat == 0 {
+        return Err(Failure::Usage("--repeat must be at least 1".into()));
+    }
+    let existing = args
+        .dir
+        .as_ref()
+        .filter(|d| d.join("MANIFEST").exists() || d.join("wal").is_dir());
+    let (dir, _temp, written) = match existing {
+        Some(dir) => (dir.clone(), None, None),
+        None => {
+            let plan = Plan::new(&args.workload)?;
+            let (dir, temp) = fresh_dir(&args.dir)?;
+            if !args.json {
+                println!("strata bench query: writing {}", plan.describe());
+            }
+            let report = write_workload(&dir, &plan)?;
+            (dir, temp, Some(report))
+        }
+    };
+    let open_started = Instant::now();
+    let db = Db::open_read_only(&dir)?;
+    let open_seconds = open_started.elapsed().as_secs_f64();
+    let kind = match (&written, args.workload.workload) {
+        (_, Some(kind)) => Some(kind),
+        (Some(report), None) => Some(report.plan.kind),
+        (None, None) => recognize(&db),
+    };
+
+    let full = query(
+        "full scan",
+        r#"{__name__=~".+"}"#,
+        (TimeRange::ALL, "all".to_owned()),
+        "series",
+        count_series,
+    );
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar.set_message(full.name);
+    let mut results = vec![time_query(&db, &full, args.repeat)?];
+    // The newest timestamp, for the "last ..." windows.
+    let max = results[0].max_ts.unwrap_or(0);
+    for spec in workload_queries(kind, &db, max) {
+        bar.set_message(spec.name);
+        results.push(time_query(&db, &spec, args.repeat)?);
+    }
+    bar.finish_and_clear();
+
+    if args.json {
+        let mut json = Json::default();
+        json.str("bench", "query")
+            .str("workload", kind.map_or("unknown", WorkloadKind::name))
+            .bool("written", written.is_some());
+        match &written {
+            Some(report) => json
+                .int("samples_written", report.samples)
+                .int("series_written", report.series)
+                .num(
+                    "write_samples_per_second",
+                    report.samples as f64 / report.write_seconds,
+                ),
+            None => json
+                .null("samples_written")
+                .null("series_written")
+                .null("write_samples_per_second"),
+        };
+        json.num("open_read_only_seconds", open_seconds)
+            .int("repeat", args.repeat as u64)
+            .int("cores", cores() as u64);
+        let queries = results
+            .iter()
+            .map(|q| {
+                let mut o = Json::default();
+                o.str("name", q.name)
+                    .str("selector", &q.selector)
+                    .str("range", &q.range_label)
+                    .int("series", q.series as u64)
+                    .int("samples", q.samples)
+                    .num("seconds", q.median_seconds)
+                    .num("best_seconds", q.best_seconds)
+                    .num("samples_per_second", q.samples as f64 / q.median_seconds)
+                    .num("result", q.result)
+                    .str("result_unit", q.result_label);
+                o
+            })
+            .collect();
+        json.array("queries", queries);
+        println!("{}", json.render());
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    match &written {
+        Some(report) => println!(
+            "  written       {} samples of {} series in {:.3} s ({:.3} M samples/s), closed",
+            report.samples,
+            report.series,
+            report.write_seconds,
+            report.samples as f64 / report.write_seconds / 1e6
+        ),
+        None => println!(
+            "strata bench query: {} ({} data)",
+            dir.display(),
+            kind.map_or("unrecognized", WorkloadKind::name)
+        ),
+    }
+    println!(
+        "  opened read-only in {:.3} s; each query {} times, median time ({} cores)",
+        open_seconds,
+        args.repeat,
+        cores()
+    );
+    println!(
+        "  {:<28} {:<44} {:>9} {:>8} {:>11} {:>10} {:>11}  result",
+        "query", "selector", "range", "series", "samples", "time", "M samples/s"
+    );
+    for q in &results {
+        println!(
+            "  {:<28} {:<44} {:>9} {:>8} {:>11} {:>10} {:>11.2}  {} {}",
+            q.name,
+            q.selector,
+            q.range_label,
+            q.series,
+            q.samples,
+            format_ns((q.median_seconds * 1e9) as u64),
+            q.samples as f64 / q.median_seconds / 1e6,
+            format_figure(q.result),
+            q.result_label
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------
+// Formatting and JSON.
+
+fn format_ns(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1000..=999_999 => format!("{:.1} us", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}
+
+fn format_figure(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+fn format_duration_ms(ms: i64) -> String {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms >= size && ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+/// A JSON object built field by field (no serde in this crate).
+#[derive(Default)]
+struct Json {
+    fields: Vec<(String, String)>,
+}
+
+impl Json {
+    fn raw(&mut self, key: &str, value: String) -> &mut Self {
+        self.fields.push((json_string(key), value));
+        self
+    }
+
+    fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.raw(key, json_string(value))
+    }
+
+    fn int(&mut self, key: &str, value: u64) -> &mut Self {
+        self.raw(key, value.to_string())
+    }
+
+    fn opt_int(&mut self, key: &str, value: Option<u64>) -> &mut Self {
+        match value {
+            Some(v) => self.int(key, v),
+            None => self.null(key),
+        }
+    }
+
+    /// Non-finite numbers become null.
+    fn num(&mut self, key: &str, value: f64) -> &mut Self {
+        if value.is_finite() {
+            self.raw(key, format!("{value}"))
+        } else {
+            self.null(key)
+        }
+    }
+
+    fn bool(&mut self, key: &str, value: bool) -> &mut Self {
+        self.raw(key, value.to_string())
+    }
+
+    fn null(&mut self, key: &str) -> &mut Self {
+        self.raw(key, "null".into())
+    }
+
+    fn array(&mut self, key: &str, items: Vec<Json>) -> &mut Self {
+        let items: Vec<String> = items.iter().map(Json::render).collect();
+        self.raw(key, format!("[{}]", items.join(",")))
+    }
+
+    fn render(&self) -> String {
+        let fields: Vec<String> = self
+            .fields
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    }
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+// ---------------------------------------------------------------------------
+// `bench write --matrix`: the fixed matrix of docs/PERFORMANCE.md.
+
+#[derive(Clone, Copy)]
+enum Api {
+    Handles,
+    Batches,
+}
+
+fn run_matrix(args: &WriteArgs) -> Outcome<ExitCode> {
+    let series = args.workload.series;
+    let batch = args.workload.batch;
+    if series == 0 || batch == 0 || batch > strata::MAX_BATCH_SAMPLES {
+        return Err(Failure::Usage(format!(
+            "--series must be at least 1 and --batch between 1 and {}",
+            strata::MAX_BATCH_SAMPLES
+        )));
+    }
+    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
+        return Err(Failure::Usage("--seconds must be positive".into()));
+    }
     let temp;
     let base = match &args.dir {
         Some(dir) => dir.clone(),
@@ -95,18 +1726,16 @@ fn run_write(args: &WriteArgs) -> Result<ExitCode, Error> {
             temp.path().to_path_buf()
         }
     };
-    let syncs = match &args.sync {
-        Some(name) => vec![parse_sync(name)?],
+    let syncs = match args.workload.sync {
+        Some(sync) => vec![sync.mode()],
         None => vec![SyncMode::Never, SyncMode::Interval(1000), SyncMode::Always],
     };
     // First, while the allocator holds no freed memory to hide growth.
     memory_run(&base.join("memory"), args.memory_series)?;
     println!(
-        "strata bench write: {} series, batches of {}, {:.1} s per run, {} cores",
-        args.series,
-        args.batch,
+        "strata bench write --matrix: {series} series, batches of {batch}, {:.1} s per run, {} cores",
         args.seconds,
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        cores()
     );
     println!(
         "{:<9} {:<8} {:>7} {:>14} {:>12} {:>10} {:>9}",
@@ -122,7 +1751,7 @@ fn run_write(args: &WriteArgs) -> Result<ExitCode, Error> {
         ] {
             run_id += 1;
             let dir = base.join(format!("run-{run_id}"));
-            let result = write_run(&dir, sync, api, writers, args)?;
+            let result = matrix_run(&dir, sync, api, writers, series, batch, args.seconds)?;
             println!(
                 "{:<9} {:<8} {:>7} {:>14} {:>12.2} {:>10.3} {:>9.3}",
                 sync_name(sync),
@@ -142,7 +1771,7 @@ fn run_write(args: &WriteArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-struct RunResult {
+struct MatrixResult {
     samples: u64,
     seconds: f64,
     disk_bytes: u64,
@@ -159,13 +1788,15 @@ fn bench_key(i: usize) -> Result<SeriesKey, Error> {
     )?)
 }
 
-fn write_run(
+fn matrix_run(
     dir: &PathBuf,
     sync: SyncMode,
     api: Api,
     writers: usize,
-    args: &WriteArgs,
-) -> Result<RunResult, Error> {
+    series: usize,
+    batch: usize,
+    seconds: f64,
+) -> Result<MatrixResult, Error> {
     let db = Db::open(
         dir,
         Options {
@@ -174,7 +1805,7 @@ fn write_run(
             ..Options::default()
         },
     )?;
-    let refs: Vec<SeriesRef> = (0..args.series)
+    let refs: Vec<SeriesRef> = (0..series)
         .map(|i| db.series(&bench_key(i)?))
         .collect::<Result<_, Error>>()?;
     let stop = AtomicBool::new(false);
@@ -183,10 +1814,10 @@ fn write_run(
         let handles: Vec<_> = (0..writers)
             .map(|w| {
                 let (db, refs, stop) = (&db, &refs, &stop);
-                scope.spawn(move || writer_loop(db, refs, w, writers, api, args.batch, stop))
+                scope.spawn(move || matrix_writer(db, refs, w, writers, api, batch, stop))
             })
             .collect();
-        std::thread::sleep(Duration::from_secs_f64(args.seconds));
+        std::thread::sleep(Duration::from_secs_f64(seconds));
         stop.store(true, Ordering::Relaxed);
         handles
             .into_iter()
@@ -197,7 +1828,7 @@ fn write_run(
     let flush_started = Instant::now();
     db.close()?;
     let flush_seconds = flush_started.elapsed().as_secs_f64();
-    Ok(RunResult {
+    Ok(MatrixResult {
         samples,
         seconds,
         disk_bytes: dir_size(dir)?,
@@ -207,7 +1838,7 @@ fn write_run(
 
 /// Appends to this writer's share of the series, one round (a sample for
 /// each series, 1 s apart) after another, until told to stop.
-fn writer_loop(
+fn matrix_writer(
     db: &Db,
     refs: &[SeriesRef],
     writer: usize,
@@ -290,9 +1921,9 @@ fn memory_run(dir: &PathBuf, count: usize) -> Result<(), Error> {
     let data = db.stats().head_data_bytes;
     match (before, created, after) {
         (Some(before), Some(created), Some(after)) => {
-            let per = |bytes: u64| bytes as f64 / count as f64;
+            let per = |bytes: u64| bytes as f64 / count.max(1) as f64;
             let per_series = per(after.saturating_sub(before));
-            let data_per_series = data as f64 / count as f64;
+            let data_per_series = data as f64 / count.max(1) as f64;
             println!(
                 "head memory: {count} series x 120 samples: {per_series:.0} bytes/series resident \
                  ({:.0} for the empty series and index, {:.0} after samples arrive), \
@@ -306,4 +1937,54 @@ fn memory_run(dir: &PathBuf, count: usize) -> Result<(), Error> {
     }
     drop(db);
     std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_reject_clearly() {
+        assert_eq!(parse_duration("90s"), Ok(90_000));
+        assert_eq!(parse_duration("30m"), Ok(1_800_000));
+        assert_eq!(parse_duration("6h"), Ok(21_600_000));
+        assert_eq!(parse_duration("2d"), Ok(172_800_000));
+        assert_eq!(parse_duration("1.5h"), Ok(5_400_000));
+        assert_eq!(parse_duration("500ms"), Ok(500));
+        for bad in ["", "6", "6x", "h", "-1h", "0s", "1..2h", "1e9d", "6 hours"] {
+            let error = parse_duration(bad).unwrap_err();
+            assert!(!error.is_empty(), "{bad}");
+        }
+        assert!(parse_duration("6x").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("6").unwrap_err().contains("no unit"));
+    }
+
+    #[test]
+    fn histogram_quantiles_are_close_and_ordered() {
+        let mut h = Histogram::new();
+        for v in 1..=100_000u64 {
+            h.record(v, 1);
+        }
+        for (q, exact) in [(0.5, 50_000.0), (0.99, 99_000.0), (0.999, 99_900.0)] {
+            let got = h.quantile(q) as f64;
+            assert!((got - exact).abs() / exact < 0.035, "q {q}: {got}");
+        }
+        assert_eq!(h.quantile(1.0), 100_000);
+        assert!(h.quantile(0.5) <= h.quantile(0.99));
+        for v in [0, 1, 31, 32, 33, 1000, u64::MAX / 3, u64::MAX] {
+            let i = Histogram::index(v);
+            assert!(i < BUCKETS);
+            assert!(Histogram::upper_bound(i) >= v, "{v}");
+            if i > 0 {
+                assert!(Histogram::upper_bound(i - 1) < v, "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn json_escapes_and_nulls() {
+        let mut json = Json::default();
+        json.str("a\"", "x\\\n").num("n", f64::NAN).int("i", 3);
+        assert_eq!(json.render(), r#"{"a\"":"x\\\n","n":null,"i":3}"#);
+    }
 }

@@ -5,6 +5,11 @@
 //! that better encodings can be added without breaking old files. Encoding
 //! ids are only ever appended, never reused.
 //!
+//! Two writers: [`encode_chunk`] (and the streaming encoders the head
+//! uses) always writes Gorilla (delta-of-delta + XOR); sealed segments use
+//! [`encode_chunk_sealed`], which tries every encoding on the complete
+//! chunk and keeps the smallest per column (the faster decoder on a tie).
+//!
 //! Chunk layout (all integers little-endian):
 //!
 //! | offset | size | field                                   |
@@ -21,7 +26,11 @@
 //! allocates more than `MAX_CHUNK_SAMPLES` entries whatever the input says.
 
 pub mod bits;
+pub mod constant;
+pub mod decimal;
+pub mod regular;
 pub mod timestamp;
+pub mod varint;
 pub mod xor;
 
 use bits::BitWriter;
@@ -31,9 +40,16 @@ pub use xor::XorEncoder;
 
 use std::fmt;
 
-/// Most samples one chunk holds. 1024 keeps the per-chunk index entry
-/// (32 bytes) small next to the data and a chunk decode under ~10 µs.
-pub const MAX_CHUNK_SAMPLES: usize = 1024;
+/// Most samples a chunk may hold (the format's limit; decoders reject more
+/// and never allocate beyond it).
+pub const MAX_CHUNK_SAMPLES: usize = 16_384;
+/// The head seals its open chunks at this many samples: small enough that
+/// reading a live chunk stays cheap.
+pub const HEAD_CHUNK_SAMPLES: usize = 1_024;
+/// Segment writers cut a series into chunks of this many samples: a 2 h
+/// partition at 1 s fits one chunk, so per-chunk costs (header, first
+/// sample, index entry) are paid once per series and partition.
+pub const SEALED_CHUNK_SAMPLES: usize = 8_192;
 
 /// Bytes before the timestamp stream.
 pub const CHUNK_HEADER_LEN: usize = 8;
@@ -44,18 +60,22 @@ pub const CHUNK_HEADER_LEN: usize = 8;
 pub enum TimestampEncoding {
     /// Gorilla delta-of-delta, see [`timestamp`].
     DeltaOfDelta,
+    /// A regular grid with exceptions, see [`regular`].
+    Regular,
 }
 
 impl TimestampEncoding {
     pub fn id(self) -> u8 {
         match self {
             Self::DeltaOfDelta => 1,
+            Self::Regular => 2,
         }
     }
 
     pub fn from_id(id: u8) -> Result<Self, CodecError> {
         match id {
             1 => Ok(Self::DeltaOfDelta),
+            2 => Ok(Self::Regular),
             other => Err(CodecError::UnknownTimestampEncoding(other)),
         }
     }
@@ -63,6 +83,7 @@ impl TimestampEncoding {
     pub fn name(self) -> &'static str {
         match self {
             Self::DeltaOfDelta => "delta-of-delta",
+            Self::Regular => "regular",
         }
     }
 }
@@ -73,18 +94,26 @@ impl TimestampEncoding {
 pub enum ValueEncoding {
     /// Gorilla XOR, see [`xor`].
     GorillaXor,
+    /// One repeated value, see [`constant`].
+    Constant,
+    /// Exact decimals as bit-packed scaled integers, see [`decimal`].
+    Decimal,
 }
 
 impl ValueEncoding {
     pub fn id(self) -> u8 {
         match self {
             Self::GorillaXor => 1,
+            Self::Constant => 2,
+            Self::Decimal => 3,
         }
     }
 
     pub fn from_id(id: u8) -> Result<Self, CodecError> {
         match id {
             1 => Ok(Self::GorillaXor),
+            2 => Ok(Self::Constant),
+            3 => Ok(Self::Decimal),
             other => Err(CodecError::UnknownValueEncoding(other)),
         }
     }
@@ -92,6 +121,8 @@ impl ValueEncoding {
     pub fn name(self) -> &'static str {
         match self {
             Self::GorillaXor => "gorilla-xor",
+            Self::Constant => "constant",
+            Self::Decimal => "decimal",
         }
     }
 }
@@ -200,6 +231,8 @@ pub enum CodecError {
     },
     #[error("{timestamps} timestamps but {values} values")]
     ColumnLengthMismatch { timestamps: usize, values: usize },
+    #[error("{column} stream: {reason}")]
+    BadEncoding { column: Column, reason: String },
 }
 
 /// A stream must be consumed exactly: no missing and no extra bytes.
@@ -292,14 +325,9 @@ pub fn assemble_chunk(
     Ok(())
 }
 
-/// Encodes one chunk of samples with the default encodings, appending it to
-/// `out`. Timestamps must be strictly increasing and the two columns of
-/// equal length, 1 ..= [`MAX_CHUNK_SAMPLES`].
-pub fn encode_chunk(
-    timestamps: &[i64],
-    values: &[f64],
-    out: &mut Vec<u8>,
-) -> Result<ChunkHeader, CodecError> {
+/// Checks the columns a chunk is made of: equal lengths, 1 ..=
+/// [`MAX_CHUNK_SAMPLES`] samples, strictly increasing timestamps.
+fn check_columns(timestamps: &[i64], values: &[f64]) -> Result<(), CodecError> {
     if timestamps.len() != values.len() {
         return Err(CodecError::ColumnLengthMismatch {
             timestamps: timestamps.len(),
@@ -316,6 +344,18 @@ pub fn encode_chunk(
             timestamp_ms: timestamps[index + 1],
         });
     }
+    Ok(())
+}
+
+/// Encodes one chunk with Gorilla (delta-of-delta + XOR), appending it to
+/// `out`. Timestamps must be strictly increasing and the two columns of
+/// equal length, 1 ..= [`MAX_CHUNK_SAMPLES`].
+pub fn encode_chunk(
+    timestamps: &[i64],
+    values: &[f64],
+    out: &mut Vec<u8>,
+) -> Result<ChunkHeader, CodecError> {
+    check_columns(timestamps, values)?;
     let header = ChunkHeader {
         timestamp_encoding: TimestampEncoding::DeltaOfDelta,
         value_encoding: ValueEncoding::GorillaXor,
@@ -327,6 +367,53 @@ pub fn encode_chunk(
     let stream_len = (out.len() - start - CHUNK_HEADER_LEN) as u32;
     out[start + 4..start + 8].copy_from_slice(&stream_len.to_le_bytes());
     XorEncoder::encode_into(values, out);
+    Ok(header)
+}
+
+/// Encodes one chunk for a sealed segment: every timestamp and value
+/// encoding is tried on the complete columns and the smallest kept per
+/// column; on a tie the one that decodes faster (regular before
+/// delta-of-delta; constant, decimal before XOR). Same input rules as
+/// [`encode_chunk`].
+pub fn encode_chunk_sealed(
+    timestamps: &[i64],
+    values: &[f64],
+    out: &mut Vec<u8>,
+) -> Result<ChunkHeader, CodecError> {
+    check_columns(timestamps, values)?;
+    let mut regular_stream = Vec::new();
+    regular::encode(timestamps, &mut regular_stream);
+    let mut dod_stream = Vec::new();
+    DeltaOfDeltaEncoder::encode_into(timestamps, &mut dod_stream);
+    let (timestamp_encoding, ts_stream) = if regular_stream.len() <= dod_stream.len() {
+        (TimestampEncoding::Regular, regular_stream)
+    } else {
+        (TimestampEncoding::DeltaOfDelta, dod_stream)
+    };
+
+    let (value_encoding, value_stream) = if let Some(bits) = constant::detect(values) {
+        let mut stream = Vec::with_capacity(8);
+        constant::encode(bits, &mut stream);
+        (ValueEncoding::Constant, stream)
+    } else {
+        let mut xor_stream = Vec::new();
+        XorEncoder::encode_into(values, &mut xor_stream);
+        let decimal_stream = decimal::detect(values).map(|(decimals, ints)| {
+            let mut stream = Vec::new();
+            decimal::encode(decimals, &ints, &mut stream);
+            stream
+        });
+        match decimal_stream {
+            Some(stream) if stream.len() <= xor_stream.len() => (ValueEncoding::Decimal, stream),
+            _ => (ValueEncoding::GorillaXor, xor_stream),
+        }
+    };
+    let header = ChunkHeader {
+        timestamp_encoding,
+        value_encoding,
+        sample_count: timestamps.len(),
+    };
+    assemble_chunk(header, &ts_stream, &value_stream, out)?;
     Ok(header)
 }
 
@@ -356,15 +443,15 @@ impl DecodedChunk {
 pub fn decode_chunk(chunk: &[u8], out: &mut DecodedChunk) -> Result<ChunkHeader, CodecError> {
     out.clear();
     let (header, timestamp_stream, value_stream) = ChunkHeader::parse(chunk)?;
+    let count = header.sample_count;
     match header.timestamp_encoding {
-        TimestampEncoding::DeltaOfDelta => {
-            timestamp::decode(timestamp_stream, header.sample_count, &mut out.timestamps)?
-        }
+        TimestampEncoding::DeltaOfDelta => timestamp::decode(timestamp_stream, count, &mut out.timestamps)?,
+        TimestampEncoding::Regular => regular::decode(timestamp_stream, count, &mut out.timestamps)?,
     }
     match header.value_encoding {
-        ValueEncoding::GorillaXor => {
-            xor::decode(value_stream, header.sample_count, &mut out.values)?
-        }
+        ValueEncoding::GorillaXor => xor::decode(value_stream, count, &mut out.values)?,
+        ValueEncoding::Constant => constant::decode(value_stream, count, &mut out.values)?,
+        ValueEncoding::Decimal => decimal::decode(value_stream, count, &mut out.values)?,
     }
     Ok(header)
 }

@@ -46,7 +46,7 @@ fn value_strategy() -> impl Strategy<Value = f64> {
     ]
 }
 
-/// Sorted, unique timestamps with values: 1 ..= MAX_CHUNK_SAMPLES samples.
+/// Sorted, unique timestamps with values: 1 ..= HEAD_CHUNK_SAMPLES samples.
 fn chunk_strategy() -> impl Strategy<Value = (Vec<i64>, Vec<f64>)> {
     prop_oneof![
         // arbitrary timestamps including the i64 extremes
@@ -55,7 +55,7 @@ fn chunk_strategy() -> impl Strategy<Value = (Vec<i64>, Vec<f64>)> {
         // a regular scrape with jitter and gaps
         (
             any::<i32>(),
-            proptest::collection::vec(0i64..3_000_000, 1..MAX_CHUNK_SAMPLES)
+            proptest::collection::vec(0i64..3_000_000, 1..HEAD_CHUNK_SAMPLES)
         )
             .prop_map(|(start, steps)| {
                 let mut t = i64::from(start);
@@ -84,8 +84,80 @@ fn assert_bit_exact(timestamps: &[i64], values: &[f64], decoded: &DecodedChunk) 
     assert_eq!(actual, expected);
 }
 
+/// Inputs shaped like telemetry, where the sealed encodings apply:
+/// regular or jittered clocks, integers, few-decimal values, constants,
+/// runs, and occasional values that force a fallback.
+fn telemetry_chunk_strategy() -> impl Strategy<Value = (Vec<i64>, Vec<f64>)> {
+    let clock = (any::<i32>(), 1i64..100_000, 0u32..4, 1usize..3_000).prop_flat_map(
+        |(start, step, jitter_kind, len)| {
+            proptest::collection::vec(0i64..100, len).prop_map(move |noise| {
+                let mut t = i64::from(start) * 1000;
+                noise
+                    .iter()
+                    .map(|&n| {
+                        let jitter = match jitter_kind {
+                            0 => 0,
+                            1 => (n % 7) - 3,      // small jitter
+                            2 => (n / 90) * step,  // missed scrapes
+                            _ => n * 1_000_003,    // irregular
+                        };
+                        t += step + jitter.max(-step + 1);
+                        t
+                    })
+                    .collect::<Vec<i64>>()
+            })
+        },
+    );
+    clock.prop_flat_map(|timestamps| {
+        let len = timestamps.len();
+        let values = prop_oneof![
+            // decimals: a random walk of cents, scaled by 10^-d
+            (0u32..6, -1_000_000i64..1_000_000, proptest::collection::vec(-500i64..500, len)).prop_map(
+                |(d, start, steps)| {
+                    let scale = 10f64.powi(d as i32);
+                    let mut n = start;
+                    steps.iter().map(|s| { n += s; n as f64 / scale }).collect::<Vec<f64>>()
+                }
+            ),
+            // a counter
+            proptest::collection::vec(0u64..1_000, len).prop_map(|steps| {
+                let mut c = 0u64;
+                steps.iter().map(|s| { c += s; c as f64 }).collect::<Vec<f64>>()
+            }),
+            // constant, including special bit patterns
+            proptest::sample::select(&EDGE_VALUE_BITS[..]).prop_map(move |bits| vec![f64::from_bits(bits); len]),
+            // mostly decimals with one value that cannot be one
+            (proptest::collection::vec(-100i64..100, len), 0..len, value_strategy()).prop_map(|(cents, at, odd)| {
+                let mut v: Vec<f64> = cents.iter().map(|&c| c as f64 / 100.0).collect();
+                v[at] = odd;
+                v
+            }),
+            proptest::collection::vec(value_strategy(), len),
+        ];
+        (Just(timestamps), values)
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn sealed_chunk_round_trip_is_bit_exact((timestamps, values) in prop_oneof![chunk_strategy(), telemetry_chunk_strategy()]) {
+        let mut bytes = Vec::new();
+        let header = encode_chunk_sealed(&timestamps, &values, &mut bytes).unwrap();
+        let mut decoded = DecodedChunk::default();
+        prop_assert_eq!(decode_chunk(&bytes, &mut decoded).unwrap(), header);
+        assert_bit_exact(&timestamps, &values, &decoded);
+        // never larger than plain Gorilla
+        let mut gorilla = Vec::new();
+        encode_chunk(&timestamps, &values, &mut gorilla).unwrap();
+        prop_assert!(bytes.len() <= gorilla.len(), "sealed {} > gorilla {}", bytes.len(), gorilla.len());
+        // every short prefix and the last 32, a stride in between
+        let stride = (bytes.len() / 64).max(1);
+        for len in (0..bytes.len()).filter(|&l| l < 64 || l + 32 >= bytes.len() || l % stride == 0) {
+            prop_assert!(decode_chunk(&bytes[..len], &mut decoded).is_err(), "prefix of {} bytes decoded", len);
+        }
+    }
 
     #[test]
     fn chunk_round_trip_is_bit_exact((timestamps, values) in chunk_strategy()) {
@@ -135,6 +207,66 @@ proptest! {
             prop_assert!(decoded.timestamps.windows(2).all(|w| w[0] < w[1]));
         }
     }
+}
+
+#[test]
+fn the_chooser_picks_the_expected_encodings() {
+    let regular: Vec<i64> = (0..1000).map(|i| 1_700_000_000_000 + i * 15_000).collect();
+    let cases: [(Vec<f64>, ValueEncoding); 3] = [
+        (vec![3.25; 1000], ValueEncoding::Constant),
+        ((0..1000).map(|i| (i * 7 % 13) as f64 / 4.0).collect(), ValueEncoding::Decimal),
+        ((0..1000).map(|i| (i as f64).sqrt()).collect(), ValueEncoding::GorillaXor),
+    ];
+    for (values, expected) in cases {
+        let mut bytes = Vec::new();
+        let header = encode_chunk_sealed(&regular, &values, &mut bytes).unwrap();
+        assert_eq!(header.timestamp_encoding, TimestampEncoding::Regular);
+        assert_eq!(header.value_encoding, expected);
+    }
+    // a fixed interval with a constant value costs a few bytes in all
+    let mut bytes = Vec::new();
+    encode_chunk_sealed(&regular, &[0.0; 1000], &mut bytes).unwrap();
+    assert!(bytes.len() <= 8 + 12 + 8, "{} bytes", bytes.len());
+    // -0.0 is not a decimal: the column falls back, bit-exact
+    let mut values: Vec<f64> = (0..1000).map(|i| i as f64).collect();
+    values[500] = -0.0;
+    let header = encode_chunk_sealed(&regular, &values, &mut bytes).unwrap();
+    assert_eq!(header.value_encoding, ValueEncoding::GorillaXor);
+}
+
+#[test]
+fn malformed_sealed_streams_are_rejected() {
+    let mut decoded = DecodedChunk::default();
+    let chunk = |ts_id: u8, value_id: u8, ts: &[u8], values: &[u8]| {
+        let mut out = vec![ts_id, value_id, 3, 0];
+        out.extend_from_slice(&(ts.len() as u32).to_le_bytes());
+        out.extend_from_slice(ts);
+        out.extend_from_slice(values);
+        out
+    };
+    let mut regular_ts = Vec::new();
+    regular::encode(&[10, 20, 30], &mut regular_ts);
+    let constant = 1.5f64.to_bits().to_le_bytes();
+    assert!(decode_chunk(&chunk(2, 2, &regular_ts, &constant), &mut decoded).is_ok());
+    assert_eq!(decoded.values, vec![1.5; 3]);
+    // constant with 7 bytes
+    assert!(matches!(
+        decode_chunk(&chunk(2, 2, &regular_ts, &constant[..7]), &mut decoded),
+        Err(CodecError::BadEncoding { .. })
+    ));
+    // a regular grid with step 0 is not increasing
+    assert!(matches!(
+        decode_chunk(&chunk(2, 2, &[20, 0, 0], &constant), &mut decoded),
+        Err(CodecError::NotIncreasing { .. })
+    ));
+    // an exception beyond the chunk
+    assert!(matches!(
+        decode_chunk(&chunk(2, 2, &[20, 20, 1, 9, 2], &constant), &mut decoded),
+        Err(CodecError::BadEncoding { .. })
+    ));
+    // decimal: order must be below the count, width at most 64
+    assert!(decode_chunk(&chunk(2, 3, &regular_ts, &[0, 3, 1, 0]), &mut decoded).is_err());
+    assert!(decode_chunk(&chunk(2, 3, &regular_ts, &[0, 0, 65, 0]), &mut decoded).is_err());
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //!
 //! Each series ([`MemSeries`]) holds its data per time partition
 //! (`[start, start + partition_ms)`): sealed chunks of up to
-//! [`MAX_CHUNK_SAMPLES`] samples, one open chunk fed by streaming Gorilla
+//! [`HEAD_CHUNK_SAMPLES`] samples, one open chunk fed by streaming Gorilla
 //! encoders, and an out-of-order buffer for samples at or before the
 //! partition's newest timestamp.
 //!
@@ -29,7 +29,7 @@ pub use index::HeadIndex;
 
 use crate::codec::{
     self, ChunkHeader, ColumnEncoder, DecodedChunk, DeltaOfDeltaEncoder, TimestampEncoding,
-    ValueEncoding, XorEncoder, MAX_CHUNK_SAMPLES,
+    ValueEncoding, XorEncoder, HEAD_CHUNK_SAMPLES,
 };
 use crate::error::CorruptionError;
 use crate::query::merge_last_wins;
@@ -102,7 +102,7 @@ impl OpenChunk {
         };
         let mut out =
             Vec::with_capacity(codec::CHUNK_HEADER_LEN + ts_stream.len() + value_stream.len());
-        // The count is 1..=MAX_CHUNK_SAMPLES: chunks are cut at the maximum.
+        // The count is 1..=HEAD_CHUNK_SAMPLES: chunks are cut there.
         codec::assemble_chunk(header, &ts_stream, &value_stream, &mut out).ok()?;
         Some(out.into())
     }
@@ -123,7 +123,7 @@ impl Partition {
             self.out_of_order.push(Sample::new(timestamp_ms, value));
             return;
         }
-        if self.open.timestamps.len() == MAX_CHUNK_SAMPLES {
+        if self.open.timestamps.len() == HEAD_CHUNK_SAMPLES {
             if let Some(chunk) = self.open.assemble() {
                 self.sealed.push(chunk);
             }
@@ -453,7 +453,7 @@ mod tests {
     fn chunks_are_cut_at_the_maximum_and_read_back() {
         let head = Head::new(1 << 40);
         let s = series(&head);
-        let n = MAX_CHUNK_SAMPLES as i64 * 2 + 10;
+        let n = HEAD_CHUNK_SAMPLES as i64 * 2 + 10;
         for t in 0..n {
             s.insert(t, t as f64, 1 << 40);
         }

@@ -17,8 +17,11 @@ use crate::error::Corruption;
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"STRATSEG";
 pub const FOOTER_MAGIC: &[u8; 8] = b"STRATEND";
-/// The version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The version this build writes.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest version this build reads. Version 1 files (Gorilla chunks of
+/// up to 1024 samples) are a subset of version 2 and read the same way.
+pub const OLDEST_READABLE_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 16;
 pub const FOOTER_LEN: usize = 108;
 /// Bytes of the footer covered by its crc32.
@@ -78,7 +81,7 @@ pub fn check_header(file: &[u8]) -> Result<(), (u64, Corruption)> {
 }
 
 fn check_version(found: u16) -> Result<(), Corruption> {
-    if found == FORMAT_VERSION {
+    if (OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&found) {
         Ok(())
     } else {
         Err(Corruption::UnsupportedVersion {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::format::{encode_header, Footer, RegionRef, HEADER_LEN};
 use super::ChunkRef;
-use crate::codec::{self, ChunkHeader, MAX_CHUNK_SAMPLES};
+use crate::codec::{self, ChunkHeader, SEALED_CHUNK_SAMPLES};
 use crate::error::{Error, InputError, Result};
 use crate::series::{Sample, SeriesKey};
 
@@ -106,15 +106,16 @@ impl SegmentWriter {
             }
             .into());
         }
-        let mut chunks = Vec::with_capacity(samples.len().div_ceil(MAX_CHUNK_SAMPLES));
-        for part in samples.chunks(MAX_CHUNK_SAMPLES) {
+        let mut chunks = Vec::with_capacity(samples.len().div_ceil(SEALED_CHUNK_SAMPLES));
+        for part in samples.chunks(SEALED_CHUNK_SAMPLES) {
             self.timestamps.clear();
             self.values.clear();
             self.timestamps.extend(part.iter().map(|s| s.timestamp_ms));
             self.values.extend(part.iter().map(|s| s.value));
             self.chunk_bytes.clear();
             // Sorted, non-empty and bounded: checked above.
-            let header = codec::encode_chunk(&self.timestamps, &self.values, &mut self.chunk_bytes)
+            let header =
+                codec::encode_chunk_sealed(&self.timestamps, &self.values, &mut self.chunk_bytes)
                 .map_err(|e| InputError::FormatLimit(format!("series {key}: {e}")))?;
             let chunk = std::mem::take(&mut self.chunk_bytes);
             let result = self.write_chunk(&chunk, header, part);

@@ -12,6 +12,7 @@
 //! record earlier in the same WAL file (each file is self-contained); a
 //! decoder checks every length against the payload before reading.
 
+use crate::codec::varint::{self, unzigzag, zigzag};
 use crate::series::{Label, SeriesKey};
 
 pub const RECORD_SERIES: u8 = 1;
@@ -77,8 +78,8 @@ impl SamplesEncoder {
 
     #[inline]
     pub fn push(&mut self, series_id: u32, timestamp_ms: i64, value: f64, out: &mut Vec<u8>) {
-        put_varint(u64::from(series_id), out);
-        put_varint(zigzag(timestamp_ms.wrapping_sub(self.base_ms)), out);
+        varint::put(u64::from(series_id), out);
+        varint::put(zigzag(timestamp_ms.wrapping_sub(self.base_ms)), out);
         out.extend_from_slice(&value.to_bits().to_le_bytes());
         self.count += 1;
     }
@@ -87,25 +88,6 @@ impl SamplesEncoder {
     pub fn finish(self, start: usize, out: &mut [u8]) {
         out[start + 1..start + 5].copy_from_slice(&self.count.to_le_bytes());
     }
-}
-
-#[inline]
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-#[inline]
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-#[inline]
-fn put_varint(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 struct Reader<'a> {
@@ -132,15 +114,7 @@ impl Reader<'_> {
     }
 
     fn varint(&mut self) -> Result<u64, RecordError> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.array::<1>()?[0];
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(RecordError::Truncated(self.pos))
+        varint::get(self.bytes, &mut self.pos).ok_or(RecordError::Truncated(self.pos))
     }
 
     fn string(&mut self, len: usize) -> Result<String, RecordError> {

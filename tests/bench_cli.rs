@@ -1,0 +1,402 @@
+//! `strata bench write` and `strata bench query` end to end, on tiny
+//! workloads: the JSON carries every figure with consistent values. No
+//! timing thresholds: only counts and orderings are checked.
+
+use std::process::Command;
+
+fn strata(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .expect("run strata");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Runs a bench command with `--json` and returns its single line.
+fn bench_json(args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (code, out, err) = strata(&all);
+    assert_eq!(code, 0, "strata {all:?}\n{out}\n{err}");
+    let out = out.trim();
+    assert!(
+        out.starts_with('{') && out.ends_with('}') && !out.contains('\n'),
+        "one JSON object expected: {out}"
+    );
+    out.to_owned()
+}
+
+/// The raw text of field `key` in a flat JSON object (the first match).
+fn raw<'a>(json: &'a str, key: &str) -> &'a str {
+    let pattern = format!("\"{key}\":");
+    let start = json
+        .find(&pattern)
+        .unwrap_or_else(|| panic!("no field {key} in {json}"))
+        + pattern.len();
+    let rest = &json[start..];
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let end = quoted.find('"').expect("closing quote");
+        return &quoted[..end];
+    }
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+fn num(json: &str, key: &str) -> f64 {
+    let text = raw(json, key);
+    text.parse()
+        .unwrap_or_else(|_| panic!("field {key} = {text} is not a number in {json}"))
+}
+
+fn int(json: &str, key: &str) -> u64 {
+    let text = raw(json, key);
+    text.parse()
+        .unwrap_or_else(|_| panic!("field {key} = {text} is not an integer in {json}"))
+}
+
+/// The figures every write run must report, consistent with each other.
+fn check_write(json: &str, workload: &str) {
+    assert_eq!(raw(json, "bench"), "write");
+    assert_eq!(raw(json, "workload"), workload);
+    let samples = int(json, "samples");
+    assert_eq!(
+        samples,
+        int(json, "live_series") * int(json, "rounds"),
+        "{json}"
+    );
+    assert_eq!(int(json, "rejected"), 0, "{json}");
+    assert!(num(json, "write_seconds") > 0.0, "{json}");
+    assert!(num(json, "samples_per_second") > 0.0, "{json}");
+    assert!(int(json, "calls") > 0, "{json}");
+    for prefix in ["latency_call", "latency_sample"] {
+        let p50 = int(json, &format!("{prefix}_p50_ns"));
+        let p99 = int(json, &format!("{prefix}_p99_ns"));
+        let p999 = int(json, &format!("{prefix}_p999_ns"));
+        let max = int(json, &format!("{prefix}_max_ns"));
+        assert!(
+            p50 > 0 && p50 <= p99 && p99 <= p999 && p999 <= max,
+            "{json}"
+        );
+    }
+    assert!(
+        int(json, "disk_bytes") >= int(json, "segment_bytes"),
+        "{json}"
+    );
+    assert!(int(json, "segment_bytes") > 0, "{json}");
+    let bytes_per_sample = num(json, "bytes_per_sample");
+    assert!(
+        bytes_per_sample > 0.0 && bytes_per_sample < 16.0,
+        "{bytes_per_sample}"
+    );
+    assert_eq!(int(json, "head_series"), int(json, "series"), "{json}");
+    assert!(num(json, "head_data_bytes_per_series") > 0.0, "{json}");
+    if cfg!(target_os = "linux") {
+        assert!(num(json, "head_rss_bytes_per_series") >= 0.0, "{json}");
+    }
+    for key in ["flush_seconds", "reopen_seconds", "read_only_open_seconds"] {
+        assert!(num(json, key) > 0.0, "{key}: {json}");
+    }
+    // close flushed everything: reopening replays nothing.
+    assert_eq!(int(json, "reopen_samples_replayed"), 0, "{json}");
+}
+
+#[test]
+fn write_devops_reports_every_figure() {
+    let json = bench_json(&[
+        "bench",
+        "write",
+        "--workload",
+        "devops",
+        "--series",
+        "20",
+        "--duration",
+        "10m",
+    ]);
+    check_write(&json, "devops");
+    assert_eq!(int(&json, "series"), 20);
+    assert_eq!(int(&json, "live_series"), 20);
+    assert_eq!(int(&json, "rounds"), 60); // 10 min at 10 s
+    assert_eq!(int(&json, "samples"), 1200);
+    // Batches of up to 1000 samples, at most one round: one call per round.
+    assert_eq!(int(&json, "calls"), 60);
+    assert_eq!(int(&json, "decimals"), 2);
+    assert_eq!(raw(&json, "sync"), "interval");
+    assert_eq!(raw(&json, "background_flush"), "true");
+}
+
+#[test]
+fn write_devops_split_between_writers_in_small_batches() {
+    let json = bench_json(&[
+        "bench",
+        "write",
+        "--workload",
+        "devops",
+        "--series",
+        "25", // rounded up to 3 hosts
+        "--duration",
+        "10m",
+        "--writers",
+        "2",
+        "--batch",
+        "7",
+        "--sync",
+        "never",
+        "--decimals",
+        "full",
+        "--no-background-flush",
+    ]);
+    check_write(&json, "devops");
+    assert_eq!(int(&json, "series"), 30);
+    assert_eq!(int(&json, "writers"), 2);
+    assert_eq!(int(&json, "samples"), 1800);
+    // Writers own 1 and 2 hosts: 10 series = 2 calls, 20 series = 3 calls
+    // per round.
+    assert_eq!(int(&json, "calls"), 60 * 5);
+    assert_eq!(raw(&json, "decimals"), "null");
+    assert_eq!(raw(&json, "background_flush"), "false");
+    assert_eq!(int(&json, "background_flushes"), 0);
+}
+
+#[test]
+fn write_telemetry_with_single_appends() {
+    let json = bench_json(&[
+        "bench",
+        "write",
+        "--workload",
+        "telemetry",
+        "--series",
+        "58",
+        "--duration",
+        "30s",
+        "--batch",
+        "1",
+        "--sync",
+        "always",
+    ]);
+    check_write(&json, "telemetry");
+    assert_eq!(int(&json, "series"), 58);
+    assert_eq!(int(&json, "rounds"), 30); // 1 s resolution
+    assert_eq!(int(&json, "samples"), 58 * 30);
+    // append_ref: one call per sample (one fsync each), so both latency
+    // views agree.
+    assert_eq!(int(&json, "calls"), 58 * 30);
+    assert_eq!(
+        int(&json, "latency_call_p99_ns"),
+        int(&json, "latency_sample_p99_ns")
+    );
+}
+
+#[test]
+fn write_churn_creates_more_series_than_are_alive() {
+    let json = bench_json(&[
+        "bench",
+        "write",
+        "--workload",
+        "churn",
+        "--series",
+        "40",
+        "--duration",
+        "30m",
+        "--lifetime",
+        "3m",
+        "--writers",
+        "2",
+        "--sync",
+        "never",
+    ]);
+    check_write(&json, "churn");
+    assert_eq!(int(&json, "live_series"), 40);
+    assert_eq!(int(&json, "samples"), 40 * 180);
+    assert_eq!(int(&json, "lifetime_ms"), 180_000);
+    // 30 min of pods living about 3 min: several generations per slot.
+    let series = int(&json, "series");
+    assert!(series > 3 * 40, "{series} series: {json}");
+}
+
+/// The query results as (name, object text) pairs.
+fn queries(json: &str) -> Vec<(String, String)> {
+    let list = &json[json.find("\"queries\":[").expect("queries") + 11..];
+    list.split("{\"name\":")
+        .skip(1)
+        .map(|q| {
+            let object = format!("{{\"name\":{q}");
+            (raw(&object, "name").to_owned(), object)
+        })
+        .collect()
+}
+
+#[test]
+fn query_scans_everything_written_and_runs_the_kpis() {
+    let json = bench_json(&[
+        "bench",
+        "query",
+        "--workload",
+        "telemetry",
+        "--series",
+        "58",
+        "--duration",
+        "5m",
+        "--repeat",
+        "2",
+    ]);
+    assert_eq!(raw(&json, "bench"), "query");
+    assert_eq!(raw(&json, "workload"), "telemetry");
+    assert_eq!(int(&json, "samples_written"), 58 * 300);
+    let results = queries(&json);
+    let names: Vec<&str> = results.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[0], "full scan", "{json}");
+    assert!(names.len() >= 5, "{names:?}");
+    for (name, q) in &results {
+        assert!(int(q, "samples") > 0, "{name}: {q}");
+        assert!(num(q, "seconds") >= num(q, "best_seconds"), "{name}: {q}");
+        assert!(num(q, "samples_per_second") > 0.0, "{name}: {q}");
+    }
+    let full = &results[0].1;
+    assert_eq!(int(full, "samples"), 58 * 300);
+    assert_eq!(int(full, "series"), 58);
+    let requests = &results
+        .iter()
+        .find(|(n, _)| n.starts_with("requests/s"))
+        .unwrap()
+        .1;
+    // 3 routes x 2 codes of one instance, ~165 requests/s in total.
+    assert_eq!(int(requests, "series"), 6);
+    assert!(num(requests, "result") > 50.0, "{requests}");
+}
+
+#[test]
+fn query_an_existing_directory_written_by_bench_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("churn-db");
+    let db = db.to_str().unwrap();
+    let write = bench_json(&[
+        "bench",
+        "write",
+        "--workload",
+        "churn",
+        "--series",
+        "30",
+        "--duration",
+        "20m",
+        "--dir",
+        db,
+    ]);
+    check_write(&write, "churn");
+    assert_eq!(raw(&write, "dir"), db);
+
+    let json = bench_json(&["bench", "query", "--dir", db, "--repeat", "1"]);
+    assert_eq!(raw(&json, "workload"), "churn", "recognized: {json}");
+    assert_eq!(raw(&json, "written"), "false");
+    let results = queries(&json);
+    let full = &results[0].1;
+    assert_eq!(int(full, "samples"), int(&write, "samples"));
+    assert_eq!(int(full, "series"), int(&write, "series"));
+    let names: Vec<&str> = results.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(names.contains(&"one pod"), "{names:?}");
+
+    // The human report too.
+    let (code, out, err) = strata(&["bench", "query", "--dir", db, "--repeat", "1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("full scan") && out.contains("churn data"),
+        "{out}"
+    );
+
+    // A directory with data is never written into.
+    let (code, out, err) = strata(&["bench", "write", "--dir", db]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("not empty"), "{err}");
+}
+
+#[test]
+fn human_report_names_every_figure() {
+    let (code, out, err) = strata(&[
+        "bench",
+        "write",
+        "--workload",
+        "devops",
+        "--series",
+        "10",
+        "--duration",
+        "5m",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    for figure in [
+        "samples/s",
+        "latency/call",
+        "p99.9",
+        "bytes/sample",
+        "head memory",
+        "flush",
+        "reopen",
+        "read-only open",
+    ] {
+        assert!(out.contains(figure), "{figure}: {out}");
+    }
+}
+
+#[test]
+fn bad_options_fail_clearly_without_panicking() {
+    for (args, expected) in [
+        (&["bench", "write", "--duration", "6x"][..], "unknown unit"),
+        (&["bench", "write", "--duration", "90"][..], "no unit"),
+        (
+            &["bench", "write", "--duration=-1h"][..],
+            "must be positive",
+        ),
+        (
+            &["bench", "write", "--duration", "5s"][..],
+            "shorter than one interval",
+        ),
+        (
+            &["bench", "write", "--workload", "tsbs"][..],
+            "possible values",
+        ),
+        (
+            &["bench", "write", "--sync", "sometimes"][..],
+            "possible values",
+        ),
+        (&["bench", "write", "--series", "0"][..], "--series"),
+        (&["bench", "write", "--lifetime", "5m"][..], "churn only"),
+        (&["bench", "query", "--duration", "1y"][..], "unknown unit"),
+        (
+            &["bench", "write", "--matrix", "--workload", "churn"][..],
+            "cannot be used",
+        ),
+    ] {
+        let (code, out, err) = strata(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn help_explains_every_subcommand_and_option() {
+    let (code, out, _) = strata(&["bench", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("write") && out.contains("query"), "{out}");
+    for sub in ["write", "query"] {
+        let (code, out, _) = strata(&["bench", sub, "--help"]);
+        assert_eq!(code, 0);
+        for option in [
+            "--workload",
+            "--series",
+            "--duration",
+            "--writers",
+            "--batch",
+            "--sync",
+            "--dir",
+            "--json",
+            "devops",
+            "telemetry",
+            "churn",
+        ] {
+            assert!(out.contains(option), "bench {sub} --help lacks {option}");
+        }
+    }
+}
