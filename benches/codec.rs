@@ -7,8 +7,10 @@
 //! compared by `f64::to_bits`); it panics if either does not.
 //!
 //! How each codec is driven:
-//! - strata: the series is split into consecutive chunks of
-//!   `MAX_CHUNK_SAMPLES` (1024) samples, as the segment writer does. Encode
+//! - strata: Gorilla chunks of `HEAD_CHUNK_SAMPLES` (1024) samples, as the
+//!   head writes them; strata-sealed: `encode_chunk_sealed` (the adaptive
+//!   encodings) on chunks of `SEALED_CHUNK_SAMPLES` (8192), as the segment
+//!   writer does. Encode
 //!   appends every chunk to one reused output buffer. Decode decodes every
 //!   chunk (boundaries known from encoding, as the segment index knows them)
 //!   into one reused `DecodedChunk`.
@@ -31,7 +33,10 @@ use std::ops::Range;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use strata::codec::{decode_chunk, encode_chunk, ChunkHeader, DecodedChunk, MAX_CHUNK_SAMPLES};
+use strata::codec::{
+    decode_chunk, encode_chunk, encode_chunk_sealed, ChunkHeader, CodecError, DecodedChunk,
+    HEAD_CHUNK_SAMPLES, SEALED_CHUNK_SAMPLES,
+};
 use tsz::decode::Error as TszError;
 use tsz::stream::{BufferedReader, BufferedWriter};
 use tsz::{DataPoint, Decode, Encode, StdDecoder, StdEncoder};
@@ -147,29 +152,52 @@ fn inputs() -> Vec<Input> {
 
 // ---------------------------------------------------------------- strata
 
+/// How strata encodes: Gorilla chunks as the head writes them, or the
+/// adaptive encodings (and larger chunks) of sealed segments.
+#[derive(Clone, Copy)]
+enum Mode {
+    Gorilla,
+    Sealed,
+}
+
+type ChunkEncoder = fn(&[i64], &[f64], &mut Vec<u8>) -> Result<ChunkHeader, CodecError>;
+
+impl Mode {
+    fn encoder(self) -> (usize, ChunkEncoder) {
+        match self {
+            Mode::Gorilla => (HEAD_CHUNK_SAMPLES, encode_chunk),
+            Mode::Sealed => (SEALED_CHUNK_SAMPLES, encode_chunk_sealed),
+        }
+    }
+}
+
 /// Encodes the series chunk by chunk into `out` (cleared first); returns the
 /// byte range of every chunk.
-fn strata_encode(timestamps: &[i64], values: &[f64], out: &mut Vec<u8>) -> Vec<Range<usize>> {
+fn strata_encode(
+    mode: Mode,
+    timestamps: &[i64],
+    values: &[f64],
+    out: &mut Vec<u8>,
+) -> Vec<Range<usize>> {
+    let (size, encode) = mode.encoder();
     out.clear();
     timestamps
-        .chunks(MAX_CHUNK_SAMPLES)
-        .zip(values.chunks(MAX_CHUNK_SAMPLES))
+        .chunks(size)
+        .zip(values.chunks(size))
         .map(|(ts, vs)| {
             let start = out.len();
-            encode_chunk(ts, vs, out).expect("strata encode_chunk failed");
+            encode(ts, vs, out).expect("strata encode failed");
             start..out.len()
         })
         .collect()
 }
 
 /// The timed encode loop: no range bookkeeping.
-fn strata_encode_hot(timestamps: &[i64], values: &[f64], out: &mut Vec<u8>) {
+fn strata_encode_hot(mode: Mode, timestamps: &[i64], values: &[f64], out: &mut Vec<u8>) {
+    let (size, encode) = mode.encoder();
     out.clear();
-    for (ts, vs) in timestamps
-        .chunks(MAX_CHUNK_SAMPLES)
-        .zip(values.chunks(MAX_CHUNK_SAMPLES))
-    {
-        encode_chunk(ts, vs, out).expect("strata encode_chunk failed");
+    for (ts, vs) in timestamps.chunks(size).zip(values.chunks(size)) {
+        encode(ts, vs, out).expect("strata encode failed");
     }
 }
 
@@ -265,6 +293,8 @@ struct Prepared {
     input: Input,
     strata_bytes: Vec<u8>,
     strata_chunks: Vec<Range<usize>>,
+    sealed_bytes: Vec<u8>,
+    sealed_chunks: Vec<Range<usize>>,
     tsz_bytes: Box<[u8]>,
 }
 
@@ -275,9 +305,23 @@ fn prepare() -> Vec<Prepared> {
         .into_iter()
         .map(|input| {
             let mut strata_bytes = Vec::new();
-            let strata_chunks = strata_encode(&input.timestamps, &input.values, &mut strata_bytes);
+            let strata_chunks = strata_encode(
+                Mode::Gorilla,
+                &input.timestamps,
+                &input.values,
+                &mut strata_bytes,
+            );
             let (ts, vs) = strata_decode_all(&strata_bytes, &strata_chunks);
             check_round_trip("strata", &input, ts.into_iter(), vs.into_iter());
+            let mut sealed_bytes = Vec::new();
+            let sealed_chunks = strata_encode(
+                Mode::Sealed,
+                &input.timestamps,
+                &input.values,
+                &mut sealed_bytes,
+            );
+            let (ts, vs) = strata_decode_all(&sealed_bytes, &sealed_chunks);
+            check_round_trip("strata-sealed", &input, ts.into_iter(), vs.into_iter());
 
             let tsz_bytes = tsz_encode(&input.timestamps, &input.values, 0);
             let points = tsz_decode_all(tsz_bytes.clone());
@@ -291,6 +335,8 @@ fn prepare() -> Vec<Prepared> {
                 input,
                 strata_bytes,
                 strata_chunks,
+                sealed_bytes,
+                sealed_chunks,
                 tsz_bytes,
             }
         })
@@ -313,12 +359,13 @@ fn prepare() -> Vec<Prepared> {
     for p in &prepared {
         let name = p.input.name;
         row(name, "strata", p.strata_bytes.len());
+        row(name, "strata-sealed", p.sealed_bytes.len());
         row(name, "tsz", p.tsz_bytes.len());
         let tsz_blocks: usize = p
             .input
             .timestamps
-            .chunks(MAX_CHUNK_SAMPLES)
-            .zip(p.input.values.chunks(MAX_CHUNK_SAMPLES))
+            .chunks(HEAD_CHUNK_SAMPLES)
+            .zip(p.input.values.chunks(HEAD_CHUNK_SAMPLES))
             .map(|(ts, vs)| tsz_encode(ts, vs, 0).len())
             .sum();
         row(name, "tsz (1024-blocks)*", tsz_blocks);
@@ -362,7 +409,23 @@ fn codec_benches(c: &mut Criterion) {
         let mut out = Vec::with_capacity(p.strata_bytes.len());
         group.bench_function("strata", |b| {
             b.iter(|| {
-                strata_encode_hot(black_box(timestamps), black_box(values), &mut out);
+                strata_encode_hot(
+                    Mode::Gorilla,
+                    black_box(timestamps),
+                    black_box(values),
+                    &mut out,
+                );
+                out.len()
+            })
+        });
+        group.bench_function("strata-sealed", |b| {
+            b.iter(|| {
+                strata_encode_hot(
+                    Mode::Sealed,
+                    black_box(timestamps),
+                    black_box(values),
+                    &mut out,
+                );
                 out.len()
             })
         });
@@ -381,6 +444,9 @@ fn codec_benches(c: &mut Criterion) {
         let mut chunk = DecodedChunk::default();
         group.bench_function("strata", |b| {
             b.iter(|| strata_decode_hot(black_box(&p.strata_bytes), &p.strata_chunks, &mut chunk))
+        });
+        group.bench_function("strata-sealed", |b| {
+            b.iter(|| strata_decode_hot(black_box(&p.sealed_bytes), &p.sealed_chunks, &mut chunk))
         });
         group.bench_function("tsz", |b| {
             b.iter_batched(

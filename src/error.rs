@@ -89,7 +89,9 @@ pub enum Corruption {
         found: Vec<u8>,
         expected: &'static [u8],
     },
-    #[error("format version {found} is not supported (this build reads versions up to {supported})")]
+    #[error(
+        "format version {found} is not supported (this build reads versions up to {supported})"
+    )]
     UnsupportedVersion { found: u16, supported: u16 },
     #[error("{region} checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     ChecksumMismatch {

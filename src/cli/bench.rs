@@ -51,11 +51,17 @@ enum BenchKind {
     /// closes the database (flush to segments), measures the directory and
     /// reopens it, for writing and read-only.
     ///
+    /// The head keeps every partition until close (as `strata import`
+    /// does), so the flush time covers all the data and the head holds all
+    /// of it at the end: simulated time runs thousands of times faster than
+    /// the engine's once-a-second background check, so background flushes
+    /// would depend on the run's speed (--background-flush allows them).
+    ///
     /// Head memory is the growth of the process's resident set (Linux
     /// /proc/self/statm) from before the series are created to the end of
     /// the write phase, per series in the head; it includes the writers'
-    /// batch buffers and thread stacks, and allocator memory kept after
-    /// background flushes (use --no-background-flush to hold everything).
+    /// batch buffers and thread stacks (and, with --background-flush,
+    /// memory the allocator kept after flushes).
     ///
     /// With --matrix, runs the older fixed matrix instead: {1, 2 writers} x
     /// {append_ref, append_batch} x {never, interval, always}, each for
@@ -229,11 +235,12 @@ struct WorkloadArgs {
     /// Seed of the workload generator (same seed, same data).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Keep every partition in the head until close instead of flushing
-    /// complete 2 h partitions in the background while writing (the
-    /// engine's default).
+    /// Let the engine flush complete 2 h partitions in the background while
+    /// writing (its default; checked once per second of real time, so how
+    /// many partitions get flushed depends on how long the run takes).
+    /// Without it the head keeps everything until close.
     #[arg(long)]
-    no_background_flush: bool,
+    background_flush: bool,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -250,7 +257,7 @@ struct WriteArgs {
     #[arg(long)]
     json: bool,
     /// Run the older fixed matrix (see above) instead of one workload.
-    #[arg(long, conflicts_with_all = ["workload", "duration", "writers", "decimals", "lifetime", "seed", "no_background_flush", "json"])]
+    #[arg(long, conflicts_with_all = ["workload", "duration", "writers", "decimals", "lifetime", "seed", "background_flush", "json"])]
     matrix: bool,
     /// --matrix only: wall-clock seconds each configuration writes.
     #[arg(long, default_value_t = 2.0, requires = "matrix")]
@@ -399,7 +406,7 @@ impl Plan {
             },
             lifetime_ms,
             seed: args.seed,
-            background_flush: !args.no_background_flush,
+            background_flush: args.background_flush,
         })
     }
 

@@ -21,6 +21,9 @@ pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<f64>) -> Result<(), Code
             reason: format!("constant column is {} bytes, not 8", bytes.len()),
         });
     };
-    out.extend(std::iter::repeat_n(f64::from_bits(u64::from_le_bytes(bits)), count));
+    out.extend(std::iter::repeat_n(
+        f64::from_bits(u64::from_le_bytes(bits)),
+        count,
+    ));
     Ok(())
 }

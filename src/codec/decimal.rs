@@ -40,7 +40,8 @@ pub fn detect(values: &[f64]) -> Option<(u8, Vec<i64>)> {
         ints.clear();
         for &v in values {
             let scaled = (v * scale).round();
-            if !(scaled.abs() <= MAX_ABS) {
+            // NaN fails this test too.
+            if scaled.is_nan() || scaled.abs() > MAX_ABS {
                 continue 'decimals;
             }
             let n = scaled as i64;
@@ -60,7 +61,10 @@ fn residuals(ints: &[i64], order: usize) -> (Vec<i64>, Vec<i64>) {
     let mut heads = Vec::new();
     for _ in 0..order {
         heads.push(current[0]);
-        current = current.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+        current = current
+            .windows(2)
+            .map(|w| w[1].wrapping_sub(w[0]))
+            .collect();
     }
     (heads, current)
 }

@@ -445,8 +445,12 @@ pub fn decode_chunk(chunk: &[u8], out: &mut DecodedChunk) -> Result<ChunkHeader,
     let (header, timestamp_stream, value_stream) = ChunkHeader::parse(chunk)?;
     let count = header.sample_count;
     match header.timestamp_encoding {
-        TimestampEncoding::DeltaOfDelta => timestamp::decode(timestamp_stream, count, &mut out.timestamps)?,
-        TimestampEncoding::Regular => regular::decode(timestamp_stream, count, &mut out.timestamps)?,
+        TimestampEncoding::DeltaOfDelta => {
+            timestamp::decode(timestamp_stream, count, &mut out.timestamps)?
+        }
+        TimestampEncoding::Regular => {
+            regular::decode(timestamp_stream, count, &mut out.timestamps)?
+        }
     }
     match header.value_encoding {
         ValueEncoding::GorillaXor => xor::decode(value_stream, count, &mut out.values)?,

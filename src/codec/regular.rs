@@ -44,7 +44,10 @@ fn grid(first: i64, step: i64, index: usize) -> i64 {
 }
 
 fn most_common_step(timestamps: &[i64]) -> i64 {
-    let mut deltas: Vec<i64> = timestamps.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+    let mut deltas: Vec<i64> = timestamps
+        .windows(2)
+        .map(|w| w[1].wrapping_sub(w[0]))
+        .collect();
     if deltas.is_empty() {
         return 0;
     }

@@ -97,9 +97,9 @@ fn telemetry_chunk_strategy() -> impl Strategy<Value = (Vec<i64>, Vec<f64>)> {
                     .map(|&n| {
                         let jitter = match jitter_kind {
                             0 => 0,
-                            1 => (n % 7) - 3,      // small jitter
-                            2 => (n / 90) * step,  // missed scrapes
-                            _ => n * 1_000_003,    // irregular
+                            1 => (n % 7) - 3,     // small jitter
+                            2 => (n / 90) * step, // missed scrapes
+                            _ => n * 1_000_003,   // irregular
                         };
                         t += step + jitter.max(-step + 1);
                         t
@@ -110,30 +110,52 @@ fn telemetry_chunk_strategy() -> impl Strategy<Value = (Vec<i64>, Vec<f64>)> {
     );
     clock.prop_flat_map(|timestamps| {
         let len = timestamps.len();
-        let values = prop_oneof![
-            // decimals: a random walk of cents, scaled by 10^-d
-            (0u32..6, -1_000_000i64..1_000_000, proptest::collection::vec(-500i64..500, len)).prop_map(
-                |(d, start, steps)| {
-                    let scale = 10f64.powi(d as i32);
-                    let mut n = start;
-                    steps.iter().map(|s| { n += s; n as f64 / scale }).collect::<Vec<f64>>()
-                }
-            ),
-            // a counter
-            proptest::collection::vec(0u64..1_000, len).prop_map(|steps| {
-                let mut c = 0u64;
-                steps.iter().map(|s| { c += s; c as f64 }).collect::<Vec<f64>>()
-            }),
-            // constant, including special bit patterns
-            proptest::sample::select(&EDGE_VALUE_BITS[..]).prop_map(move |bits| vec![f64::from_bits(bits); len]),
-            // mostly decimals with one value that cannot be one
-            (proptest::collection::vec(-100i64..100, len), 0..len, value_strategy()).prop_map(|(cents, at, odd)| {
-                let mut v: Vec<f64> = cents.iter().map(|&c| c as f64 / 100.0).collect();
-                v[at] = odd;
-                v
-            }),
-            proptest::collection::vec(value_strategy(), len),
-        ];
+        let values =
+            prop_oneof![
+                // decimals: a random walk of cents, scaled by 10^-d
+                (
+                    0u32..6,
+                    -1_000_000i64..1_000_000,
+                    proptest::collection::vec(-500i64..500, len)
+                )
+                    .prop_map(|(d, start, steps)| {
+                        let scale = 10f64.powi(d as i32);
+                        let mut n = start;
+                        steps
+                            .iter()
+                            .map(|s| {
+                                n += s;
+                                n as f64 / scale
+                            })
+                            .collect::<Vec<f64>>()
+                    }),
+                // a counter
+                proptest::collection::vec(0u64..1_000, len).prop_map(|steps| {
+                    let mut c = 0u64;
+                    steps
+                        .iter()
+                        .map(|s| {
+                            c += s;
+                            c as f64
+                        })
+                        .collect::<Vec<f64>>()
+                }),
+                // constant, including special bit patterns
+                proptest::sample::select(&EDGE_VALUE_BITS[..])
+                    .prop_map(move |bits| vec![f64::from_bits(bits); len]),
+                // mostly decimals with one value that cannot be one
+                (
+                    proptest::collection::vec(-100i64..100, len),
+                    0..len,
+                    value_strategy()
+                )
+                    .prop_map(|(cents, at, odd)| {
+                        let mut v: Vec<f64> = cents.iter().map(|&c| c as f64 / 100.0).collect();
+                        v[at] = odd;
+                        v
+                    }),
+                proptest::collection::vec(value_strategy(), len),
+            ];
         (Just(timestamps), values)
     })
 }
@@ -214,8 +236,14 @@ fn the_chooser_picks_the_expected_encodings() {
     let regular: Vec<i64> = (0..1000).map(|i| 1_700_000_000_000 + i * 15_000).collect();
     let cases: [(Vec<f64>, ValueEncoding); 3] = [
         (vec![3.25; 1000], ValueEncoding::Constant),
-        ((0..1000).map(|i| (i * 7 % 13) as f64 / 4.0).collect(), ValueEncoding::Decimal),
-        ((0..1000).map(|i| (i as f64).sqrt()).collect(), ValueEncoding::GorillaXor),
+        (
+            (0..1000).map(|i| (i * 7 % 13) as f64 / 4.0).collect(),
+            ValueEncoding::Decimal,
+        ),
+        (
+            (0..1000).map(|i| (i as f64).sqrt()).collect(),
+            ValueEncoding::GorillaXor,
+        ),
     ];
     for (values, expected) in cases {
         let mut bytes = Vec::new();

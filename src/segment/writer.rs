@@ -116,7 +116,7 @@ impl SegmentWriter {
             // Sorted, non-empty and bounded: checked above.
             let header =
                 codec::encode_chunk_sealed(&self.timestamps, &self.values, &mut self.chunk_bytes)
-                .map_err(|e| InputError::FormatLimit(format!("series {key}: {e}")))?;
+                    .map_err(|e| InputError::FormatLimit(format!("series {key}: {e}")))?;
             let chunk = std::mem::take(&mut self.chunk_bytes);
             let result = self.write_chunk(&chunk, header, part);
             self.chunk_bytes = chunk;
