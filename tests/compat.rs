@@ -8,7 +8,9 @@ use std::path::Path;
 use strata::{Segment, SeriesKey, TimeRange};
 
 fn data(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn parse_value(text: &str) -> f64 {
@@ -26,12 +28,19 @@ fn parse_value(text: &str) -> f64 {
 fn segment_format_v1_reads_back_exactly() {
     let bytes = std::fs::read(data("segment-v1.seg")).unwrap();
     assert_eq!(&bytes[0..8], b"STRATSEG");
-    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 1, "the file is version 1");
+    assert_eq!(
+        u16::from_le_bytes([bytes[8], bytes[9]]),
+        1,
+        "the file is version 1"
+    );
     let segment = Segment::open(data("segment-v1.seg")).unwrap();
     assert!(segment.verify().damage.is_empty());
 
     let mut expected: Vec<(SeriesKey, i64, u64)> = Vec::new();
-    for line in std::fs::read_to_string(data("segment-v1.tsv")).unwrap().lines() {
+    for line in std::fs::read_to_string(data("segment-v1.tsv"))
+        .unwrap()
+        .lines()
+    {
         let mut fields = line.rsplitn(3, '\t');
         let value = parse_value(fields.next().unwrap());
         let ts: i64 = fields.next().unwrap().parse().unwrap();

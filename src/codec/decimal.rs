@@ -6,14 +6,16 @@
 //! (checked by computing exactly what the decoder computes), the column is
 //! stored as those integers: raw (order 0), as deltas (order 1) or as
 //! deltas of deltas (order 2), whichever is smallest, bit-packed at one
-//! width after subtracting the smallest residual (frame of reference).
+//! width after subtracting the smallest residual (frame of reference) and
+//! dividing by their greatest common divisor (counters of pages or blocks
+//! grow in multiples of 4096; quarters scaled by 100 are multiples of 25).
 //!
 //! Layout (bytes, then bits): `u8 decimals` (0..=15), `u8 order` (0..=2,
 //! less than the sample count), `u8 width` (0..=64); zigzag varints: the
 //! first integer if order >= 1, the first delta if order == 2, then the
-//! reference (smallest residual); then `count - order` residuals minus the
-//! reference, `width` bits each, most significant bit first, zero-padded
-//! to a byte.
+//! reference (smallest residual); a varint multiplier (>= 1); then
+//! `count - order` fields of `width` bits, `(residual - reference) /
+//! multiplier`, most significant bit first, zero-padded to a byte.
 //!
 //! Values this cannot represent exactly (NaN, infinities, -0.0, full
 //! precision floats) make [`detect`] return `None`; the chooser then keeps
@@ -69,10 +71,23 @@ fn residuals(ints: &[i64], order: usize) -> (Vec<i64>, Vec<i64>) {
     (heads, current)
 }
 
-fn width_of(residuals: &[i64]) -> (i64, u32) {
-    let min = residuals.iter().copied().min().unwrap_or(0);
+/// Frame of reference for `residuals`: (reference, multiplier, width).
+fn frame_of(residuals: &[i64]) -> (i64, u64, u32) {
+    let reference = residuals.iter().copied().min().unwrap_or(0);
+    let multiplier = residuals
+        .iter()
+        .fold(0u64, |g, &r| gcd(g, r.wrapping_sub(reference) as u64))
+        .max(1);
     let max = residuals.iter().copied().max().unwrap_or(0);
-    (min, 64 - (max.wrapping_sub(min) as u64).leading_zeros())
+    let span = max.wrapping_sub(reference) as u64 / multiplier;
+    (reference, multiplier, 64 - span.leading_zeros())
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 /// Encodes the integers from [`detect`] at the cheapest order.
@@ -80,12 +95,12 @@ pub fn encode(decimals: u8, ints: &[i64], out: &mut Vec<u8>) {
     let best = (0..3usize.min(ints.len()))
         .map(|order| {
             let (heads, residuals) = residuals(ints, order);
-            let (reference, width) = width_of(&residuals);
+            let (reference, multiplier, width) = frame_of(&residuals);
             let bits = u64::from(width) * residuals.len() as u64 + 24 * (order as u64 + 1);
-            (bits, order, heads, residuals, reference, width)
+            (bits, order, heads, residuals, reference, multiplier, width)
         })
         .min_by_key(|candidate| (candidate.0, candidate.1));
-    let Some((_, order, heads, residuals, reference, width)) = best else {
+    let Some((_, order, heads, residuals, reference, multiplier, width)) = best else {
         return;
     };
     out.push(decimals);
@@ -95,9 +110,10 @@ pub fn encode(decimals: u8, ints: &[i64], out: &mut Vec<u8>) {
         varint::put(zigzag(head), out);
     }
     varint::put(zigzag(reference), out);
+    varint::put(multiplier, out);
     let mut writer = BitWriter::from_vec(std::mem::take(out));
     for r in residuals {
-        writer.write_bits(r.wrapping_sub(reference) as u64, width);
+        writer.write_bits(r.wrapping_sub(reference) as u64 / multiplier, width);
     }
     *out = writer.finish();
 }
@@ -129,6 +145,10 @@ pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<f64>) -> Result<(), Code
         *head = unzigzag(varint::get(bytes, &mut pos).ok_or_else(truncated)?);
     }
     let reference = unzigzag(varint::get(bytes, &mut pos).ok_or_else(truncated)?);
+    let multiplier = varint::get(bytes, &mut pos).ok_or_else(truncated)?;
+    if multiplier == 0 {
+        return Err(bad("multiplier 0".into()));
+    }
     let packed = &bytes[pos..];
     let mut reader = BitReader::new(packed);
     let start = out.len();
@@ -140,7 +160,8 @@ pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<f64>) -> Result<(), Code
     let mut delta = heads[1];
     for (i, slot) in slots.iter_mut().enumerate() {
         if i >= order {
-            let residual = (reader.read_bits(width) as i64).wrapping_add(reference);
+            let residual =
+                (reader.read_bits(width).wrapping_mul(multiplier) as i64).wrapping_add(reference);
             match order {
                 0 => value = residual,
                 1 => value = value.wrapping_add(residual),

@@ -32,6 +32,7 @@ pub mod regular;
 pub mod timestamp;
 pub mod varint;
 pub mod xor;
+pub mod zstd_wrap;
 
 use bits::BitWriter;
 
@@ -98,6 +99,9 @@ pub enum ValueEncoding {
     Constant,
     /// Exact decimals as bit-packed scaled integers, see [`decimal`].
     Decimal,
+    /// Another value encoding's stream compressed with zstd, see
+    /// [`zstd_wrap`].
+    Zstd,
 }
 
 impl ValueEncoding {
@@ -106,6 +110,7 @@ impl ValueEncoding {
             Self::GorillaXor => 1,
             Self::Constant => 2,
             Self::Decimal => 3,
+            Self::Zstd => 4,
         }
     }
 
@@ -114,6 +119,7 @@ impl ValueEncoding {
             1 => Ok(Self::GorillaXor),
             2 => Ok(Self::Constant),
             3 => Ok(Self::Decimal),
+            4 => Ok(Self::Zstd),
             other => Err(CodecError::UnknownValueEncoding(other)),
         }
     }
@@ -123,6 +129,7 @@ impl ValueEncoding {
             Self::GorillaXor => "gorilla-xor",
             Self::Constant => "constant",
             Self::Decimal => "decimal",
+            Self::Zstd => "zstd",
         }
     }
 }
@@ -373,7 +380,8 @@ pub fn encode_chunk(
 /// Encodes one chunk for a sealed segment: every timestamp and value
 /// encoding is tried on the complete columns and the smallest kept per
 /// column; on a tie the one that decodes faster (regular before
-/// delta-of-delta; constant, decimal before XOR). Same input rules as
+/// delta-of-delta; constant, decimal before XOR), then zstd over the value
+/// stream where that is smaller still. Same input rules as
 /// [`encode_chunk`].
 pub fn encode_chunk_sealed(
     timestamps: &[i64],
@@ -403,9 +411,13 @@ pub fn encode_chunk_sealed(
             decimal::encode(decimals, &ints, &mut stream);
             stream
         });
-        match decimal_stream {
+        let best = match decimal_stream {
             Some(stream) if stream.len() <= xor_stream.len() => (ValueEncoding::Decimal, stream),
             _ => (ValueEncoding::GorillaXor, xor_stream),
+        };
+        match zstd_wrap::compress(best.0, &best.1) {
+            Some(compressed) => (ValueEncoding::Zstd, compressed),
+            None => best,
         }
     };
     let header = ChunkHeader {
@@ -452,10 +464,26 @@ pub fn decode_chunk(chunk: &[u8], out: &mut DecodedChunk) -> Result<ChunkHeader,
             regular::decode(timestamp_stream, count, &mut out.timestamps)?
         }
     }
-    match header.value_encoding {
+    let inflated;
+    let (value_encoding, value_stream) = match header.value_encoding {
+        ValueEncoding::Zstd => {
+            let (inner, stream) = zstd_wrap::decompress(value_stream, count)?;
+            inflated = stream;
+            (inner, inflated.as_slice())
+        }
+        other => (other, value_stream),
+    };
+    match value_encoding {
         ValueEncoding::GorillaXor => xor::decode(value_stream, count, &mut out.values)?,
         ValueEncoding::Constant => constant::decode(value_stream, count, &mut out.values)?,
         ValueEncoding::Decimal => decimal::decode(value_stream, count, &mut out.values)?,
+        // decompress never returns Zstd as the inner encoding
+        ValueEncoding::Zstd => {
+            return Err(CodecError::BadEncoding {
+                column: Column::Values,
+                reason: "nested zstd".into(),
+            })
+        }
     }
     Ok(header)
 }

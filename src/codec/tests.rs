@@ -231,15 +231,26 @@ proptest! {
     }
 }
 
+/// Pseudo-random multiples of 0.25 with no repeating pattern (so zstd has
+/// nothing to find).
+fn lcg_quarters(n: usize) -> Vec<f64> {
+    let mut x = 12345u64;
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 40) as f64 / 4.0
+        })
+        .collect()
+}
+
 #[test]
 fn the_chooser_picks_the_expected_encodings() {
     let regular: Vec<i64> = (0..1000).map(|i| 1_700_000_000_000 + i * 15_000).collect();
     let cases: [(Vec<f64>, ValueEncoding); 3] = [
         (vec![3.25; 1000], ValueEncoding::Constant),
-        (
-            (0..1000).map(|i| (i * 7 % 13) as f64 / 4.0).collect(),
-            ValueEncoding::Decimal,
-        ),
+        (lcg_quarters(1000), ValueEncoding::Decimal),
         (
             (0..1000).map(|i| (i as f64).sqrt()).collect(),
             ValueEncoding::GorillaXor,
@@ -258,8 +269,42 @@ fn the_chooser_picks_the_expected_encodings() {
     // -0.0 is not a decimal: the column falls back, bit-exact
     let mut values: Vec<f64> = (0..1000).map(|i| i as f64).collect();
     values[500] = -0.0;
+    bytes.clear();
     let header = encode_chunk_sealed(&regular, &values, &mut bytes).unwrap();
-    assert_eq!(header.value_encoding, ValueEncoding::GorillaXor);
+    assert!(matches!(
+        header.value_encoding,
+        ValueEncoding::GorillaXor | ValueEncoding::Zstd
+    ));
+    let mut decoded = DecodedChunk::default();
+    decode_chunk(&bytes, &mut decoded).unwrap();
+    assert_bit_exact(&regular, &values, &decoded);
+}
+
+#[test]
+fn zstd_wraps_a_value_stream_only_when_smaller() {
+    let timestamps: Vec<i64> = (0..4000).map(|i| i * 1000).collect();
+    // a repeating pattern of full-precision floats: XOR is large, zstd
+    // finds the repetition
+    let pattern = [0.1f64.sqrt(), 2f64.ln(), 3f64.cbrt(), 7f64.exp()];
+    let values: Vec<f64> = (0..4000).map(|i| pattern[i % 4]).collect();
+    let mut bytes = Vec::new();
+    let header = encode_chunk_sealed(&timestamps, &values, &mut bytes).unwrap();
+    assert_eq!(header.value_encoding, ValueEncoding::Zstd);
+    let mut decoded = DecodedChunk::default();
+    decode_chunk(&bytes, &mut decoded).unwrap();
+    assert_bit_exact(&timestamps, &values, &decoded);
+
+    // a frame that inflates past the bound for its sample count is refused
+    let big = zstd::bulk::compress(&vec![0u8; 100_000], 1).unwrap();
+    let mut stream = vec![ValueEncoding::GorillaXor.id()];
+    stream.extend_from_slice(&big);
+    assert!(matches!(
+        zstd_wrap::decompress(&stream, 10),
+        Err(CodecError::BadEncoding { .. })
+    ));
+    // zstd inside zstd is refused
+    stream[0] = ValueEncoding::Zstd.id();
+    assert!(zstd_wrap::decompress(&stream, 100_000).is_err());
 }
 
 #[test]

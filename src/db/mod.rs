@@ -213,17 +213,35 @@ impl Db {
     /// Opens `dir` for queries only, alongside a writer or without one. The
     /// view is a snapshot at open time; nothing on disk is changed.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Db> {
-        // A running writer may delete a WAL file (after a flush) between our
-        // reading the manifest and the file: start over from the new manifest.
+        // A running writer may commit a flush while we read: it publishes new
+        // segments in a new manifest and deletes the WAL files they replace.
+        // A view taken across that commit could miss data, so the manifest
+        // must be the same after the open as before it; otherwise (or if a
+        // file vanished under us) start over.
+        let dir = dir.as_ref();
         let mut attempts = 0;
         loop {
-            match Self::open_mode(dir.as_ref(), Options::default(), true) {
-                Err(Error::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound && attempts < 5 =>
-                {
-                    attempts += 1;
+            attempts += 1;
+            match Self::open_mode(dir, Options::default(), true) {
+                Ok(db) => {
+                    let unchanged =
+                        Manifest::load(dir)?.unwrap_or_default() == *db.inner.manifest.lock();
+                    if unchanged {
+                        return Ok(db);
+                    }
+                    if attempts >= 20 {
+                        return Err(Error::io(
+                            "open read-only",
+                            dir,
+                            std::io::Error::other(
+                                "the writer committed a flush during each of 20 attempts",
+                            ),
+                        ));
+                    }
                 }
-                other => return other,
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempts < 20 => {}
+                Err(other) => return Err(other),
             }
         }
     }

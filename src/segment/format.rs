@@ -13,6 +13,9 @@
 //! - every chunk record lies inside the chunk area and ends with the crc32
 //!   of its bytes.
 
+use std::borrow::Cow;
+use std::io::Read;
+
 use crate::error::Corruption;
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"STRATSEG";
@@ -42,8 +45,9 @@ pub fn encode_header() -> [u8; HEADER_LEN] {
     header
 }
 
-/// Checks magic, crc and version of the header at the start of `file`.
-pub fn check_header(file: &[u8]) -> Result<(), (u64, Corruption)> {
+/// Checks magic, crc and version of the header at the start of `file`;
+/// returns the version.
+pub fn check_header(file: &[u8]) -> Result<u16, (u64, Corruption)> {
     let mut cursor = Cursor::new(file, 0, "header");
     let magic = cursor.bytes(8).map_err(|e| (0, e))?;
     if magic != SEGMENT_MAGIC {
@@ -77,7 +81,7 @@ pub fn check_header(file: &[u8]) -> Result<(), (u64, Corruption)> {
             Corruption::BadLayout(format!("reserved header field is {reserved}, not 0")),
         ));
     }
-    Ok(())
+    Ok(version)
 }
 
 fn check_version(found: u16) -> Result<(), Corruption> {
@@ -118,6 +122,8 @@ pub struct Footer {
     pub min_time_ms: i64,
     /// Largest timestamp in the file; `i64::MIN` when it holds no series.
     pub max_time_ms: i64,
+    /// Format version (written: [`FORMAT_VERSION`]).
+    pub version: u16,
 }
 
 impl Footer {
@@ -133,7 +139,7 @@ impl Footer {
         out.extend_from_slice(&self.sample_count.to_le_bytes());
         out.extend_from_slice(&self.min_time_ms.to_le_bytes());
         out.extend_from_slice(&self.max_time_ms.to_le_bytes());
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&self.version.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -181,8 +187,9 @@ impl Footer {
             sample_count: cursor.u64().map_err(|e| at(68, e))?,
             min_time_ms: cursor.i64().map_err(|e| at(76, e))?,
             max_time_ms: cursor.i64().map_err(|e| at(84, e))?,
+            version: cursor.u16().map_err(|e| at(92, e))?,
         };
-        let version = cursor.u16().map_err(|e| at(92, e))?;
+        let version = footer.version;
         let reserved = cursor.u16().map_err(|e| at(94, e))?;
         let stored = cursor.u32().map_err(|e| at(96, e))?;
         let computed = crc32fast::hash(&bytes[..FOOTER_CRC_SPAN]);
@@ -279,5 +286,125 @@ impl<'a> Cursor<'a> {
 
     pub fn i64(&mut self) -> Result<i64, Corruption> {
         Ok(i64::from_le_bytes(self.array()?))
+    }
+}
+
+/// How a version 2 region is stored: flag byte 0 = raw bytes follow; 1 = a
+/// `u64` raw length, then one zstd frame of the raw bytes. Version 1
+/// regions have no flag byte and are always raw.
+const REGION_RAW: u8 = 0;
+const REGION_ZSTD: u8 = 1;
+/// zstd level for tables: written once per flush, read once per open.
+const REGION_ZSTD_LEVEL: i32 = 9;
+/// A compressed region may claim at most this expansion over its stored
+/// size (plus 1 MiB); more is treated as damage, so that a hostile file
+/// cannot make an open allocate without bound.
+const MAX_REGION_EXPANSION: u64 = 1024;
+
+/// The stored form of a region's raw bytes (version 2): zstd when smaller.
+pub fn encode_region(raw: &[u8]) -> Vec<u8> {
+    if let Ok(frame) = zstd::bulk::compress(raw, REGION_ZSTD_LEVEL) {
+        if frame.len() + 9 < raw.len() + 1 {
+            let mut out = Vec::with_capacity(frame.len() + 9);
+            out.push(REGION_ZSTD);
+            out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+            out.extend_from_slice(&frame);
+            return out;
+        }
+    }
+    let mut out = Vec::with_capacity(raw.len() + 1);
+    out.push(REGION_RAW);
+    out.extend_from_slice(raw);
+    out
+}
+
+/// A region's raw bytes, and the file offset errors in them are reported at
+/// (the region's own offset when it was compressed).
+pub struct RawRegion<'a> {
+    pub bytes: Cow<'a, [u8]>,
+    pub offset: u64,
+}
+
+/// The raw bytes of a stored region.
+pub fn decode_region<'a>(
+    version: u16,
+    stored: &'a [u8],
+    region_offset: u64,
+    name: &'static str,
+) -> Result<RawRegion<'a>, (u64, Corruption)> {
+    let raw = |bytes, offset| Ok(RawRegion { bytes, offset });
+    if version == 1 {
+        return raw(Cow::Borrowed(stored), region_offset);
+    }
+    let bad = |reason: String| {
+        (
+            region_offset,
+            Corruption::BadLayout(format!("{name}: {reason}")),
+        )
+    };
+    match stored.split_first() {
+        Some((&REGION_RAW, bytes)) => raw(Cow::Borrowed(bytes), region_offset + 1),
+        Some((&REGION_ZSTD, rest)) if rest.len() >= 8 => {
+            let (len, frame) = rest.split_at(8);
+            let mut len_bytes = [0u8; 8];
+            len_bytes.copy_from_slice(len);
+            let raw_len = u64::from_le_bytes(len_bytes);
+            let limit = (frame.len() as u64).saturating_mul(MAX_REGION_EXPANSION) + (1 << 20);
+            if raw_len > limit {
+                return Err(bad(format!(
+                    "claims {raw_len} bytes uncompressed, over the {limit}-byte limit"
+                )));
+            }
+            let mut raw = Vec::new();
+            let decoder =
+                zstd::stream::read::Decoder::new(frame).map_err(|e| bad(format!("zstd: {e}")))?;
+            decoder
+                .take(raw_len + 1)
+                .read_to_end(&mut raw)
+                .map_err(|e| bad(format!("zstd frame does not decode: {e}")))?;
+            if raw.len() as u64 != raw_len {
+                return Err(bad(format!(
+                    "inflates to {} bytes, not {raw_len}",
+                    raw.len()
+                )));
+            }
+            Ok(RawRegion {
+                bytes: Cow::Owned(raw),
+                offset: region_offset,
+            })
+        }
+        Some((&flag, _)) => Err(bad(format!("unknown storage flag {flag}"))),
+        None => Err(bad("empty region".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_round_trip_and_hostile_ones_are_refused() {
+        let raw: Vec<u8> = (0..10_000u32).flat_map(|i| (i % 7).to_le_bytes()).collect();
+        let stored = encode_region(&raw);
+        assert_eq!(stored[0], REGION_ZSTD, "repetitive tables compress");
+        assert!(stored.len() < raw.len() / 10);
+        let region = decode_region(2, &stored, 100, "t").unwrap();
+        assert_eq!(&*region.bytes, &raw[..]);
+        let incompressible: Vec<u8> = (0..64u8).collect();
+        assert_eq!(encode_region(&incompressible)[0], REGION_RAW);
+        // version 1 regions are raw, no flag byte
+        assert_eq!(&*decode_region(1, &raw, 0, "t").unwrap().bytes, &raw[..]);
+
+        let refused = |bytes: &[u8]| decode_region(2, bytes, 7, "t").err().map(|(at, _)| at);
+        assert_eq!(refused(&[]), Some(7));
+        assert_eq!(refused(&[9, 1, 2]), Some(7), "unknown flag");
+        let mut lying = stored.clone();
+        lying[1..9].copy_from_slice(&(raw.len() as u64 + 1).to_le_bytes());
+        assert_eq!(refused(&lying), Some(7), "length does not match");
+        lying[1..9].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(refused(&lying), Some(7), "claims too much");
+        let mut garbage = stored.clone();
+        garbage.truncate(20);
+        assert_eq!(refused(&garbage), Some(7), "truncated frame");
     }
 }

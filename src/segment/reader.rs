@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::format::{
-    check_header, Cursor, Footer, RegionRef, CHUNK_CRC_LEN, CHUNK_REF_LEN, FOOTER_LEN, HEADER_LEN,
+    check_header, decode_region, Cursor, Footer, RegionRef, CHUNK_CRC_LEN, CHUNK_REF_LEN,
+    FOOTER_LEN, HEADER_LEN,
 };
 use super::source::ByteSource;
 use super::ChunkRef;
@@ -83,9 +84,18 @@ impl Segment {
         };
         let bytes = source.as_bytes();
         let footer = Footer::decode(bytes).map_err(corrupt)?;
-        check_header(bytes).map_err(corrupt)?;
+        let version = check_header(bytes).map_err(corrupt)?;
+        if version != footer.version {
+            return Err(corrupt((
+                0,
+                Corruption::BadLayout(format!(
+                    "header says version {version}, footer says {}",
+                    footer.version
+                )),
+            )));
+        }
         check_layout(&footer, bytes.len() as u64).map_err(corrupt)?;
-        let region = |r: RegionRef, name: &'static str| -> Result<&[u8], (u64, Corruption)> {
+        let region = |r: RegionRef, name: &'static str| {
             // check_layout proved the region lies inside the file.
             let slice = &bytes[r.offset as usize..r.end() as usize];
             let computed = crc32fast::hash(slice);
@@ -99,21 +109,18 @@ impl Segment {
                     },
                 ));
             }
-            Ok(slice)
+            decode_region(version, slice, r.offset, name)
         };
-        let strings_bytes = region(footer.strings, "string table").map_err(corrupt)?;
-        let series_bytes = region(footer.series, "series table").map_err(corrupt)?;
-        let postings_bytes = region(footer.postings, "postings").map_err(corrupt)?;
+        let strings = region(footer.strings, "string table").map_err(corrupt)?;
+        let series = region(footer.series, "series table").map_err(corrupt)?;
+        let postings = region(footer.postings, "postings").map_err(corrupt)?;
 
-        let strings = parse_strings(strings_bytes, footer.strings.offset).map_err(corrupt)?;
-        let tables = parse_series(series_bytes, &footer, &strings).map_err(corrupt)?;
-        let (postings, posting_ids) = parse_postings(
-            postings_bytes,
-            footer.postings.offset,
-            &strings,
-            &tables.keys,
-        )
-        .map_err(corrupt)?;
+        let strings = parse_strings(&strings.bytes, strings.offset).map_err(corrupt)?;
+        let tables =
+            parse_series(&series.bytes, series.offset, &footer, &strings).map_err(corrupt)?;
+        let (postings, posting_ids) =
+            parse_postings(&postings.bytes, postings.offset, &strings, &tables.keys)
+                .map_err(corrupt)?;
         Ok(Segment {
             path,
             footer,
@@ -452,10 +459,11 @@ struct SeriesTables {
 
 fn parse_series(
     bytes: &[u8],
+    base: u64,
     footer: &Footer,
     strings: &[Arc<str>],
 ) -> Result<SeriesTables, (u64, Corruption)> {
-    let mut cursor = Cursor::new(bytes, footer.series.offset, "series table");
+    let mut cursor = Cursor::new(bytes, base, "series table");
     // Smallest series entry: label count, one label, chunk count, one ref.
     let count = bounded_count(&mut cursor, 2 + 8 + 4 + CHUNK_REF_LEN)?;
     if count != footer.series_count as usize {

@@ -13,7 +13,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::format::{encode_header, Footer, RegionRef, HEADER_LEN};
+use super::format::{encode_header, encode_region, Footer, RegionRef, FORMAT_VERSION, HEADER_LEN};
 use super::ChunkRef;
 use crate::codec::{self, ChunkHeader, SEALED_CHUNK_SAMPLES};
 use crate::error::{Error, InputError, Result};
@@ -245,6 +245,7 @@ impl SegmentWriter {
             sample_count,
             min_time_ms,
             max_time_ms,
+            version: FORMAT_VERSION,
         };
         self.write(&footer.encode())?;
         self.publish()?;
@@ -260,13 +261,14 @@ impl SegmentWriter {
         })
     }
 
-    fn write_region(&mut self, bytes: &[u8]) -> Result<RegionRef> {
+    fn write_region(&mut self, raw: &[u8]) -> Result<RegionRef> {
+        let stored = encode_region(raw);
         let region = RegionRef {
             offset: self.offset,
-            len: bytes.len() as u64,
-            crc: crc32fast::hash(bytes),
+            len: stored.len() as u64,
+            crc: crc32fast::hash(&stored),
         };
-        self.write(bytes)?;
+        self.write(&stored)?;
         Ok(region)
     }
 
