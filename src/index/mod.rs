@@ -7,7 +7,8 @@
 //!
 //! Semantics are Prometheus's: a label that is absent has the value "", so
 //! a matcher that accepts "" (`a=""`, `a!="x"`, `a=~".*"`) also selects the
-//! series without label `a`. Regular expressions are anchored at both ends.
+//! series without label `a`. Regular expressions are anchored at both ends
+//! and `.` matches any character, newlines included (Prometheus 3).
 
 mod matcher;
 mod selector;
@@ -179,6 +180,16 @@ mod tests {
             select(&idx, &[m("nope", MatchOp::Equal, "x")]),
             Vec::<u32>::new()
         );
+    }
+
+    #[test]
+    fn regex_dot_matches_newlines_like_prometheus() {
+        // Found by fuzzing segment_open: `.+` missed a value with a newline.
+        let m = Matcher::new("k", MatchOp::Regex, ".+").unwrap();
+        assert!(m.matches("line one\nline two"));
+        assert!(!m.matches(""));
+        let m = Matcher::new("k", MatchOp::NotRegex, "a.b").unwrap();
+        assert!(!m.matches("a\nb"));
     }
 
     #[test]
