@@ -34,7 +34,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, InputError, Result};
-use crate::head::{partition_start, FrozenHead, Head, MemSeries};
+use crate::head::{partition_start, FrozenHead, Head, MemSeries, SeriesGuard};
 use crate::segment::{Segment, SegmentWriter};
 use crate::series::SeriesKey;
 use crate::wal::record::{self, Record, SamplesEncoder};
@@ -406,7 +406,10 @@ impl Db {
         let wal = inner.writable(std::iter::once(series))?;
         let _gate = inner.gate.read();
         let s = &series.series;
-        if let Err(error) = inner.validate(s, timestamp_ms) {
+        // One lock for check, log and insert: appends to one series reach
+        // the WAL in the order they reach the head.
+        let mut guard = s.lock();
+        if let Err(error) = inner.validate(s, &guard, timestamp_ms) {
             inner.samples_rejected.fetch_add(1, Ordering::Relaxed);
             return Err(error.into());
         }
@@ -420,7 +423,8 @@ impl Db {
             encoder.finish(record, out);
             wal::end_frame(out, frame);
         })?;
-        s.insert(timestamp_ms, value, inner.options.partition_duration_ms);
+        guard.insert(timestamp_ms, value, inner.options.partition_duration_ms);
+        drop(guard);
         inner.applied(1, timestamp_ms);
         Ok(())
     }
@@ -445,7 +449,8 @@ impl Db {
         let mut max_ts = i64::MIN;
         let mut accepted = vec![false; samples.len()];
         for (index, &(series, timestamp_ms, value)) in samples.iter().enumerate() {
-            if let Err(error) = inner.validate(&series.series, timestamp_ms) {
+            let guard = series.series.lock();
+            if let Err(error) = inner.validate(&series.series, &guard, timestamp_ms) {
                 outcome.rejected.push((index, error));
                 continue;
             }
@@ -473,7 +478,10 @@ impl Db {
         let partition_ms = inner.options.partition_duration_ms;
         for (&(series, timestamp_ms, value), _) in samples.iter().zip(&accepted).filter(|(_, &a)| a)
         {
-            series.series.insert(timestamp_ms, value, partition_ms);
+            series
+                .series
+                .lock()
+                .insert(timestamp_ms, value, partition_ms);
         }
         outcome.accepted = samples.len() - outcome.rejected.len();
         inner.applied(outcome.accepted, max_ts);
@@ -553,10 +561,15 @@ impl Inner {
         Ok(wal)
     }
 
-    /// Whether a sample may be stored; see [`MemSeries::check`].
-    fn validate(&self, series: &MemSeries, timestamp_ms: i64) -> Result<(), InputError> {
+    /// Whether a sample may be stored; see [`SeriesGuard::check`].
+    fn validate(
+        &self,
+        series: &MemSeries,
+        guard: &SeriesGuard<'_>,
+        timestamp_ms: i64,
+    ) -> Result<(), InputError> {
         let min_time_ms = self.persisted_below_ms.load(Ordering::Acquire);
-        series
+        guard
             .check(
                 timestamp_ms,
                 min_time_ms,
@@ -773,7 +786,9 @@ fn replay_into(
                 if sample.timestamp_ms < persisted_below_ms {
                     skipped += 1;
                 } else if let Some(series) = by_wal_id.get(&sample.series_id) {
-                    series.insert(sample.timestamp_ms, sample.value, partition_ms);
+                    series
+                        .lock()
+                        .insert(sample.timestamp_ms, sample.value, partition_ms);
                     replayed += 1;
                 } else {
                     orphans += 1;

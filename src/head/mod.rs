@@ -199,7 +199,12 @@ impl PartitionSnapshot {
     }
 }
 
-impl MemSeries {
+/// A locked series: check and insert under one lock, so that an append can
+/// validate, log to the WAL and insert without another writer of the same
+/// series in between.
+pub struct SeriesGuard<'a>(parking_lot::MutexGuard<'a, SeriesData>);
+
+impl SeriesGuard<'_> {
     /// Checks that a sample may be accepted: not older than the series'
     /// newest sample minus `ooo_window_ms`, and not below `min_time_ms`
     /// (data there is already in segments). Returns the oldest acceptable
@@ -216,8 +221,7 @@ impl MemSeries {
                 "its time partition is already flushed to segments",
             ));
         }
-        let data = self.data.lock();
-        match data.max_time_ms {
+        match self.0.max_time_ms {
             Some(max) if timestamp_ms < max.saturating_sub(ooo_window_ms) => Err((
                 max.saturating_sub(ooo_window_ms),
                 "older than the series' newest sample minus the out-of-order window",
@@ -227,9 +231,9 @@ impl MemSeries {
     }
 
     /// Stores a sample. Never fails; see the module invariants.
-    pub fn insert(&self, timestamp_ms: i64, value: f64, partition_ms: i64) {
+    pub fn insert(&mut self, timestamp_ms: i64, value: f64, partition_ms: i64) {
         let start_ms = partition_start(timestamp_ms, partition_ms);
-        let mut data = self.data.lock();
+        let data = &mut *self.0;
         data.max_time_ms = Some(
             data.max_time_ms
                 .map_or(timestamp_ms, |m| m.max(timestamp_ms)),
@@ -246,6 +250,12 @@ impl MemSeries {
             }
         };
         data.partitions[index].insert(timestamp_ms, value);
+    }
+}
+
+impl MemSeries {
+    pub fn lock(&self) -> SeriesGuard<'_> {
+        SeriesGuard(self.data.lock())
     }
 
     /// Copies the partitions that overlap `range`.
@@ -427,7 +437,7 @@ mod tests {
             (30, 3.0),
             (1_005, 9.0),
         ] {
-            s.insert(t, v, 1_000);
+            s.lock().insert(t, v, 1_000);
         }
         let parts = s.snapshot(TimeRange::ALL, 1_000);
         assert_eq!(parts.len(), 2);
@@ -439,14 +449,14 @@ mod tests {
             vec![Sample::new(1_005, 9.0)]
         );
         assert_eq!(
-            s.check(1_005 - 60, i64::MIN, 50),
+            s.lock().check(1_005 - 60, i64::MIN, 50),
             Err((
                 955,
                 "older than the series' newest sample minus the out-of-order window"
             ))
         );
-        assert!(s.check(1_005 - 40, i64::MIN, 50).is_ok());
-        assert!(s.check(2_000, 2_001, 50).is_err());
+        assert!(s.lock().check(1_005 - 40, i64::MIN, 50).is_ok());
+        assert!(s.lock().check(2_000, 2_001, 50).is_err());
     }
 
     #[test]
@@ -455,7 +465,7 @@ mod tests {
         let s = series(&head);
         let n = HEAD_CHUNK_SAMPLES as i64 * 2 + 10;
         for t in 0..n {
-            s.insert(t, t as f64, 1 << 40);
+            s.lock().insert(t, t as f64, 1 << 40);
         }
         let parts = s.snapshot(TimeRange::new(5, n - 5), 1 << 40);
         assert_eq!(parts[0].chunks.len(), 3);
@@ -469,7 +479,7 @@ mod tests {
         let head = Head::new(100);
         let s = series(&head);
         for t in [5, 150, 250] {
-            s.insert(t, 1.0, 100);
+            s.lock().insert(t, 1.0, 100);
         }
         let frozen = head.freeze(&|start| start < 200);
         let grouped = frozen.by_partition().unwrap();
