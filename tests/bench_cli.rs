@@ -71,6 +71,13 @@ fn check_write(json: &str, workload: &str) {
     assert_eq!(int(json, "rejected"), 0, "{json}");
     assert!(num(json, "write_seconds") > 0.0, "{json}");
     assert!(num(json, "samples_per_second") > 0.0, "{json}");
+    // Appending takes part of the writers' time, never more than all of it
+    // (clock reads aside).
+    let append = num(json, "append_seconds");
+    let busy = num(json, "write_seconds") * int(json, "writers") as f64;
+    assert!(append > 0.0 && append <= busy * 1.05, "{json}");
+    assert!(num(json, "generate_seconds") > 0.0, "{json}");
+    assert!(num(json, "samples_per_append_second") >= num(json, "samples_per_second") * 0.95);
     assert!(int(json, "calls") > 0, "{json}");
     for prefix in ["latency_call", "latency_sample"] {
         let p50 = int(json, &format!("{prefix}_p50_ns"));

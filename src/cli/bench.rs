@@ -717,6 +717,8 @@ struct WriterResult {
     rejected: u64,
     calls: u64,
     series_created: u64,
+    /// Time spent generating the workload's values and new series keys.
+    generate_ns: u64,
 }
 
 /// Appends this writer's share round by round; times every call.
@@ -737,7 +739,9 @@ fn writer_rounds(
     start.wait();
     let started = Instant::now();
     for _ in 0..plan.rounds {
+        let generating = Instant::now();
         let ts = source.next_round(&mut values);
+        result.generate_ns += generating.elapsed().as_nanos() as u64;
         for &position in source.born() {
             refs[position] = db.series(source.key(position))?;
         }
@@ -781,6 +785,8 @@ struct WriteReport {
     rejected: u64,
     calls: u64,
     write_seconds: f64,
+    /// Summed over the writers.
+    generate_seconds: f64,
     per_call: Histogram,
     per_sample: Histogram,
     /// Distinct series written (churn: all pods).
@@ -802,6 +808,17 @@ struct WriteReport {
 }
 
 impl WriteReport {
+    /// Time inside append calls, summed over the writers.
+    fn append_seconds(&self) -> f64 {
+        self.per_call.sum as f64 / 1e9
+    }
+
+    /// Samples/s if generating the workload cost nothing: samples over the
+    /// writers' average time inside append calls.
+    fn samples_per_append_second(&self) -> f64 {
+        self.samples as f64 / (self.append_seconds() / self.plan.writers as f64)
+    }
+
     fn per_series(&self, bytes: u64) -> f64 {
         bytes as f64 / self.head_series.max(1) as f64
     }
@@ -930,6 +947,7 @@ fn write_workload(dir: &Path, plan: &Plan) -> Result<WriteReport, Error> {
         rejected: results.iter().map(|r| r.rejected).sum(),
         calls: results.iter().map(|r| r.calls).sum(),
         write_seconds,
+        generate_seconds: results.iter().map(|r| r.generate_ns).sum::<u64>() as f64 / 1e9,
         per_call,
         per_sample,
         series: initial_series + results.iter().map(|r| r.series_created).sum::<u64>(),
@@ -1005,6 +1023,14 @@ fn print_write(r: &WriteReport, dir: &Path, kept: bool) {
         r.samples as f64 / r.write_seconds / 1e6,
         r.rejected,
         cores()
+    );
+    let busy = r.write_seconds * plan.writers as f64;
+    println!(
+        "  writers' time {:.0} % in append calls, {:.0} % generating the workload: {:.3} M samples/s \
+         counting the time in append calls only",
+        100.0 * r.append_seconds() / busy,
+        100.0 * r.generate_seconds / busy,
+        r.samples_per_append_second() / 1e6
     );
     let calls = if plan.batch == 1 {
         "append_ref".to_owned()
@@ -1098,6 +1124,9 @@ fn write_json(r: &WriteReport, dir: &Path, kept: bool) -> Json {
         .int("rejected", r.rejected)
         .num("write_seconds", r.write_seconds)
         .num("samples_per_second", r.samples as f64 / r.write_seconds)
+        .num("append_seconds", r.append_seconds())
+        .num("generate_seconds", r.generate_seconds)
+        .num("samples_per_append_second", r.samples_per_append_second())
         .int("calls", r.calls);
     for (prefix, h) in [
         ("latency_call", &r.per_call),
