@@ -7,7 +7,15 @@
 //! [`max_inner_len`] bytes, so a hostile frame cannot allocate without
 //! bound.
 
+use std::cell::RefCell;
+
 use super::{CodecError, Column, ValueEncoding};
+
+thread_local! {
+    /// One compression context per thread: creating one per chunk costs
+    /// more than compressing a small chunk (zstd probes the CPU each time).
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+}
 
 /// zstd level for sealed chunks: flush-time cost stays small.
 const LEVEL: i32 = 9;
@@ -21,7 +29,13 @@ pub fn max_inner_len(count: usize) -> usize {
 /// The compressed form of `inner` (encoded as `inner_encoding`), if zstd
 /// makes it smaller.
 pub fn compress(inner_encoding: ValueEncoding, inner: &[u8]) -> Option<Vec<u8>> {
-    let frame = zstd::bulk::compress(inner, LEVEL).ok()?;
+    let frame = COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = zstd::bulk::Compressor::new(LEVEL).ok();
+        }
+        slot.as_mut()?.compress(inner).ok()
+    })?;
     (frame.len() + 1 < inner.len()).then(|| {
         let mut out = Vec::with_capacity(frame.len() + 1);
         out.push(inner_encoding.id());

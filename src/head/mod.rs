@@ -124,18 +124,24 @@ impl Partition {
             return;
         }
         if self.open.timestamps.len() == HEAD_CHUNK_SAMPLES {
-            if let Some(chunk) = self.open.assemble() {
-                self.sealed.push(chunk);
-            }
-            let last_ms = self.open.last_ms;
-            self.open = OpenChunk {
-                last_ms,
-                ..OpenChunk::default()
-            };
+            self.seal_open();
         }
         self.open.timestamps.push(timestamp_ms);
         self.open.values.push(value);
         self.open.last_ms = Some(timestamp_ms);
+    }
+
+    /// Turns the open chunk into an exactly sized sealed one (the encoders'
+    /// buffers keep spare room while they grow).
+    fn seal_open(&mut self) {
+        if let Some(chunk) = self.open.assemble() {
+            self.sealed.push(chunk);
+        }
+        let last_ms = self.open.last_ms;
+        self.open = OpenChunk {
+            last_ms,
+            ..OpenChunk::default()
+        };
     }
 
     /// A copy of this partition's data that can be decoded without a lock.
@@ -246,6 +252,13 @@ impl SeriesGuard<'_> {
                 // vector's growth policy allocate room for four.
                 data.partitions.reserve_exact(1);
                 data.partitions.insert(at, Partition::new(start_ms));
+                if at + 1 == data.partitions.len() {
+                    // A newer partition started: the older ones now only get
+                    // out-of-order samples, so their open chunks are final.
+                    for older in &mut data.partitions[..at] {
+                        older.seal_open();
+                    }
+                }
                 at
             }
         };
