@@ -58,7 +58,8 @@ enum Command {
         #[arg(long)]
         series: bool,
     },
-    /// Measure write throughput and head memory.
+    /// Benchmarks: write throughput, latency, bytes/sample and head memory
+    /// (`write`), query speed (`query`).
     Bench(bench::BenchArgs),
     /// Check every checksum and decode every chunk.
     ///
