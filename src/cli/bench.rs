@@ -14,7 +14,6 @@
 //! - `bench query` writes a workload (or opens an existing directory) and
 //!   times a full scan, selective queries and the demo's KPI queries.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,6 +30,7 @@ use strata::{
 };
 
 use super::inspect::dir_size;
+use super::kpi;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -1215,14 +1215,6 @@ fn count_series(selected: &[SeriesSamples]) -> f64 {
     selected.len() as f64
 }
 
-/// Counter increase over the selected range (the workloads never reset).
-fn increase(series: &SeriesSamples) -> f64 {
-    match (series.samples.first(), series.samples.last()) {
-        (Some(first), Some(last)) => last.value - first.value,
-        _ => 0.0,
-    }
-}
-
 fn span_seconds(selected: &[SeriesSamples]) -> f64 {
     let min = selected
         .iter()
@@ -1249,49 +1241,6 @@ fn all_values(selected: &[SeriesSamples]) -> impl Iterator<Item = f64> + '_ {
 fn mean(selected: &[SeriesSamples]) -> f64 {
     let (sum, n) = all_values(selected).fold((0.0, 0u64), |(s, n), v| (s + v, n + 1));
     sum / n.max(1) as f64
-}
-
-/// Prometheus-style quantile from cumulative (upper bound, count) buckets.
-fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> f64 {
-    let Some(&(_, total)) = buckets.last() else {
-        return f64::NAN;
-    };
-    let rank = q * total;
-    let (mut lower, mut below) = (0.0, 0.0);
-    for &(upper, count) in buckets {
-        if count >= rank {
-            if upper.is_infinite() {
-                return lower;
-            }
-            let inside = count - below;
-            let fraction = if inside > 0.0 {
-                (rank - below) / inside
-            } else {
-                0.0
-            };
-            return lower + (upper - lower) * fraction;
-        }
-        lower = upper;
-        below = count;
-    }
-    lower
-}
-
-fn latency_quantile_ms(q: f64, selected: &[SeriesSamples]) -> f64 {
-    let mut buckets: BTreeMap<u64, f64> = BTreeMap::new();
-    for series in selected {
-        let le = match series.key.get("le") {
-            Some("+Inf") => f64::INFINITY,
-            Some(le) => le.parse().unwrap_or(f64::INFINITY),
-            None => continue,
-        };
-        *buckets.entry(le.to_bits()).or_default() += increase(series);
-    }
-    let cumulative: Vec<(f64, f64)> = buckets
-        .into_iter()
-        .map(|(le, count)| (f64::from_bits(le), count))
-        .collect();
-    1000.0 * histogram_quantile(q, &cumulative)
 }
 
 fn query(
@@ -1358,7 +1307,12 @@ fn workload_queries(kind: Option<WorkloadKind>, db: &Db, max: i64) -> Vec<QueryS
                 "gateway_requests_total",
                 all(),
                 "requests/s",
-                |s| s.iter().map(increase).sum::<f64>() / span_seconds(s),
+                |s| {
+                    s.iter()
+                        .map(|series| kpi::increase(&series.samples))
+                        .sum::<f64>()
+                        / span_seconds(s)
+                },
             ),
             query(
                 "error ratio",
@@ -1366,11 +1320,11 @@ fn workload_queries(kind: Option<WorkloadKind>, db: &Db, max: i64) -> Vec<QueryS
                 all(),
                 "% errors",
                 |s| {
-                    let total: f64 = s.iter().map(increase).sum();
+                    let total: f64 = s.iter().map(|series| kpi::increase(&series.samples)).sum();
                     let errors: f64 = s
                         .iter()
                         .filter(|x| x.key.get("code") == Some("500"))
-                        .map(increase)
+                        .map(|series| kpi::increase(&series.samples))
                         .sum();
                     100.0 * errors / total.max(1.0)
                 },
@@ -1380,7 +1334,7 @@ fn workload_queries(kind: Option<WorkloadKind>, db: &Db, max: i64) -> Vec<QueryS
                 "gateway_request_duration_seconds_bucket",
                 all(),
                 "ms",
-                |s| latency_quantile_ms(0.99, s),
+                |s| kpi::latency_quantile_ms(0.99, s),
             ),
             query(
                 "spawn queue depth max",
@@ -1401,7 +1355,12 @@ fn workload_queries(kind: Option<WorkloadKind>, db: &Db, max: i64) -> Vec<QueryS
                 "gateway_requests_total",
                 last(300_000),
                 "requests/s",
-                |s| s.iter().map(increase).sum::<f64>() / span_seconds(s),
+                |s| {
+                    s.iter()
+                        .map(|series| kpi::increase(&series.samples))
+                        .sum::<f64>()
+                        / span_seconds(s)
+                },
             ),
         ],
         Some(WorkloadKind::Churn) => vec![
@@ -1410,14 +1369,14 @@ fn workload_queries(kind: Option<WorkloadKind>, db: &Db, max: i64) -> Vec<QueryS
                 format!(r#"{CHURN_METRIC}{{pod="0"}}"#),
                 all(),
                 "cpu seconds",
-                |s| s.iter().map(increase).sum(),
+                |s| s.iter().map(|series| kpi::increase(&series.samples)).sum(),
             ),
             query(
                 "one namespace",
                 r#"{namespace="web"}"#,
                 all(),
                 "cpu seconds",
-                |s| s.iter().map(increase).sum(),
+                |s| s.iter().map(|series| kpi::increase(&series.samples)).sum(),
             ),
             query(
                 "active series, last 10 min",
@@ -1716,19 +1675,7 @@ impl Json {
 
 fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    super::formats::push_json_string(&mut out, text);
     out
 }
 

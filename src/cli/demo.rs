@@ -1,14 +1,14 @@
 //! `strata demo`: simulated collection points write into a database from
 //! several threads; then KPIs are read back through the query API.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use strata::{Db, Error, Matcher, Options, Sample, SeriesSamples};
+use strata::{Db, Error, Matcher, Options, SeriesSamples};
 
 use super::inspect::dir_size;
+use super::kpi::{increase, latency_quantile_ms};
 use strata::workload::{one_second_range, CollectionPoint};
 
 #[derive(clap::Args)]
@@ -156,14 +156,6 @@ fn metric(name: &str) -> Matcher {
     Matcher::equal("__name__", name)
 }
 
-/// Counter increase over the whole range (the simulation has no resets).
-fn increase(samples: &[Sample]) -> f64 {
-    match (samples.first(), samples.last()) {
-        (Some(first), Some(last)) => last.value - first.value,
-        _ => 0.0,
-    }
-}
-
 fn print_kpis(db: &Db, seconds: i64) -> Result<(), Error> {
     let range = one_second_range(START_MS, seconds);
     let span_s = (range.max_time_ms - range.min_time_ms).max(1) as f64 / 1000.0;
@@ -183,24 +175,12 @@ fn print_kpis(db: &Db, seconds: i64) -> Result<(), Error> {
         100.0 * errors / total.max(1.0)
     );
 
-    let mut buckets: BTreeMap<u64, f64> = BTreeMap::new();
-    for series in select("gateway_request_duration_seconds_bucket")? {
-        let le = match series.key.get("le") {
-            Some("+Inf") => f64::INFINITY,
-            Some(le) => le.parse().unwrap_or(f64::INFINITY),
-            None => continue,
-        };
-        *buckets.entry(le.to_bits()).or_default() += increase(&series.samples);
-    }
-    let cumulative: Vec<(f64, f64)> = buckets
-        .into_iter()
-        .map(|(le, count)| (f64::from_bits(le), count))
-        .collect();
+    let buckets = select("gateway_request_duration_seconds_bucket")?;
     for q in [0.5, 0.99] {
         println!(
             "  gateway latency p{:<2}          {:>10.1} ms",
             (q * 100.0) as u32,
-            1000.0 * histogram_quantile(q, &cumulative)
+            latency_quantile_ms(q, &buckets)
         );
     }
 
@@ -234,33 +214,4 @@ fn print_kpis(db: &Db, seconds: i64) -> Result<(), Error> {
 
 fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
-}
-
-/// Prometheus-style quantile from cumulative (upper bound, count) buckets:
-/// linear interpolation inside the bucket that holds the rank.
-fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> f64 {
-    let Some(&(_, total)) = buckets.last() else {
-        return f64::NAN;
-    };
-    let rank = q * total;
-    let mut lower = 0.0;
-    let mut below = 0.0;
-    for &(upper, count) in buckets {
-        if count >= rank {
-            if upper.is_infinite() {
-                return lower;
-            }
-            let inside = count - below;
-            return lower
-                + (upper - lower)
-                    * if inside > 0.0 {
-                        (rank - below) / inside
-                    } else {
-                        0.0
-                    };
-        }
-        lower = upper;
-        below = count;
-    }
-    lower
 }

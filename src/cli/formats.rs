@@ -342,7 +342,7 @@ pub fn write_sample(
 }
 
 /// Appends `s` as a JSON string literal (RFC 8259 escaping).
-fn push_json_string(out: &mut String, s: &str) {
+pub(super) fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

@@ -8,6 +8,7 @@ mod export;
 mod formats;
 mod import;
 mod inspect;
+mod kpi;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
