@@ -203,6 +203,29 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// A storage row for an engine whose data lives in `dir`:
+/// (write, close) seconds from its load.
+fn dir_size_row(
+    engine: &'static str,
+    setting: String,
+    dir: &Path,
+    samples: f64,
+    (write_seconds, close_seconds): (f64, f64),
+) -> Result<SizeRow> {
+    let size = dir_size(dir)?;
+    Ok(SizeRow {
+        engine,
+        setting,
+        bytes: size.bytes,
+        files: size.files,
+        bytes_per_sample: size.bytes as f64 / samples,
+        ratio_to_tsz: 0.0,
+        write_seconds,
+        close_seconds,
+        breakdown: dir_breakdown(dir)?,
+    })
+}
+
 fn storage_phase(
     data: &Dataset,
     args: &Args,
@@ -215,33 +238,23 @@ fn storage_phase(
 
     progress!("storage: strata writes the dataset once and closes");
     let load = strata_engine::load(strata_dir, data, args.batch)?;
-    let size = dir_size(strata_dir)?;
-    let strata_row = SizeRow {
-        engine: "strata",
-        setting: strata_engine::sync_name(SyncMode::Never),
-        bytes: size.bytes,
-        files: size.files,
-        bytes_per_sample: size.bytes as f64 / samples,
-        ratio_to_tsz: 0.0,
-        write_seconds: load.write_seconds,
-        close_seconds: load.close_seconds,
-        breakdown: dir_breakdown(strata_dir)?,
-    };
+    let strata_row = dir_size_row(
+        "strata",
+        strata_engine::sync_name(SyncMode::Never).to_owned(),
+        strata_dir,
+        samples,
+        (load.write_seconds, load.close_seconds),
+    )?;
 
     progress!("storage: tsink writes the dataset once and closes");
     let load = tsink_engine::load(tsink_dir, data, args.batch, tsink_wal)?;
-    let size = dir_size(tsink_dir)?;
-    let tsink_row = SizeRow {
-        engine: "tsink",
-        setting: tsink_wal.name().to_owned(),
-        bytes: size.bytes,
-        files: size.files,
-        bytes_per_sample: size.bytes as f64 / samples,
-        ratio_to_tsz: 0.0,
-        write_seconds: load.write_seconds,
-        close_seconds: load.close_seconds,
-        breakdown: dir_breakdown(tsink_dir)?,
-    };
+    let tsink_row = dir_size_row(
+        "tsink",
+        tsink_wal.name().to_owned(),
+        tsink_dir,
+        samples,
+        (load.write_seconds, load.close_seconds),
+    )?;
 
     progress!("storage: tsz encodes one stream per series");
     let encoded = tsz_codec::encode_all(data, args.repeat)?;

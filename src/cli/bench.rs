@@ -1215,6 +1215,15 @@ fn count_series(selected: &[SeriesSamples]) -> f64 {
     selected.len() as f64
 }
 
+/// Sum of the counters' increases per second of the selected span.
+fn requests_per_second(selected: &[SeriesSamples]) -> f64 {
+    selected
+        .iter()
+        .map(|series| kpi::increase(&series.samples))
+        .sum::<f64>()
+        / span_seconds(selected)
+}
+
 fn span_seconds(selected: &[SeriesSamples]) -> f64 {
     let min = selected
         .iter()
@@ -1307,12 +1316,7 @@ fn workload_queries(kind: Option<WorkloadKind>, db: &Db, max: i64) -> Vec<QueryS
                 "gateway_requests_total",
                 all(),
                 "requests/s",
-                |s| {
-                    s.iter()
-                        .map(|series| kpi::increase(&series.samples))
-                        .sum::<f64>()
-                        / span_seconds(s)
-                },
+                requests_per_second,
             ),
             query(
                 "error ratio",
@@ -1355,12 +1359,7 @@ fn workload_queries(kind: Option<WorkloadKind>, db: &Db, max: i64) -> Vec<QueryS
                 "gateway_requests_total",
                 last(300_000),
                 "requests/s",
-                |s| {
-                    s.iter()
-                        .map(|series| kpi::increase(&series.samples))
-                        .sum::<f64>()
-                        / span_seconds(s)
-                },
+                requests_per_second,
             ),
         ],
         Some(WorkloadKind::Churn) => vec![
