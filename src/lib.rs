@@ -29,8 +29,10 @@
 pub mod codec;
 mod db;
 pub mod error;
+pub mod fault;
 mod head;
 pub mod index;
+pub mod ingest;
 pub mod query;
 pub mod segment;
 pub mod series;

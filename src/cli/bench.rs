@@ -1674,7 +1674,7 @@ impl Json {
 
 fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
-    super::formats::push_json_string(&mut out, text);
+    strata::ingest::push_json_string(&mut out, text);
     out
 }
 

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use strata::{parse_selector, Db, Error, InputError, Matcher, TimeRange};
 
-use super::formats::{csv_header, write_sample, ExportFormat};
+use strata::ingest::{csv_header, write_sample, ExportFormat};
 
 #[derive(clap::Args)]
 pub struct ExportArgs {

@@ -19,7 +19,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use strata::{Db, Error, Options, SeriesRef, SyncMode};
 
-use super::formats::{Format, LineParser, ParsedSample};
+use strata::ingest::{Format, LineParser, ParsedSample};
 
 /// Flush to segments every this many imported samples (bounds memory).
 const FLUSH_EVERY_SAMPLES: u64 = 20_000_000;

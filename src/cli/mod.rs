@@ -5,7 +5,6 @@
 mod bench;
 mod demo;
 mod export;
-mod formats;
 mod import;
 mod inspect;
 mod kpi;

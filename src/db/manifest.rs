@@ -11,7 +11,6 @@
 //! `i64 max_time_ms`, `u64 sample_count`, `u32 series_count` (44 bytes).
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Corruption, CorruptionError, Error, Result};
@@ -193,11 +192,15 @@ impl Manifest {
         let path = dir.join(MANIFEST_FILE);
         let temp: PathBuf = dir.join(format!("{MANIFEST_FILE}.tmp"));
         let mut file = File::create(&temp).map_err(|e| Error::io("create", &temp, e))?;
-        file.write_all(&self.encode())
+        crate::fault::write_all("manifest.write", &mut file, &self.encode())
             .map_err(|e| Error::io("write", &temp, e))?;
-        file.sync_all().map_err(|e| Error::io("fsync", &temp, e))?;
+        crate::fault::check("manifest.fsync")
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io("fsync", &temp, e))?;
         drop(file);
-        fs::rename(&temp, &path).map_err(|e| Error::io("rename into place", &path, e))?;
+        crate::fault::check("manifest.rename")
+            .and_then(|()| fs::rename(&temp, &path))
+            .map_err(|e| Error::io("rename into place", &path, e))?;
         sync_parent_dir(&path)
     }
 }

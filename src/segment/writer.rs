@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use super::format::{encode_header, encode_region, Footer, RegionRef, FORMAT_VERSION, HEADER_LEN};
@@ -79,7 +79,7 @@ impl SegmentWriter {
                 std::io::Error::other("segment writer already finished"),
             )
         })?;
-        out.write_all(bytes)
+        crate::fault::write_all("segment.write", out, bytes)
             .map_err(|e| Error::io("write", &self.temp_path, e))?;
         self.offset += bytes.len() as u64;
         Ok(())
@@ -280,10 +280,12 @@ impl SegmentWriter {
         let file = out
             .into_inner()
             .map_err(|e| Error::io("write", &self.temp_path, e.into_error()))?;
-        file.sync_all()
+        crate::fault::check("segment.fsync")
+            .and_then(|()| file.sync_all())
             .map_err(|e| Error::io("fsync", &self.temp_path, e))?;
         drop(file);
-        fs::rename(&self.temp_path, &self.final_path)
+        crate::fault::check("segment.rename")
+            .and_then(|()| fs::rename(&self.temp_path, &self.final_path))
             .map_err(|e| Error::io("rename into place", &self.final_path, e))?;
         sync_parent_dir(&self.final_path)
     }
@@ -306,7 +308,7 @@ pub fn sync_parent_dir(path: &Path) -> Result<()> {
         _ => Path::new("."),
     };
     let handle = File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
-    handle
-        .sync_all()
+    crate::fault::check("dir.fsync")
+        .and_then(|()| handle.sync_all())
         .map_err(|e| Error::io("fsync directory", dir, e))
 }

@@ -178,7 +178,7 @@ impl WalWriter {
         };
         for closed in doomed {
             let path = self.dir.join(file_name(closed.file_id));
-            match std::fs::remove_file(&path) {
+            match crate::fault::check("wal.remove").and_then(|()| std::fs::remove_file(&path)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("remove", &path, e)),
@@ -219,11 +219,11 @@ impl WalWriter {
         };
         let dir = &self.dir;
         let result = MutexGuard::unlocked(st, || -> Result<Option<File>> {
-            (&*file)
-                .write_all(&buffer)
+            crate::fault::write_all("wal.write", &*file, &buffer)
                 .map_err(|e| Error::io("write WAL", &path, e))?;
             if fsync || rotate {
-                file.sync_data()
+                crate::fault::check("wal.fsync")
+                    .and_then(|()| file.sync_data())
                     .map_err(|e| Error::io("fsync WAL", &path, e))?;
             }
             new_file_id.map(|id| create_file(dir, id)).transpose()
@@ -274,6 +274,7 @@ fn check_failed(st: &State) -> Result<()> {
 /// entry.
 fn create_file(dir: &Path, file_id: u64) -> Result<File> {
     let path = dir.join(file_name(file_id));
+    crate::fault::check("wal.create").map_err(|e| Error::io("create WAL file", &path, e))?;
     let mut file = OpenOptions::new()
         .create_new(true)
         .append(true)

@@ -1,4 +1,5 @@
-//! Text formats of `strata import` (parsers) and `strata export` (writers).
+//! Text formats of `strata import` (parsers) and `strata export` (writers),
+//! in the library so that fuzz targets and embedders share one implementation.
 //!
 //! # Import: [`LineParser`], one line at a time
 //!
@@ -105,8 +106,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::io;
 
-use strata::series::METRIC_NAME_LABEL;
-use strata::{Label, SeriesKey};
+use crate::series::METRIC_NAME_LABEL;
+use crate::{Label, SeriesKey};
 
 /// Bits of the canonical quiet NaN, written as plain `NaN`.
 const CANONICAL_NAN_BITS: u64 = 0x7ff8_0000_0000_0000;
@@ -342,7 +343,7 @@ pub fn write_sample(
 }
 
 /// Appends `s` as a JSON string literal (RFC 8259 escaping).
-pub(super) fn push_json_string(out: &mut String, s: &str) {
+pub fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -977,8 +978,8 @@ fn parse_influx(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::series::{validate_label_name, validate_metric_name};
     use proptest::prelude::*;
-    use strata::series::{validate_label_name, validate_metric_name};
 
     fn key(metric: &str, labels: &[(&str, &str)]) -> SeriesKey {
         SeriesKey::new(metric, labels).unwrap()
