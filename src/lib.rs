@@ -41,8 +41,8 @@ pub mod workload;
 
 pub use db::manifest::{Manifest, SegmentMeta};
 pub use db::{
-    BatchOutcome, Db, DbStats, FlushReport, Options, RecoveryReport, SeriesRef, SyncMode,
-    MAX_BATCH_SAMPLES,
+    BatchOutcome, Db, DbStats, FlushReport, Options, Quarantined, RecoveryReport, SeriesRef,
+    SyncMode, MAX_BATCH_SAMPLES,
 };
 pub use error::{Corruption, CorruptionError, Error, InputError, Result};
 pub use index::{parse_selector, MatchOp, Matcher};

@@ -111,22 +111,93 @@ pub struct BatchOutcome {
     pub rejected: Vec<(usize, InputError)>,
 }
 
-/// What opening found and repaired.
+/// What opening found and did about it. A writable open acts (truncates a
+/// torn WAL tail, quarantines damaged files, removes leftovers of a flush
+/// that never committed); a read-only open changes nothing and reports what
+/// a writable open would do.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RecoveryReport {
+    /// True for a read-only open: the actions below were not carried out.
+    pub read_only: bool,
     pub wal_files_replayed: usize,
     pub wal_records_replayed: u64,
     pub samples_replayed: u64,
     /// Samples in the WAL already in segments, skipped.
     pub samples_already_persisted: u64,
-    /// Samples naming a series id with no definition earlier in their WAL
-    /// file; skipped. Nonzero only for a damaged or foreign WAL.
+    /// Samples naming a series id with no definition in their WAL file or
+    /// its writer session; skipped. Nonzero only for a damaged or foreign
+    /// WAL.
     pub samples_without_series: u64,
-    /// Damaged or torn WAL tails, each truncated (writer) or ignored
-    /// (read-only).
+    /// Damaged or torn WAL regions: a torn tail is truncated, damage in the
+    /// middle of a file is skipped (the file is quarantined first).
     pub wal_damage: Vec<WalDamage>,
-    /// Segment files of flushes that never committed, deleted.
+    /// Segment files of flushes that never committed (their data is still
+    /// in the WAL), deleted.
     pub orphan_segments_removed: Vec<PathBuf>,
+    /// Files moved (or, read-only, to be moved) to `quarantine/`.
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// A file strata could not use and moved aside instead of deleting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// Where the file was.
+    pub from: PathBuf,
+    /// Where it is now, under `quarantine/`.
+    pub to: PathBuf,
+    pub reason: String,
+}
+
+impl RecoveryReport {
+    /// True when opening changed (or, read-only, would change) nothing on
+    /// disk and dropped nothing.
+    pub fn is_clean(&self) -> bool {
+        self.wal_damage.is_empty()
+            && self.orphan_segments_removed.is_empty()
+            && self.quarantined.is_empty()
+            && self.samples_without_series == 0
+    }
+
+    /// One line per recovery action, for people: what was (or would be)
+    /// truncated, skipped, quarantined or removed, and why.
+    pub fn actions(&self) -> Vec<String> {
+        let (truncate, skip, quarantine, remove) = if self.read_only {
+            (
+                "would truncate",
+                "would skip",
+                "would quarantine",
+                "would remove",
+            )
+        } else {
+            ("truncated", "skipped", "quarantined", "removed")
+        };
+        let mut lines = Vec::new();
+        for damage in &self.wal_damage {
+            let verb = if damage.torn_tail { truncate } else { skip };
+            lines.push(format!("WAL: {verb} {damage}"));
+        }
+        if self.samples_without_series > 0 {
+            lines.push(format!(
+                "WAL: {skip} {} samples whose series definition was lost",
+                self.samples_without_series
+            ));
+        }
+        for q in &self.quarantined {
+            lines.push(format!(
+                "{quarantine} {} -> {}: {}",
+                q.from.display(),
+                q.to.display(),
+                q.reason
+            ));
+        }
+        for path in &self.orphan_segments_removed {
+            lines.push(format!(
+                "{remove} {} (segment of a flush that never committed; its data is in the WAL)",
+                path.display()
+            ));
+        }
+        lines
+    }
 }
 
 /// Counters since open.
@@ -273,7 +344,10 @@ impl Db {
             Some(acquire_lock(dir)?)
         };
         let manifest = Manifest::load(dir)?.unwrap_or_default();
-        let mut recovery = RecoveryReport::default();
+        let mut recovery = RecoveryReport {
+            read_only,
+            ..RecoveryReport::default()
+        };
         if !read_only {
             recovery.orphan_segments_removed = remove_orphans(&segment_dir, &manifest)?;
         }

@@ -13,8 +13,11 @@ pub struct WalDamage {
     pub path: PathBuf,
     /// Offset of the first byte that could not be used.
     pub offset: u64,
-    /// Bytes from `offset` to the end of the file, all dropped.
+    /// Bytes from `offset` that could not be used.
     pub dropped_bytes: u64,
+    /// True when the damage runs to the end of the file and nothing valid
+    /// follows it: the normal result of a crash mid-write, truncated.
+    pub torn_tail: bool,
     pub reason: String,
 }
 
@@ -72,6 +75,7 @@ pub fn replay_file(path: &Path, mut apply: impl FnMut(Record)) -> Result<FileRep
         path: path.to_path_buf(),
         offset: offset as u64,
         dropped_bytes: (bytes.len() - offset) as u64,
+        torn_tail: true,
         reason,
     };
     if let Err(reason) = check_header(&bytes) {
