@@ -38,6 +38,16 @@ pub enum Error {
     Locked { path: PathBuf, pid: Option<u32> },
     #[error("the database was opened read-only")]
     ReadOnly,
+    #[error("{} has {segment_files} segment file(s) and {wal_files} WAL file(s) but no MANIFEST: that is damage, not an empty database; nothing was changed. Restore the MANIFEST from a backup, or run `strata repair {}` to rebuild it from the files present", dir.display(), dir.display())]
+    MissingManifest {
+        dir: PathBuf,
+        segment_files: usize,
+        wal_files: usize,
+    },
+    #[error("{}: {reason}", path.display())]
+    BadDirectory { path: PathBuf, reason: String },
+    #[error("the head holds about {used} bytes, over its budget of {limit} (Options::max_head_bytes); a flush to segments is under way: retry shortly, or raise the budget")]
+    HeadFull { used: usize, limit: usize },
 }
 
 impl Error {
@@ -160,4 +170,6 @@ pub enum InputError {
     BatchTooLarge { samples: usize, limit: usize },
     #[error("series handle belongs to another database")]
     ForeignSeriesRef,
+    #[error("invalid option: {0}")]
+    BadOption(String),
 }

@@ -216,6 +216,14 @@ impl SeriesKey {
             .map(|i| &*self.labels[i].value)
     }
 
+    /// Bytes of all label names and values.
+    pub fn byte_len(&self) -> usize {
+        self.labels
+            .iter()
+            .map(|l| l.name.len() + l.value.len())
+            .sum()
+    }
+
     /// The metric name (`__name__`).
     pub fn metric(&self) -> &str {
         self.get(METRIC_NAME_LABEL).unwrap_or_default()

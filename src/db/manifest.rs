@@ -1,26 +1,119 @@
 //! The manifest: which segment files make up the database and where WAL
 //! replay starts. Rewritten whole and atomically (temporary file, fsync,
 //! rename, directory fsync) at the end of every flush: that rename is the
-//! commit point of a flush.
+//! commit point of a flush. A new database gets its (empty) manifest before
+//! its first WAL file, so a data directory with segments or WAL files and
+//! no manifest is damage, never an empty database.
 //!
 //! Layout (little-endian): magic `STRATMAN`, `u16` version, `u16` reserved,
 //! `u32` payload length, payload, `u32` crc32 of all preceding bytes.
 //! Payload: `u64 next_segment_seq`, `i64 persisted_below_ms`,
 //! `u64 wal_replay_from`, `u32 segment_count`, then per segment
 //! `u64 seq`, `i64 partition_start_ms`, `i64 min_time_ms`,
-//! `i64 max_time_ms`, `u64 sample_count`, `u32 series_count` (44 bytes).
+//! `i64 max_time_ms`, `u64 sample_count`, `u32 series_count` (44 bytes in
+//! version 1), and from version 2 on the segment's pin: `u64 file_len`,
+//! `u32 footer_crc`, `u32 file_crc` (60 bytes). docs/FORMAT.md has the
+//! full specification.
+//!
+//! Invariants (checked by [`Manifest::decode`]):
+//! - segment entries are sorted by strictly increasing `seq`, and every
+//!   `seq` is below `next_segment_seq`: a higher `seq` is a newer segment
+//!   and wins on a repeated timestamp;
+//! - `min_time_ms <= max_time_ms` for every entry;
+//! - a version-1 manifest has no pins (`SegmentMeta::pin` is `None`); a
+//!   writable open computes them and the next store writes version 2.
 
 use std::fs::{self, File};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Corruption, CorruptionError, Error, Result};
 use crate::segment::format::Cursor;
-use crate::segment::sync_parent_dir;
+use crate::segment::{sync_parent_dir, Segment};
 
 pub const MANIFEST_FILE: &str = "MANIFEST";
 const MAGIC: &[u8; 8] = b"STRATMAN";
-const VERSION: u16 = 1;
-const ENTRY_LEN: usize = 44;
+/// Written by this build; version 1 is still read.
+const VERSION: u16 = 2;
+const HEADER_LEN: usize = 16;
+const ENTRY_LEN_V1: usize = 44;
+const ENTRY_LEN_V2: usize = 60;
+
+/// What a manifest knows about a segment file's bytes, so that a file
+/// replaced by another (valid) segment is noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentPin {
+    /// Length of the file in bytes; checked at every open.
+    pub file_len: u64,
+    /// crc32 of the file's 108-byte footer; checked at every open.
+    pub footer_crc: u32,
+    /// crc32 of the whole file; checked by `verify`.
+    pub file_crc: u32,
+}
+
+impl SegmentPin {
+    /// Computes the pin of the segment file at `path` (one sequential read).
+    pub fn of_file(path: &Path, segment: &Segment) -> Result<SegmentPin> {
+        let (file_len, file_crc) = file_crc32(path)?;
+        Ok(SegmentPin {
+            file_len,
+            footer_crc: footer_crc(segment),
+            file_crc,
+        })
+    }
+
+    /// Checks the cheap parts of the pin (length, footer) against an open
+    /// segment.
+    pub fn check_open(&self, segment: &Segment) -> Result<()> {
+        let pinned = |what: String| -> Error {
+            CorruptionError {
+                path: segment.path().to_path_buf(),
+                offset: 0,
+                series: None,
+                kind: Corruption::BadLayout(what),
+            }
+            .into()
+        };
+        if segment.file_len() != self.file_len {
+            return Err(pinned(format!(
+                "the manifest pins this segment at {} bytes, the file has {} (truncated, or replaced by another file)",
+                self.file_len,
+                segment.file_len()
+            )));
+        }
+        let found = footer_crc(segment);
+        if found != self.footer_crc {
+            return Err(pinned(format!(
+                "the manifest pins this segment's footer crc32 at {:#010x}, the file's is {found:#010x} (replaced by another segment?)",
+                self.footer_crc
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn footer_crc(segment: &Segment) -> u32 {
+    crc32fast::hash(&segment.footer().encode())
+}
+
+/// Length and crc32 of a whole file, read in 1 MiB pieces.
+pub fn file_crc32(path: &Path) -> Result<(u64, u32)> {
+    let mut file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("read", path, e)),
+        };
+        hasher.update(&buffer[..n]);
+        len += n as u64;
+    }
+    Ok((len, hasher.finalize()))
+}
 
 /// One published segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +126,20 @@ pub struct SegmentMeta {
     pub max_time_ms: i64,
     pub sample_count: u64,
     pub series_count: u32,
+    /// `None` only for entries read from a version-1 manifest.
+    pub pin: Option<SegmentPin>,
 }
 
 impl SegmentMeta {
     pub fn file_name(seq: u64) -> String {
         format!("{seq:020}.seg")
+    }
+
+    /// The sequence number in a segment file name, if it is one.
+    pub fn parse_file_name(name: &str) -> Option<u64> {
+        name.strip_suffix(".seg")
+            .filter(|stem| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|stem| stem.parse().ok())
     }
 }
 
@@ -49,6 +151,7 @@ pub struct Manifest {
     pub persisted_below_ms: i64,
     /// WAL files with lower ids are fully persisted and may be deleted.
     pub wal_replay_from: u64,
+    /// Sorted by `seq`, oldest first.
     pub segments: Vec<SegmentMeta>,
 }
 
@@ -64,8 +167,11 @@ impl Default for Manifest {
 }
 
 impl Manifest {
+    /// Encodes as the current version. Entries without a pin are written
+    /// with zeros, which never match a real file: callers pin every
+    /// segment before storing (a writable open does).
     pub fn encode(&self) -> Vec<u8> {
-        let mut payload = Vec::with_capacity(28 + ENTRY_LEN * self.segments.len());
+        let mut payload = Vec::with_capacity(28 + ENTRY_LEN_V2 * self.segments.len());
         payload.extend_from_slice(&self.next_segment_seq.to_le_bytes());
         payload.extend_from_slice(&self.persisted_below_ms.to_le_bytes());
         payload.extend_from_slice(&self.wal_replay_from.to_le_bytes());
@@ -77,8 +183,16 @@ impl Manifest {
             payload.extend_from_slice(&s.max_time_ms.to_le_bytes());
             payload.extend_from_slice(&s.sample_count.to_le_bytes());
             payload.extend_from_slice(&s.series_count.to_le_bytes());
+            let pin = s.pin.unwrap_or(SegmentPin {
+                file_len: 0,
+                footer_crc: 0,
+                file_crc: 0,
+            });
+            payload.extend_from_slice(&pin.file_len.to_le_bytes());
+            payload.extend_from_slice(&pin.footer_crc.to_le_bytes());
+            payload.extend_from_slice(&pin.file_crc.to_le_bytes());
         }
-        let mut out = Vec::with_capacity(payload.len() + 20);
+        let mut out = Vec::with_capacity(payload.len() + HEADER_LEN + 4);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
@@ -117,7 +231,7 @@ impl Manifest {
         let payload = c.bytes(len).map_err(|e| corrupt(16, e))?;
         let crc_offset = c.file_offset();
         let stored = c.u32().map_err(|e| corrupt(crc_offset, e))?;
-        let computed = crc32fast::hash(&bytes[..16 + len]);
+        let computed = crc32fast::hash(&bytes[..HEADER_LEN + len]);
         if stored != computed {
             return Err(corrupt(
                 crc_offset,
@@ -128,46 +242,82 @@ impl Manifest {
                 },
             ));
         }
-        if version != VERSION {
-            return Err(corrupt(
-                8,
-                Corruption::UnsupportedVersion {
-                    found: version,
-                    supported: VERSION,
-                },
-            ));
-        }
+        let entry_len = match version {
+            1 => ENTRY_LEN_V1,
+            2 => ENTRY_LEN_V2,
+            found => {
+                return Err(corrupt(
+                    8,
+                    Corruption::UnsupportedVersion {
+                        found,
+                        supported: VERSION,
+                    },
+                ))
+            }
+        };
         if c.remaining() != 0 {
             return Err(corrupt(
                 c.file_offset(),
                 Corruption::BadLayout("bytes after the manifest checksum".into()),
             ));
         }
-        let mut p = Cursor::new(payload, 16, "manifest payload");
-        let at = |e: Corruption| corrupt(16, e);
+        let mut p = Cursor::new(payload, HEADER_LEN as u64, "manifest payload");
+        let at = |e: Corruption| corrupt(HEADER_LEN as u64, e);
         let next_segment_seq = p.u64().map_err(at)?;
         let persisted_below_ms = p.i64().map_err(at)?;
         let wal_replay_from = p.u64().map_err(at)?;
         let count = p.u32().map_err(at)? as usize;
-        if count.saturating_mul(ENTRY_LEN) != p.remaining() {
+        if count.saturating_mul(entry_len) != p.remaining() {
             return Err(corrupt(
-                16,
+                HEADER_LEN as u64,
                 Corruption::BadLayout(format!(
                     "{count} segment entries do not fill the {} payload bytes left",
                     p.remaining()
                 )),
             ));
         }
-        let mut segments = Vec::with_capacity(count);
-        for _ in 0..count {
-            segments.push(SegmentMeta {
+        let mut segments: Vec<SegmentMeta> = Vec::with_capacity(count);
+        for index in 0..count {
+            let offset = p.file_offset();
+            let mut meta = SegmentMeta {
                 seq: p.u64().map_err(at)?,
                 partition_start_ms: p.i64().map_err(at)?,
                 min_time_ms: p.i64().map_err(at)?,
                 max_time_ms: p.i64().map_err(at)?,
                 sample_count: p.u64().map_err(at)?,
                 series_count: p.u32().map_err(at)?,
-            });
+                pin: None,
+            };
+            if version >= 2 {
+                meta.pin = Some(SegmentPin {
+                    file_len: p.u64().map_err(at)?,
+                    footer_crc: p.u32().map_err(at)?,
+                    file_crc: p.u32().map_err(at)?,
+                });
+            }
+            let out_of_order = segments.last().is_some_and(|prev| prev.seq >= meta.seq);
+            let problem = if out_of_order {
+                Some("segment entries are not in increasing seq order".to_string())
+            } else if meta.seq >= next_segment_seq {
+                Some(format!(
+                    "segment seq {} is not below next_segment_seq {next_segment_seq}",
+                    meta.seq
+                ))
+            } else if meta.min_time_ms > meta.max_time_ms {
+                Some(format!(
+                    "segment seq {} has min_time_ms {} after max_time_ms {}",
+                    meta.seq, meta.min_time_ms, meta.max_time_ms
+                ))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(corrupt(
+                    offset,
+                    Corruption::BadLayout(format!("segment entry {index}: {problem}")),
+                ));
+            }
+            segments.push(meta);
         }
         Ok(Manifest {
             next_segment_seq,
@@ -177,7 +327,8 @@ impl Manifest {
         })
     }
 
-    /// Reads `dir/MANIFEST`; a missing file is an empty database.
+    /// Reads `dir/MANIFEST`; `None` if there is none (a directory strata
+    /// never initialised, or damage: the caller decides which).
     pub fn load(dir: &Path) -> Result<Option<Manifest>> {
         let path = dir.join(MANIFEST_FILE);
         match fs::read(&path) {
@@ -222,6 +373,11 @@ mod tests {
                 max_time_ms: 2,
                 sample_count: 3,
                 series_count: 4,
+                pin: Some(SegmentPin {
+                    file_len: 5,
+                    footer_crc: 6,
+                    file_crc: 7,
+                }),
             }],
         };
         let bytes = manifest.encode();

@@ -20,28 +20,31 @@
 //!   did not commit; their data is still in the WAL, so opening deletes
 //!   them.
 
+mod dir;
 pub mod manifest;
 mod read;
+mod repair;
 mod replay;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::error::{Error, InputError, Result};
+use crate::error::{Corruption, CorruptionError, Error, InputError, Result};
 use crate::head::{partition_start, FrozenHead, Head, MemSeries, SeriesGuard};
 use crate::segment::{Segment, SegmentWriter};
 use crate::series::SeriesKey;
 use crate::wal::record::{self, SamplesEncoder};
 pub use crate::wal::SyncMode;
 use crate::wal::{self, WalDamage, WalWriter};
-use manifest::{Manifest, SegmentMeta};
+use dir::{SEGMENT_DIR, WAL_DIR};
+use manifest::{Manifest, SegmentMeta, SegmentPin};
+pub use repair::RepairReport;
 use replay::{replay_into, truncate_damaged};
 
 /// Most samples one `append_batch` call may carry (one WAL record).
@@ -72,7 +75,99 @@ pub struct Options {
     pub max_label_value_len: usize,
     /// A WAL file is rotated once it grows past this. Default 256 MiB.
     pub wal_file_max_bytes: u64,
+    /// Memory budget of the head: an estimate of series bookkeeping
+    /// ([`HEAD_BYTES_PER_SERIES`] plus the key's bytes per series) plus the
+    /// compressed samples not yet in segments. Past it, new series and
+    /// appends fail with [`Error::HeadFull`] while a background flush frees
+    /// sample memory. Default 4 GiB.
+    pub max_head_bytes: usize,
 }
+
+/// Bookkeeping bytes the head budget counts per series besides its key
+/// (measured: 820 bytes for a 3-label series; rounded up).
+pub const HEAD_BYTES_PER_SERIES: usize = 1024;
+
+impl Options {
+    /// Checks that every limit is one the formats can hold, so that nothing
+    /// accepted can be written in a form replay or a reader would reject.
+    pub fn validate(&self) -> Result<(), InputError> {
+        let bad = |what: String| Err(InputError::BadOption(what));
+        if self.partition_duration_ms <= 0 {
+            return bad(format!(
+                "partition_duration_ms must be > 0, is {}",
+                self.partition_duration_ms
+            ));
+        }
+        if self.out_of_order_window_ms < 0 {
+            return bad(format!(
+                "out_of_order_window_ms must be >= 0, is {}",
+                self.out_of_order_window_ms
+            ));
+        }
+        if self.max_series == 0 || self.max_series > MAX_SERIES_LIMIT {
+            return bad(format!(
+                "max_series must be 1..={MAX_SERIES_LIMIT} (series ids are 32-bit), is {}",
+                self.max_series
+            ));
+        }
+        if self.max_labels_per_series == 0 || self.max_labels_per_series > MAX_LABELS_LIMIT {
+            return bad(format!(
+                "max_labels_per_series must be 1..={MAX_LABELS_LIMIT}, is {}",
+                self.max_labels_per_series
+            ));
+        }
+        if self.max_label_name_len == 0 || self.max_label_name_len > MAX_LABEL_NAME_LIMIT {
+            return bad(format!(
+                "max_label_name_len must be 1..={MAX_LABEL_NAME_LIMIT}, is {}",
+                self.max_label_name_len
+            ));
+        }
+        // The largest series definition must fit in one WAL frame.
+        let per_label = self
+            .max_label_name_len
+            .saturating_add(self.max_label_value_len)
+            .saturating_add(LABEL_RECORD_OVERHEAD);
+        let largest = per_label
+            .saturating_mul(self.max_labels_per_series)
+            .saturating_add(SERIES_RECORD_OVERHEAD);
+        if largest > wal::MAX_PAYLOAD_LEN {
+            return bad(format!(
+                "a series at the label limits (max_labels_per_series {} x (max_label_name_len {} + max_label_value_len {})) needs a {largest}-byte WAL record, over the {}-byte frame limit",
+                self.max_labels_per_series,
+                self.max_label_name_len,
+                self.max_label_value_len,
+                wal::MAX_PAYLOAD_LEN
+            ));
+        }
+        if self.wal_file_max_bytes < MIN_WAL_FILE_BYTES {
+            return bad(format!(
+                "wal_file_max_bytes must be at least {MIN_WAL_FILE_BYTES}, is {}",
+                self.wal_file_max_bytes
+            ));
+        }
+        if self.max_head_bytes < HEAD_BYTES_PER_SERIES {
+            return bad(format!(
+                "max_head_bytes must be at least {HEAD_BYTES_PER_SERIES}, is {}",
+                self.max_head_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Series ids are `u32` in the WAL and in segments.
+const MAX_SERIES_LIMIT: usize = u32::MAX as usize;
+/// The WAL series record and the segment series table count labels in 16
+/// bits.
+const MAX_LABELS_LIMIT: usize = u16::MAX as usize;
+/// The WAL series record stores a label name's length in 16 bits.
+const MAX_LABEL_NAME_LIMIT: usize = u16::MAX as usize;
+/// Bytes of a WAL series record besides its label bytes: type, id, count.
+const SERIES_RECORD_OVERHEAD: usize = 7;
+/// Bytes per label of a WAL series record besides name and value: lengths.
+const LABEL_RECORD_OVERHEAD: usize = 6;
+/// Smallest accepted `wal_file_max_bytes`.
+const MIN_WAL_FILE_BYTES: u64 = 1 << 16;
 
 impl Default for Options {
     fn default() -> Self {
@@ -86,6 +181,7 @@ impl Default for Options {
             max_label_name_len: 256,
             max_label_value_len: 4096,
             wal_file_max_bytes: 256 << 20,
+            max_head_bytes: 4 << 30,
         }
     }
 }
@@ -254,6 +350,12 @@ struct Inner {
     manifest: Mutex<Manifest>,
     persisted_below_ms: AtomicI64,
     max_time_ms: AtomicI64,
+    /// Budget estimate of the head's series bookkeeping (see
+    /// [`Options::max_head_bytes`]); grows as series are created.
+    series_bytes: AtomicUsize,
+    /// The head's compressed sample bytes, measured by the background
+    /// thread each tick and after each flush.
+    data_bytes: AtomicUsize,
     samples_appended: AtomicU64,
     samples_rejected: AtomicU64,
     flushes: AtomicU64,
@@ -261,8 +363,8 @@ struct Inner {
     recovery: RecoveryReport,
     shutdown: Mutex<bool>,
     wake: Condvar,
-    /// Holds the advisory lock for the writer's lifetime.
-    _lock: Option<File>,
+    /// Holds the directory lock for the writer's lifetime.
+    _lock: Option<dir::DirLock>,
 }
 
 /// An open database. `Send + Sync`: share it (`Arc<Db>` or scoped threads)
@@ -271,10 +373,6 @@ pub struct Db {
     inner: Arc<Inner>,
     background: Option<JoinHandle<()>>,
 }
-
-const LOCK_FILE: &str = "LOCK";
-const WAL_DIR: &str = "wal";
-const SEGMENT_DIR: &str = "segments";
 
 impl Db {
     /// Creates or opens the data directory `dir` for writing. Fails with
@@ -320,52 +418,27 @@ impl Db {
     }
 
     fn open_mode(dir: &Path, options: Options, read_only: bool) -> Result<Db> {
-        if options.partition_duration_ms <= 0 || options.out_of_order_window_ms < 0 {
-            return Err(InputError::FormatLimit(
-                "partition_duration_ms must be > 0 and out_of_order_window_ms >= 0".into(),
-            )
-            .into());
-        }
+        options.validate()?;
         let wal_dir = dir.join(WAL_DIR);
-        let segment_dir = dir.join(SEGMENT_DIR);
-        let lock = if read_only {
-            if !dir.is_dir() {
-                return Err(Error::io(
-                    "open data directory",
-                    dir,
-                    std::io::Error::from(std::io::ErrorKind::NotFound),
-                ));
-            }
-            None
-        } else {
-            for d in [dir, &wal_dir, &segment_dir] {
-                fs::create_dir_all(d).map_err(|e| Error::io("create directory", d, e))?;
-            }
-            Some(acquire_lock(dir)?)
-        };
-        let manifest = Manifest::load(dir)?.unwrap_or_default();
+        let lock = dir::prepare(dir, read_only)?;
+        let mut manifest = dir::load_manifest(dir, read_only)?;
         let mut recovery = RecoveryReport {
             read_only,
             ..RecoveryReport::default()
         };
-        if !read_only {
-            recovery.orphan_segments_removed = remove_orphans(&segment_dir, &manifest)?;
-        }
-        let mut segments = Vec::with_capacity(manifest.segments.len());
-        for meta in &manifest.segments {
-            let path = segment_dir.join(SegmentMeta::file_name(meta.seq));
-            segments.push(Arc::new(LiveSegment {
-                meta: *meta,
-                segment: Segment::open(&path)?,
-            }));
-        }
+        dir::sweep_segments(dir, &manifest, read_only, &mut recovery)?;
+        let segments = open_segments(dir, &mut manifest, read_only)?;
 
         let head = Head::new(options.partition_duration_ms);
         let mut max_time_ms = i64::MIN;
         let mut closed = Vec::new();
         let mut next_wal_id = manifest.wal_replay_from;
         for (file_id, path) in wal::list_wal_files(&wal_dir)? {
-            next_wal_id = next_wal_id.max(file_id + 1);
+            let after = file_id.checked_add(1).ok_or_else(|| Error::BadDirectory {
+                path: path.clone(),
+                reason: "WAL file id is the largest possible; no later file can follow it".into(),
+            })?;
+            next_wal_id = next_wal_id.max(after);
             if file_id < manifest.wal_replay_from {
                 if !read_only {
                     // Fully persisted; a crash came before its deletion.
@@ -403,6 +476,8 @@ impl Db {
         for meta in &manifest.segments {
             max_time_ms = max_time_ms.max(meta.max_time_ms);
         }
+        let series_bytes = head.series_key_bytes(HEAD_BYTES_PER_SERIES);
+        let data_bytes = head.data_bytes();
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
             head,
@@ -415,6 +490,8 @@ impl Db {
             persisted_below_ms: AtomicI64::new(manifest.persisted_below_ms),
             manifest: Mutex::new(manifest),
             max_time_ms: AtomicI64::new(max_time_ms),
+            series_bytes: AtomicUsize::new(series_bytes),
+            data_bytes: AtomicUsize::new(data_bytes),
             samples_appended: AtomicU64::new(0),
             samples_rejected: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
@@ -460,12 +537,15 @@ impl Db {
             return Ok(SeriesRef { series });
         }
         inner.check_limits(key)?;
+        let key_bytes = HEAD_BYTES_PER_SERIES + key.byte_len();
+        inner.check_budget(key_bytes)?;
         let series = inner
             .head
             .get_or_create(key, inner.options.max_series)
             .ok_or(InputError::TooManySeries {
                 limit: inner.options.max_series,
             })?;
+        inner.series_bytes.fetch_add(key_bytes, Ordering::Relaxed);
         Ok(SeriesRef { series })
     }
 
@@ -480,6 +560,7 @@ impl Db {
     pub fn append_ref(&self, series: &SeriesRef, timestamp_ms: i64, value: f64) -> Result<()> {
         let inner = &self.inner;
         let wal = inner.writable(std::iter::once(series))?;
+        inner.check_budget(0)?;
         let _gate = inner.gate.read();
         let s = &series.series;
         // One lock for check, log and insert: appends to one series reach
@@ -518,6 +599,7 @@ impl Db {
             .into());
         }
         let wal = inner.writable(samples.iter().map(|(s, _, _)| *s))?;
+        inner.check_budget(0)?;
         let _gate = inner.gate.read();
         let mut outcome = BatchOutcome::default();
         let mut payload = Vec::with_capacity(16 + samples.len() * 14);
@@ -659,6 +741,25 @@ impl Inner {
             })
     }
 
+    /// Fails with [`Error::HeadFull`] when the head's estimated memory plus
+    /// `extra` bytes is over the budget, and wakes the background thread to
+    /// flush.
+    fn check_budget(&self, extra: usize) -> Result<()> {
+        let used = self
+            .series_bytes
+            .load(Ordering::Relaxed)
+            .saturating_add(self.data_bytes.load(Ordering::Relaxed))
+            .saturating_add(extra);
+        if used <= self.options.max_head_bytes {
+            return Ok(());
+        }
+        self.wake.notify_all();
+        Err(Error::HeadFull {
+            used,
+            limit: self.options.max_head_bytes,
+        })
+    }
+
     /// Counts stored samples and advances the newest timestamp.
     fn applied(&self, samples: usize, max_ts: i64) {
         self.samples_appended
@@ -729,6 +830,19 @@ impl Inner {
         if matches!(self.options.sync, SyncMode::Interval(_)) {
             wal.sync()?;
         }
+        let data_bytes = self.head.data_bytes();
+        self.data_bytes.store(data_bytes, Ordering::Relaxed);
+        let series_bytes = self.series_bytes.load(Ordering::Relaxed);
+        // Past 3/4 of the budget, everything goes to segments (current
+        // partitions included) so that appends do not hit the limit.
+        if series_bytes.saturating_add(data_bytes) > self.options.max_head_bytes / 4 * 3
+            && data_bytes > 0
+        {
+            self.flush(FlushScope::Everything)?;
+            self.data_bytes
+                .store(self.head.data_bytes(), Ordering::Relaxed);
+            return Ok(());
+        }
         if self.options.flush_complete_partitions {
             let max = self.max_time_ms.load(Ordering::Relaxed);
             if max != i64::MIN {
@@ -785,6 +899,7 @@ impl Inner {
                     writer.add_series(key, samples)?;
                 }
                 let summary = writer.finish()?;
+                let segment = Segment::open(&path)?;
                 let meta = SegmentMeta {
                     seq,
                     partition_start_ms,
@@ -792,15 +907,13 @@ impl Inner {
                     max_time_ms: summary.max_time_ms,
                     sample_count: summary.sample_count,
                     series_count: summary.series_count,
+                    pin: Some(SegmentPin::of_file(&path, &segment)?),
                 };
                 report.segments_written += 1;
                 report.series_written += u64::from(summary.series_count);
                 report.samples_written += summary.sample_count;
                 report.bytes_written += summary.file_len;
-                written.push(Arc::new(LiveSegment {
-                    meta,
-                    segment: Segment::open(&path)?,
-                }));
+                written.push(Arc::new(LiveSegment { meta, segment }));
                 next.segments.push(meta);
             }
         }
@@ -836,53 +949,47 @@ impl Inner {
     }
 }
 
-/// Deletes `*.tmp` files and segments the manifest does not list.
-fn remove_orphans(segment_dir: &Path, manifest: &Manifest) -> Result<Vec<PathBuf>> {
-    let mut removed = Vec::new();
-    let entries =
-        fs::read_dir(segment_dir).map_err(|e| Error::io("read directory", segment_dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("read directory", segment_dir, e))?;
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let listed = manifest
-            .segments
-            .iter()
-            .any(|m| SegmentMeta::file_name(m.seq) == name);
-        let ours = name.ends_with(".seg") || name.ends_with(".tmp");
-        if ours && !listed {
-            fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
-            removed.push(path);
+/// Opens every segment the manifest lists and checks it against its pin.
+/// A version-1 manifest has no pins: a writer computes them and stores the
+/// manifest again (as the current version).
+fn open_segments(
+    dir: &Path,
+    manifest: &mut Manifest,
+    read_only: bool,
+) -> Result<Vec<Arc<LiveSegment>>> {
+    let segment_dir = dir.join(SEGMENT_DIR);
+    let mut segments = Vec::with_capacity(manifest.segments.len());
+    let mut pinned_now = false;
+    for meta in &mut manifest.segments {
+        let path = segment_dir.join(SegmentMeta::file_name(meta.seq));
+        if !path.exists() {
+            return Err(CorruptionError {
+                path,
+                offset: 0,
+                series: None,
+                kind: Corruption::BadLayout(format!(
+                    "segment {} is listed in the manifest but the file is missing; its samples are lost unless the file is restored (run `strata repair` to drop it from the manifest)",
+                    meta.seq
+                )),
+            }
+            .into());
         }
-    }
-    Ok(removed)
-}
-
-/// Takes the advisory lock on `dir/LOCK` and records this process's pid.
-fn acquire_lock(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            return Err(Error::Locked {
-                path: dir.to_path_buf(),
-                pid: text.trim().parse().ok(),
-            });
+        let segment = Segment::open(&path)?;
+        match meta.pin {
+            Some(pin) => pin.check_open(&segment)?,
+            None if !read_only => {
+                meta.pin = Some(SegmentPin::of_file(&path, &segment)?);
+                pinned_now = true;
+            }
+            None => {}
         }
-        Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
+        segments.push(Arc::new(LiveSegment {
+            meta: *meta,
+            segment,
+        }));
     }
-    file.set_len(0).map_err(|e| Error::io("write", &path, e))?;
-    file.write_all(std::process::id().to_string().as_bytes())
-        .map_err(|e| Error::io("write", &path, e))?;
-    Ok(file)
+    if pinned_now {
+        manifest.store(dir)?;
+    }
+    Ok(segments)
 }

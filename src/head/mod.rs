@@ -302,11 +302,15 @@ impl MemSeries {
     }
 }
 
-/// Start of the partition holding `timestamp_ms`.
+/// Start of the partition holding `timestamp_ms`: the largest multiple of
+/// `partition_ms` not after it. Where that multiple is below `i64::MIN`
+/// (timestamps within one partition of `i64::MIN`) the partition starts at
+/// `i64::MIN`, so every timestamp has a partition and no arithmetic wraps.
 pub fn partition_start(timestamp_ms: i64, partition_ms: i64) -> i64 {
-    timestamp_ms.div_euclid(partition_ms) * partition_ms
+    timestamp_ms
+        .checked_sub(timestamp_ms.rem_euclid(partition_ms))
+        .unwrap_or(i64::MIN)
 }
-
 /// Series with their samples, as a segment writer takes them.
 pub type SeriesBatch = Vec<(SeriesKey, Vec<Sample>)>;
 
@@ -426,6 +430,15 @@ impl Head {
     /// Bytes of sample data held in the head.
     pub fn data_bytes(&self) -> usize {
         self.series.read().values().map(|s| s.data_bytes()).sum()
+    }
+
+    /// `per_series` plus the key bytes, summed over every series.
+    pub fn series_key_bytes(&self, per_series: usize) -> usize {
+        self.series
+            .read()
+            .keys()
+            .map(|key| per_series + key.byte_len())
+            .sum()
     }
 }
 
