@@ -42,7 +42,7 @@ pub mod workload;
 pub use db::manifest::{Manifest, SegmentMeta, SegmentPin};
 pub use db::{
     BatchOutcome, Db, DbStats, FlushReport, Options, Quarantined, RecoveryReport, RepairReport,
-    SeriesRef, SyncMode, HEAD_BYTES_PER_SERIES, MAX_BATCH_SAMPLES,
+    SegmentCheck, SeriesRef, SyncMode, HEAD_BYTES_PER_SERIES, MAX_BATCH_SAMPLES,
 };
 pub use error::{Corruption, CorruptionError, Error, InputError, Result};
 pub use index::{parse_selector, MatchOp, Matcher};

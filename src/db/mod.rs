@@ -25,6 +25,7 @@ pub mod manifest;
 mod read;
 mod repair;
 mod replay;
+mod verify;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ use dir::{SEGMENT_DIR, WAL_DIR};
 use manifest::{Manifest, SegmentMeta, SegmentPin};
 pub use repair::RepairReport;
 use replay::{replay_into, truncate_damaged};
+pub use verify::SegmentCheck;
 
 /// Most samples one `append_batch` call may carry (one WAL record).
 pub const MAX_BATCH_SAMPLES: usize = 1 << 20;
