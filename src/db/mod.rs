@@ -350,6 +350,9 @@ struct Inner {
     version: RwLock<Arc<Version>>,
     /// Also serializes flushes.
     manifest: Mutex<Manifest>,
+    /// Segment files written by flushes that failed before or during their
+    /// commit; removed after the next successful commit.
+    abandoned_segments: Mutex<Vec<PathBuf>>,
     persisted_below_ms: AtomicI64,
     max_time_ms: AtomicI64,
     /// Budget estimate of the head's series bookkeeping (see
@@ -491,6 +494,7 @@ impl Db {
             })),
             persisted_below_ms: AtomicI64::new(manifest.persisted_below_ms),
             manifest: Mutex::new(manifest),
+            abandoned_segments: Mutex::new(Vec::new()),
             max_time_ms: AtomicI64::new(max_time_ms),
             series_bytes: AtomicUsize::new(series_bytes),
             data_bytes: AtomicUsize::new(data_bytes),
@@ -891,48 +895,69 @@ impl Inner {
         let mut report = FlushReport::default();
         let mut next = manifest.clone();
         let mut written = Vec::new();
-        for frozen in &pending {
-            for (partition_start_ms, series) in frozen.by_partition()? {
-                let seq = next.next_segment_seq;
-                next.next_segment_seq += 1;
-                let path = self.dir.join(SEGMENT_DIR).join(SegmentMeta::file_name(seq));
-                let mut writer = SegmentWriter::create(&path)?;
-                for (key, samples) in &series {
-                    writer.add_series(key, samples)?;
+        // A segment number once used is never used again, even when the
+        // flush fails: the failed attempt may have reached the disk (a rename
+        // that happened before its fsync failed), and a retry must not
+        // overwrite a file some manifest may list.
+        let committed = (|| -> Result<()> {
+            for frozen in &pending {
+                for (partition_start_ms, series) in frozen.by_partition()? {
+                    let seq = next.next_segment_seq;
+                    next.next_segment_seq += 1;
+                    let path = self.dir.join(SEGMENT_DIR).join(SegmentMeta::file_name(seq));
+                    let mut writer = SegmentWriter::create(&path)?;
+                    for (key, samples) in &series {
+                        writer.add_series(key, samples)?;
+                    }
+                    let summary = writer.finish()?;
+                    let segment = Segment::open(&path)?;
+                    let meta = SegmentMeta {
+                        seq,
+                        partition_start_ms,
+                        min_time_ms: summary.min_time_ms,
+                        max_time_ms: summary.max_time_ms,
+                        sample_count: summary.sample_count,
+                        series_count: summary.series_count,
+                        pin: Some(SegmentPin::of_file(&path, &segment)?),
+                    };
+                    report.segments_written += 1;
+                    report.series_written += u64::from(summary.series_count);
+                    report.samples_written += summary.sample_count;
+                    report.bytes_written += summary.file_len;
+                    written.push(Arc::new(LiveSegment { meta, segment }));
+                    next.segments.push(meta);
                 }
-                let summary = writer.finish()?;
-                let segment = Segment::open(&path)?;
-                let meta = SegmentMeta {
-                    seq,
-                    partition_start_ms,
-                    min_time_ms: summary.min_time_ms,
-                    max_time_ms: summary.max_time_ms,
-                    sample_count: summary.sample_count,
-                    series_count: summary.series_count,
-                    pin: Some(SegmentPin::of_file(&path, &segment)?),
-                };
-                report.segments_written += 1;
-                report.series_written += u64::from(summary.series_count);
-                report.samples_written += summary.sample_count;
-                report.bytes_written += summary.file_len;
-                written.push(Arc::new(LiveSegment { meta, segment }));
-                next.segments.push(meta);
             }
+            next.wal_replay_from = match scope {
+                FlushScope::Everything => new_wal_id,
+                FlushScope::Before(cutoff) => {
+                    next.persisted_below_ms = cutoff;
+                    wal.closed_files()
+                        .iter()
+                        .filter(|c| c.max_time_ms >= cutoff)
+                        .map(|c| c.file_id)
+                        .min()
+                        .unwrap_or(new_wal_id)
+                }
+            };
+            next.store(&self.dir)
+        })();
+        if let Err(error) = committed {
+            let mut abandoned = self.abandoned_segments.lock();
+            abandoned.extend(
+                (manifest.next_segment_seq..next.next_segment_seq)
+                    .map(|seq| self.dir.join(SEGMENT_DIR).join(SegmentMeta::file_name(seq))),
+            );
+            manifest.next_segment_seq = next.next_segment_seq;
+            return Err(error);
         }
-        next.wal_replay_from = match scope {
-            FlushScope::Everything => new_wal_id,
-            FlushScope::Before(cutoff) => {
-                next.persisted_below_ms = cutoff;
-                wal.closed_files()
-                    .iter()
-                    .filter(|c| c.max_time_ms >= cutoff)
-                    .map(|c| c.file_id)
-                    .min()
-                    .unwrap_or(new_wal_id)
-            }
-        };
-        next.store(&self.dir)?;
         *manifest = next;
+        // Files of failed attempts are unlisted by the manifest just
+        // committed, and their samples are in its segments or the WAL. Best
+        // effort: one left behind is quarantined by the next open.
+        for path in std::mem::take(&mut *self.abandoned_segments.lock()) {
+            let _ = fs::remove_file(&path);
+        }
         {
             let mut version = self.version.write();
             let mut segments = version.segments.clone();
