@@ -13,7 +13,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -102,12 +101,7 @@ fn run_and_kill(
         }
     }
     let ended = child.kill();
-    assert_eq!(
-        ended.status.signal(),
-        Some(SIGKILL),
-        "{context}: the child exited before it was killed: {}",
-        ended.describe()
-    );
+    ended.assert_killed(&context);
     // Acks printed before the kill landed still count.
     acks.extend(ended.unread.iter().filter_map(|line| parse_ack(line)));
     acks
@@ -118,9 +112,6 @@ fn parse_ack(line: &str) -> Option<(i64, i64)> {
     let (s, ts) = rest.split_once(' ')?;
     Some((s.parse().unwrap(), ts.parse().unwrap()))
 }
-
-/// SIGKILL's number on every Unix strata runs on.
-const SIGKILL: i32 = 9;
 
 /// Opens the directory and checks it against everything acknowledged (or
 /// found durable by an earlier check). Returns what is present.

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
@@ -16,6 +17,9 @@ use std::time::{Duration, Instant};
 /// performance threshold: a healthy child talks many times a second, this
 /// only keeps a hung child from hanging the test run.
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+
+/// SIGKILL's number on every Unix strata runs on.
+const SIGKILL: i32 = 9;
 
 /// A child process running one ignored test of the current test binary.
 pub struct ChildTest {
@@ -89,8 +93,21 @@ impl ChildTest {
     /// (a silent child is killed first). `context` says what the caller
     /// was doing.
     pub fn next_line(&mut self, context: &str) -> String {
-        match self.lines.recv_timeout(SILENCE_LIMIT) {
-            Ok(line) => line,
+        match self.next_line_until(Instant::now() + SILENCE_LIMIT, context) {
+            Some(line) => line,
+            None => self.silent(context),
+        }
+    }
+
+    /// The next line the child prints before `deadline`, or `None`. If it
+    /// exits instead, panics with its exit status and stderr.
+    pub fn next_line_until(&mut self, deadline: Instant, context: &str) -> Option<String> {
+        match self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            Ok(line) => Some(line),
+            Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => {
                 let ended = self.reap();
                 panic!(
@@ -100,17 +117,18 @@ impl ChildTest {
                     stderr_section(&ended.stderr)
                 )
             }
-            Err(RecvTimeoutError::Timeout) => {
-                let _ = self.child.kill();
-                let ended = self.reap();
-                panic!(
-                    "{context}: child {} said nothing for {SILENCE_LIMIT:?}; killed it ({}){}",
-                    self.name,
-                    ended.status,
-                    stderr_section(&ended.stderr)
-                )
-            }
         }
+    }
+
+    fn silent(&mut self, context: &str) -> ! {
+        let _ = self.child.kill();
+        let ended = self.reap();
+        panic!(
+            "{context}: child {} said nothing for {SILENCE_LIMIT:?}; killed it ({}){}",
+            self.name,
+            ended.status,
+            stderr_section(&ended.stderr)
+        )
     }
 
     /// Kills the child with SIGKILL and reaps it.
@@ -154,6 +172,17 @@ impl Drop for ChildTest {
 }
 
 impl Ended {
+    /// Panics unless SIGKILL ended the child: a child that exited on its
+    /// own before the kill failed.
+    pub fn assert_killed(&self, context: &str) {
+        assert_eq!(
+            self.status.signal(),
+            Some(SIGKILL),
+            "{context}: the child exited before it was killed: {}",
+            self.describe()
+        );
+    }
+
     /// Status and stderr, for a failure message.
     pub fn describe(&self) -> String {
         format!(
@@ -203,9 +232,4 @@ impl Lcg {
             .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
-}
-
-/// Sleeps until `deadline` (no-op if it passed).
-pub fn sleep_until(deadline: Instant) {
-    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
 }
