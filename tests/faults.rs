@@ -818,3 +818,63 @@ fn wal_deletion_failure_after_checkpoint_loses_nothing() {
     assert!(obsolete.iter().all(|(_, p)| !p.exists()), "{context}");
     fx.assert_exactly_once_on_disk(context);
 }
+
+/// Polls `condition` (the library offers nothing to wait on) until it
+/// holds; the limit only keeps a broken build from hanging.
+fn await_condition(what: &str, mut condition: impl FnMut() -> bool) {
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < limit,
+            "still waiting for {what} after 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A background flush of complete partitions fails at its first segment:
+/// the error is kept in `stats().last_background_error`, writes go on (not
+/// poisoned), reads stay exact, and a later background flush publishes the
+/// frozen partitions with the new ones, each sample once.
+#[test]
+fn failed_background_flush_is_published_once_by_a_later_one() {
+    let _faults = fault_scope();
+    let context = "segment.write EIO in a background flush";
+    let mut fx = Fixture::with_options(Options {
+        flush_complete_partitions: true,
+        out_of_order_window_ms: 0,
+        ..options()
+    });
+    fault::inject("segment.write", EIO, 1, false);
+    // Partitions 0..=2 complete once a sample of partition 3 arrives.
+    fx.append_acked(BEFORE + 1);
+    await_condition("the background flush to fail", || {
+        fx.db().stats().last_background_error.is_some()
+    });
+    assert_eq!(fault::hits("segment.write"), 1, "{context}");
+    assert_eq!(fx.db().stats().segments, 0, "{context}");
+    fx.assert_reads_exact(context);
+    // Two more partitions complete: the next background flush takes them
+    // and the ones the failed flush froze.
+    fx.append_acked(20);
+    await_condition("a background flush to succeed", || {
+        fx.db().stats().flushes >= 1
+    });
+    fx.assert_reads_exact(context);
+    let manifest = Manifest::load(fx.path()).unwrap().unwrap();
+    let listed: u64 = manifest.segments.iter().map(|m| m.sample_count).sum();
+    let complete = fx
+        .acked
+        .keys()
+        .filter(|&&(_, ts)| ts < manifest.persisted_below_ms)
+        .count();
+    assert_eq!(listed, complete as u64, "{context}: {manifest:?}");
+    // At least the three partitions the failed flush froze, and the next.
+    assert!(
+        manifest.persisted_below_ms >= 4 * PARTITION_MS,
+        "{context}: {manifest:?}"
+    );
+    let report = fx.reopen(context);
+    assert!(report.is_clean(), "{context}: {report:?}");
+    fx.assert_exactly_once_on_disk(context);
+}
