@@ -47,10 +47,11 @@ fn value_of(s: i64, ts: i64) -> f64 {
 fn options() -> Options {
     Options {
         sync: SyncMode::Always,
-        // Timestamps come from a counter, one per sample: partitions of 200
-        // complete many times a second, so background flushes happen
-        // during most runs.
-        partition_duration_ms: 200,
+        // Timestamps come from a counter, one per sample: at thousands of
+        // samples a second, partitions of 2000 complete every run, so
+        // background flushes happen during kills, and there are not so
+        // many segments (nothing compacts them yet) that opens crawl.
+        partition_duration_ms: 2_000,
         out_of_order_window_ms: 1_000,
         flush_complete_partitions: true,
         ..Options::default()
@@ -97,7 +98,7 @@ fn soak_child() {
         scope.spawn(|| {
             let mut rng = Lcg(seed);
             loop {
-                std::thread::sleep(Duration::from_millis(20 + rng.below(300)));
+                std::thread::sleep(Duration::from_millis(50 + rng.below(500)));
                 println!("flush");
                 if let Err(e) = db.flush() {
                     bad(&format!("flush: {e}"));
@@ -497,6 +498,9 @@ fn soak_kill9_writers_readers_and_flushes() {
         }
         figures.cycles += 1;
         start = run.max_ts + 1;
+        if cycle % 10 == 9 {
+            eprintln!("soak: {context} done, {figures:?}");
+        }
     }
     let verified: usize = durable.lock().unwrap().iter().map(Vec::len).sum();
     let lost = figures.acknowledged + figures.in_flight_survived - verified as u64;
