@@ -5,14 +5,27 @@
 //!
 //! The child is this test binary itself, running the ignored test
 //! `crash_child` with its instructions in environment variables.
+//!
+//! Also here: the writer lock must not outlive `Db` because another thread
+//! of the process spawned a program at the wrong moment (regression test
+//! for the flake these crash tests had when run in parallel).
+
+mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::RwLock;
+use std::time::Duration;
 
-use strata::{Db, Options, SeriesKey, SyncMode, TimeRange};
+use common::{env_var, ChildTest, Lcg};
+use strata::{Db, Error, Options, SeriesKey, SyncMode, TimeRange};
+
+/// The crash tests run in parallel with each other (read), the lock race
+/// test alone (write): its spawning threads would make the crash tests'
+/// reopen fail too while the race exists, hiding which test found it.
+static PROCESS_SPAWNING: RwLock<()> = RwLock::new(());
 
 const SERIES: i64 = 4;
 
@@ -39,15 +52,9 @@ fn child_options() -> Options {
 #[test]
 #[ignore = "child process of the crash tests"]
 fn crash_child() {
-    let dir = std::env::var("STRATA_CRASH_DIR").expect("STRATA_CRASH_DIR");
-    let start: i64 = std::env::var("STRATA_CRASH_START")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let flush_every: i64 = std::env::var("STRATA_CRASH_FLUSH_EVERY")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let dir: String = env_var("STRATA_CRASH_DIR");
+    let start: i64 = env_var("STRATA_CRASH_START");
+    let flush_every: i64 = env_var("STRATA_CRASH_FLUSH_EVERY");
     let db = Db::open(&dir, child_options()).unwrap();
     let handles: Vec<_> = (0..SERIES)
         .map(|s| db.series(&series_key(s)).unwrap())
@@ -66,80 +73,50 @@ fn crash_child() {
     }
 }
 
-struct Lcg(u64);
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 /// Runs the child until `kill_after` says so, kills it, returns the acks.
+/// A child that dies on its own or falls silent fails the test with its
+/// exit status and stderr.
 fn run_and_kill(
-    dir: &std::path::Path,
+    dir: &Path,
     start: i64,
     flush_every: i64,
+    iteration: usize,
     kill_after: &mut dyn FnMut(&str) -> bool,
 ) -> Vec<(i64, i64)> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "crash_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("STRATA_CRASH_DIR", dir)
-        .env("STRATA_CRASH_START", start.to_string())
-        .env("STRATA_CRASH_FLUSH_EVERY", flush_every.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut child = ChildTest::spawn(
+        "crash_child",
+        &[
+            ("STRATA_CRASH_DIR", dir.display().to_string()),
+            ("STRATA_CRASH_START", start.to_string()),
+            ("STRATA_CRASH_FLUSH_EVERY", flush_every.to_string()),
+        ],
+    );
+    let context = format!("iteration {iteration}");
     let mut acks = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("child stopped talking");
-        if let Some(rest) = line.strip_prefix("ack ") {
-            let mut parts = rest.split(' ').map(|p| p.parse::<i64>().unwrap());
-            acks.push((parts.next().unwrap(), parts.next().unwrap()));
-        }
+        let line = child.next_line(&context);
+        acks.extend(parse_ack(&line));
         if kill_after(&line) {
             break;
         }
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    reader.join().unwrap();
+    let ended = child.kill();
+    ended.assert_killed(&context);
     // Acks printed before the kill landed still count.
-    for line in rx.try_iter() {
-        if let Some(rest) = line.strip_prefix("ack ") {
-            let mut parts = rest.split(' ').map(|p| p.parse::<i64>().unwrap());
-            acks.push((parts.next().unwrap(), parts.next().unwrap()));
-        }
-    }
+    acks.extend(ended.unread.iter().filter_map(|line| parse_ack(line)));
     acks
+}
+
+fn parse_ack(line: &str) -> Option<(i64, i64)> {
+    let rest = line.strip_prefix("ack ")?;
+    let (s, ts) = rest.split_once(' ')?;
+    Some((s.parse().unwrap(), ts.parse().unwrap()))
 }
 
 /// Opens the directory and checks it against everything acknowledged (or
 /// found durable by an earlier check). Returns what is present.
 fn check(
-    dir: &std::path::Path,
+    dir: &Path,
     acked: &BTreeMap<(i64, i64), f64>,
     iteration: usize,
 ) -> BTreeMap<(i64, i64), f64> {
@@ -186,18 +163,14 @@ fn check(
 type KillRule = Box<dyn FnMut(&str) -> bool>;
 
 fn crash_loop(flush_every: i64, kill_rule: fn(&mut Lcg) -> KillRule) {
+    let _shared = PROCESS_SPAWNING.read().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    eprintln!("crash test seed {seed}");
-    let mut rng = Lcg(seed);
+    let mut rng = Lcg::from_clock("crash test");
     let mut acked = BTreeMap::new();
     let mut start = 0;
     for iteration in 0..22 {
         let mut kill_after = kill_rule(&mut rng);
-        for (s, ts) in run_and_kill(dir.path(), start, flush_every, &mut *kill_after) {
+        for (s, ts) in run_and_kill(dir.path(), start, flush_every, iteration, &mut *kill_after) {
             acked.insert((s, ts), value_of(s, ts));
         }
         let present = check(dir.path(), &acked, iteration);
@@ -254,4 +227,105 @@ fn sigkill_during_flush_loses_no_acknowledged_sample() {
             flushes >= kill_at_flush && acks_after >= extra_acks
         })
     });
+}
+
+/// Opens `STRATA_LOCK_DIR` for writing, appends one sample, prints
+/// `outcome: opened` or `outcome: failed: <error>`, and exits. (The test
+/// harness prints its `test lock_child ... ` before it on the same line.)
+#[test]
+#[ignore = "child process of the lock race test"]
+fn lock_child() {
+    let dir: String = env_var("STRATA_LOCK_DIR");
+    let ts: i64 = env_var("STRATA_LOCK_TS");
+    match Db::open(&dir, child_options()) {
+        Ok(db) => {
+            db.append(&series_key(1), ts, value_of(1, ts)).unwrap();
+            println!("outcome: opened");
+        }
+        Err(e) => println!("outcome: failed: {e:?}"),
+    }
+}
+
+/// Sets the flag when dropped, also while a panic unwinds.
+struct SetOnDrop<'a>(&'a AtomicBool);
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Once a `Db` is dropped, its directory must open again, in this process
+/// and in a child, even while other threads keep spawning programs.
+///
+/// Regression test for: the LOCK file's flock belongs to the open file
+/// description, which every process forked while the `Db` is open shares
+/// until it execs (or exits). A program spawned by another thread at that
+/// moment kept the lock alive past `drop(db)`, and the next open failed with
+/// `Locked { pid: <this very process> }` ("child stopped talking" in the
+/// crash tests). Repeats open/drop/reopen so that the window is hit.
+#[test]
+fn dropped_db_is_not_kept_locked_by_concurrently_spawned_programs() {
+    let _exclusive = PROCESS_SPAWNING.write().unwrap_or_else(|e| e.into_inner());
+    const ROUNDS: i64 = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let stop = AtomicBool::new(false);
+    let mut in_process_locked = Vec::new();
+    let mut child_locked = Vec::new();
+    std::thread::scope(|scope| {
+        let _stop_spawners = SetOnDrop(&stop);
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let status = Command::new("/bin/true").status().unwrap();
+                    assert!(status.success());
+                }
+            });
+        }
+        let mut ts = 0;
+        for round in 0..ROUNDS {
+            let db = match Db::open(dir.path(), child_options()) {
+                Ok(db) => db,
+                Err(Error::Locked { pid, .. }) => {
+                    in_process_locked.push((round, pid));
+                    continue;
+                }
+                Err(e) => panic!("round {round}: open failed: {e}"),
+            };
+            ts += 1;
+            db.append(&series_key(0), ts, value_of(0, ts)).unwrap();
+            drop(db);
+            ts += 1;
+            let mut child = ChildTest::spawn(
+                "lock_child",
+                &[
+                    ("STRATA_LOCK_DIR", dir.path().display().to_string()),
+                    ("STRATA_LOCK_TS", ts.to_string()),
+                ],
+            );
+            let context = format!("round {round}");
+            let answer = loop {
+                let line = child.next_line(&context);
+                if let Some((_, outcome)) = line.split_once("outcome: ") {
+                    break outcome.to_string();
+                }
+            };
+            let ended = child.wait();
+            assert!(ended.status.success(), "{context}: {}", ended.describe());
+            match answer.as_str() {
+                "opened" => {}
+                failed if failed.contains("Locked") => child_locked.push((round, answer)),
+                failed => panic!("{context}: the child could not open the directory: {failed}"),
+            }
+        }
+    });
+    assert!(
+        in_process_locked.is_empty() && child_locked.is_empty(),
+        "of {ROUNDS} rounds, the directory was still locked after drop(db) for {} reopens in \
+         this process (pid {}; first: {:?}) and for {} children (first: {:?})",
+        in_process_locked.len(),
+        std::process::id(),
+        in_process_locked.first(),
+        child_locked.len(),
+        child_locked.first(),
+    );
 }
