@@ -99,9 +99,6 @@ struct Fixture {
     /// Appends refused because the database was poisoned: never stored.
     refused: Samples,
     next: i64,
-    /// A temporary file a reopen is known to leave behind (see
-    /// `failed_manifest_store_leaves_no_temporary_file`).
-    tolerated_tmp: Option<&'static str>,
 }
 
 impl Fixture {
@@ -122,7 +119,6 @@ impl Fixture {
             unknown: Samples::new(),
             refused: Samples::new(),
             next: 0,
-            tolerated_tmp: None,
         }
     }
 
@@ -234,7 +230,7 @@ impl Fixture {
         self.handles = (0..SERIES).map(|s| db.series(&key(s)).unwrap()).collect();
         let report = db.recovery_report().clone();
         self.db = Some(db);
-        check_directory(self.path(), self.tolerated_tmp, context);
+        check_directory(self.path(), context);
         report
     }
 
@@ -347,10 +343,9 @@ fn all_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// After a writable open: the manifest decodes, every segment it lists
-/// opens, no other segment file exists, no temporary file is left (but
-/// `tolerated_tmp`), and no WAL file the manifest says is fully persisted
-/// remains.
-fn check_directory(dir: &Path, tolerated_tmp: Option<&str>, context: &str) {
+/// opens, no other segment file exists, no temporary file is left, and no
+/// WAL file the manifest says is fully persisted remains.
+fn check_directory(dir: &Path, context: &str) {
     let manifest = Manifest::load(dir)
         .unwrap_or_else(|e| panic!("{context}: MANIFEST does not decode: {e}"))
         .unwrap_or_default();
@@ -364,7 +359,6 @@ fn check_directory(dir: &Path, tolerated_tmp: Option<&str>, context: &str) {
     let stray: Vec<_> = files
         .iter()
         .filter(|f| f.extension().is_some_and(|e| e == "tmp"))
-        .filter(|f| tolerated_tmp.is_none_or(|t| Path::new(t) != *f))
         .collect();
     assert!(
         stray.is_empty(),
@@ -760,21 +754,15 @@ fn failed_flush_then_reopen_recovers_everything_once() {
     for case in flush_faults() {
         let context = format!("{}, then reopened", case.name());
         let (mut fx, _) = case.fail_a_flush();
-        if case.point.starts_with("manifest.") {
-            fx.tolerated_tmp = Some(MANIFEST_TMP);
-        }
         let report = fx.reopen(&context);
         assert!(report.wal_damage.is_empty(), "{context}: {report:?}");
         fx.assert_exactly_once_on_disk(&context);
     }
 }
 
-const MANIFEST_TMP: &str = "MANIFEST.tmp";
-
 /// A manifest store that fails before its rename leaves `MANIFEST.tmp`
 /// (partial when the write tore); a reopen must not leave it behind.
 #[test]
-#[ignore = "library bug: MANIFEST.tmp of a failed manifest store survives every later open"]
 fn failed_manifest_store_leaves_no_temporary_file() {
     let _faults = fault_scope();
     for case in flush_faults()
@@ -800,10 +788,12 @@ fn wal_deletion_failure_after_checkpoint_loses_nothing() {
     fault::inject("wal.remove", EIO, 1, false);
     let result = fx.db().flush();
     // The flush committed (its manifest is on disk, readers see its
-    // segments) and still reports the failed clean-up as an error.
+    // segments): it succeeds, and the failed clean-up shows in the stats.
+    assert!(result.is_ok(), "{context}: {result:?}");
+    let noted = fx.db().stats().last_background_error.unwrap_or_default();
     assert!(
-        matches!(&result, Err(Error::Io { .. })),
-        "{context}: {result:?}"
+        noted.contains("cleanup after a committed flush"),
+        "{context}: {noted}"
     );
     let manifest = Manifest::load(fx.path()).unwrap().unwrap();
     assert_eq!(manifest.segments.len(), 3, "{context}: {manifest:?}");

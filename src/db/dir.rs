@@ -228,6 +228,15 @@ fn list_segment_dir(dir: &Path) -> Result<SegmentDirListing> {
 /// database: a writer stores an empty manifest for it. No manifest next to
 /// WAL files or segments is an error.
 pub fn load_manifest(dir: &Path, read_only: bool) -> Result<Manifest> {
+    if !read_only {
+        // An interrupted store; the manifest it was replacing is intact.
+        let temp = dir.join(format!("{MANIFEST_FILE}.tmp"));
+        match fs::remove_file(&temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &temp, e)),
+        }
+    }
     if let Some(manifest) = Manifest::load(dir)? {
         return Ok(manifest);
     }

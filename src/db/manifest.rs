@@ -342,16 +342,23 @@ impl Manifest {
     pub fn store(&self, dir: &Path) -> Result<()> {
         let path = dir.join(MANIFEST_FILE);
         let temp: PathBuf = dir.join(format!("{MANIFEST_FILE}.tmp"));
-        let mut file = File::create(&temp).map_err(|e| Error::io("create", &temp, e))?;
-        crate::fault::write_all("manifest.write", &mut file, &self.encode())
-            .map_err(|e| Error::io("write", &temp, e))?;
-        crate::fault::check("manifest.fsync")
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::io("fsync", &temp, e))?;
-        drop(file);
-        crate::fault::check("manifest.rename")
-            .and_then(|()| fs::rename(&temp, &path))
-            .map_err(|e| Error::io("rename into place", &path, e))?;
+        let written = (|| {
+            let mut file = File::create(&temp).map_err(|e| Error::io("create", &temp, e))?;
+            crate::fault::write_all("manifest.write", &mut file, &self.encode())
+                .map_err(|e| Error::io("write", &temp, e))?;
+            crate::fault::check("manifest.fsync")
+                .and_then(|()| file.sync_all())
+                .map_err(|e| Error::io("fsync", &temp, e))?;
+            drop(file);
+            crate::fault::check("manifest.rename")
+                .and_then(|()| fs::rename(&temp, &path))
+                .map_err(|e| Error::io("rename into place", &path, e))
+        })();
+        if let Err(error) = written {
+            // Never read; best effort (a leftover is removed at open).
+            let _ = fs::remove_file(&temp);
+            return Err(error);
+        }
         sync_parent_dir(&path)
     }
 }

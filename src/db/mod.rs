@@ -168,8 +168,8 @@ const MAX_LABEL_NAME_LIMIT: usize = u16::MAX as usize;
 const SERIES_RECORD_OVERHEAD: usize = 7;
 /// Bytes per label of a WAL series record besides name and value: lengths.
 const LABEL_RECORD_OVERHEAD: usize = 6;
-/// Smallest accepted `wal_file_max_bytes`.
-const MIN_WAL_FILE_BYTES: u64 = 1 << 16;
+/// Smallest accepted `wal_file_max_bytes` (a WAL file header takes 24).
+const MIN_WAL_FILE_BYTES: u64 = 64;
 
 impl Default for Options {
     fn default() -> Self {
@@ -594,7 +594,10 @@ impl Db {
 
     /// Appends many samples of many series as one WAL record. Samples that
     /// fail validation are reported in the outcome and skipped; the others
-    /// are stored. `Err` means nothing of the batch was stored.
+    /// are stored. `Err` with an input error means nothing of the batch was
+    /// stored; after an I/O error (the database is then poisoned) the batch
+    /// is not visible, but it may have reached the WAL whole and come back
+    /// when the directory is reopened.
     pub fn append_batch(&self, samples: &[(&SeriesRef, i64, f64)]) -> Result<BatchOutcome> {
         let inner = &self.inner;
         if samples.len() > MAX_BATCH_SAMPLES {
@@ -856,12 +859,25 @@ impl Inner {
                     max.saturating_sub(self.options.out_of_order_window_ms),
                     self.options.partition_duration_ms,
                 );
-                if cutoff > self.persisted_below_ms.load(Ordering::Acquire) {
-                    self.flush(FlushScope::Before(cutoff))?;
+                let persisted = self.persisted_below_ms.load(Ordering::Acquire);
+                if cutoff > persisted || self.has_unpublished_data() {
+                    self.flush(FlushScope::Before(cutoff.max(persisted)))?;
                 }
+                return Ok(());
             }
         }
+        if self.has_unpublished_data() {
+            // A flush failed after freezing its partitions: retry it.
+            let persisted = self.persisted_below_ms.load(Ordering::Acquire);
+            self.flush(FlushScope::Before(persisted))?;
+        }
         Ok(())
+    }
+
+    /// Whether frozen head data waits for a flush to publish it (an earlier
+    /// flush failed after taking it out of the head).
+    fn has_unpublished_data(&self) -> bool {
+        !self.version.read().frozen.is_empty()
     }
 
     fn flush(&self, scope: FlushScope) -> Result<FlushReport> {
@@ -970,8 +986,13 @@ impl Inner {
                 .collect();
             *version = Arc::new(Version { segments, frozen });
         }
-        wal.remove_files_before(manifest.wal_replay_from)?;
         self.flushes.fetch_add(1, Ordering::Relaxed);
+        // The flush has committed: a WAL file that cannot be deleted now is
+        // only clutter (the next open deletes it), not a failed flush.
+        if let Err(error) = wal.remove_files_before(manifest.wal_replay_from) {
+            *self.last_background_error.lock() =
+                Some(format!("cleanup after a committed flush: {error}"));
+        }
         Ok(report)
     }
 }
