@@ -40,9 +40,9 @@ use crate::segment::{Segment, SegmentWriter};
 use crate::series::SeriesKey;
 use crate::wal::record::{self, SamplesEncoder};
 pub use crate::wal::SyncMode;
-use crate::wal::{self, WalDamage, WalWriter};
+use crate::wal::{Frames, WalDamage, WalWriter, MAX_PAYLOAD_LEN};
 use manifest::{Manifest, SegmentMeta};
-use replay::{replay_into, truncate_damaged};
+use replay::recover_wal;
 
 /// Most samples one `append_batch` call may carry (one WAL record).
 pub const MAX_BATCH_SAMPLES: usize = 1 << 20;
@@ -361,43 +361,18 @@ impl Db {
         }
 
         let head = Head::new(options.partition_duration_ms);
-        let mut max_time_ms = i64::MIN;
-        let mut closed = Vec::new();
-        let mut next_wal_id = manifest.wal_replay_from;
-        for (file_id, path) in wal::list_wal_files(&wal_dir)? {
-            next_wal_id = next_wal_id.max(file_id + 1);
-            if file_id < manifest.wal_replay_from {
-                if !read_only {
-                    // Fully persisted; a crash came before its deletion.
-                    fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
-                }
-                continue;
-            }
-            let (replay, file_max_ms) =
-                replay_into(&head, &path, manifest.persisted_below_ms, &mut recovery)?;
-            max_time_ms = max_time_ms.max(file_max_ms);
-            recovery.wal_files_replayed += 1;
-            recovery.wal_records_replayed += replay.records;
-            if let Some(damage) = replay.damage {
-                if !read_only {
-                    truncate_damaged(&path, replay.valid_len)?;
-                }
-                recovery.wal_damage.push(damage);
-            }
-            closed.push(wal::ClosedFile {
-                file_id,
-                max_time_ms: file_max_ms,
-            });
-        }
+        let recovered = recover_wal(&head, dir, &wal_dir, &manifest, read_only, &mut recovery)?;
+        let mut max_time_ms = recovered.max_time_ms;
         let wal = if read_only {
             None
         } else {
             Some(WalWriter::create(
                 &wal_dir,
-                next_wal_id,
+                recovered.next_file_id,
+                recovered.prev_last_seq,
                 options.sync,
                 options.wal_file_max_bytes,
-                closed,
+                recovered.closed,
             )?)
         };
         for meta in &manifest.segments {
@@ -460,6 +435,17 @@ impl Db {
             return Ok(SeriesRef { series });
         }
         inner.check_limits(key)?;
+        // Its definition must fit in one WAL frame.
+        let record_len = record::series_record_len(key);
+        if record_len > MAX_PAYLOAD_LEN {
+            return Err(InputError::LimitExceeded {
+                series: key.to_string(),
+                what: "WAL series record bytes",
+                len: record_len,
+                limit: MAX_PAYLOAD_LEN,
+            }
+            .into());
+        }
         let series = inner
             .head
             .get_or_create(key, inner.options.max_series)
@@ -490,14 +476,15 @@ impl Db {
             return Err(error.into());
         }
         // Encoded in place in the WAL buffer: no allocation per append.
-        wal.append(timestamp_ms, |file_id, out| {
-            define_series(s, file_id, out);
-            let frame = wal::begin_frame(out);
+        wal.append(timestamp_ms, |file_id, frames| {
+            define_series(s, file_id, frames);
+            let frame = frames.begin();
+            let out = frames.payload();
             let record = out.len();
             let mut encoder = SamplesEncoder::begin(timestamp_ms, out);
             encoder.push(s.series_id, timestamp_ms, value, out);
             encoder.finish(record, out);
-            wal::end_frame(out, frame);
+            frames.end(frame);
         })?;
         guard.insert(timestamp_ms, value, inner.options.partition_duration_ms);
         drop(guard);
@@ -543,13 +530,11 @@ impl Db {
             return Ok(outcome);
         };
         encoder.finish(0, &mut payload);
-        let mut framed = Vec::with_capacity(payload.len() + wal::FRAME_HEADER_LEN);
-        wal::frame(&payload, &mut framed);
-        wal.append(max_ts, |file_id, out| {
+        wal.append(max_ts, |file_id, frames| {
             for ((series, _, _), _) in samples.iter().zip(&accepted).filter(|(_, &a)| a) {
-                define_series(&series.series, file_id, out);
+                define_series(&series.series, file_id, frames);
             }
-            out.extend_from_slice(&framed);
+            frames.push(&payload);
         })?;
         let partition_ms = inner.options.partition_duration_ms;
         for (&(series, timestamp_ms, value), _) in samples.iter().zip(&accepted).filter(|(_, &a)| a)
@@ -617,11 +602,11 @@ impl Drop for Db {
 
 /// Writes the series' definition record into the WAL buffer unless the
 /// current file already has it. Runs under the WAL lock.
-fn define_series(series: &MemSeries, file_id: u64, out: &mut Vec<u8>) {
+fn define_series(series: &MemSeries, file_id: u64, frames: &mut Frames<'_>) {
     if series.wal_file_id.load(Ordering::Relaxed) != file_id {
-        let frame = wal::begin_frame(out);
-        record::encode_series(series.series_id, &series.key, out);
-        wal::end_frame(out, frame);
+        let frame = frames.begin();
+        record::encode_series(series.series_id, &series.key, frames.payload());
+        frames.end(frame);
         series.wal_file_id.store(file_id, Ordering::Relaxed);
     }
 }
