@@ -2,7 +2,8 @@
 //! segment files, written from many threads and read consistently.
 //!
 //! Directory layout: `LOCK` (held by the one writer process), `MANIFEST`
-//! (see [`manifest`]), `wal/<id>.wal`, `segments/<seq>.seg`.
+//! (see [`manifest`]), `wal/<id>.wal`, `segments/<seq>.seg`, and
+//! `quarantine/` (copies of damaged WAL files, see `db/replay.rs`).
 //!
 //! Write path: validate → append a WAL record (durable per [`SyncMode`]) →
 //! insert into the head. Flush: freeze head partitions (readers still see
