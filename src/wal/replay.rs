@@ -305,14 +305,16 @@ fn parse_header(bytes: &[u8], file_len: u64, path: &Path) -> Result<HeaderState>
     if file_len < WAL_HEADER_LEN as u64 {
         return Ok(HeaderState::TornCreate { file_len });
     }
-    let reason = if !has_magic {
-        "bad magic: not a strata WAL file".to_string()
-    } else {
-        let stored = u32_at(bytes, 32);
-        let computed = crc32fast::hash(&bytes[0..32]);
-        format!(
-            "header checksum mismatch (as version {WAL_VERSION}: stored {stored:#010x}, computed {computed:#010x})"
-        )
+    let reason = match bytes.get(0..WAL_HEADER_LEN) {
+        _ if !has_magic => "bad magic: not a strata WAL file".to_string(),
+        Some(header) => {
+            let stored = u32_at(header, 32);
+            let computed = crc32fast::hash(&header[0..32]);
+            format!(
+                "header checksum mismatch (as version {WAL_VERSION}: stored {stored:#010x}, computed {computed:#010x})"
+            )
+        }
+        None => "header ends early".to_string(),
     };
     Ok(HeaderState::Damaged(reason))
 }
@@ -853,6 +855,27 @@ mod tests {
             outcome.skipped[0].dropped_bytes,
             (FRAME_HEADER_LEN + payload.len()) as u64
         );
+    }
+
+    #[test]
+    fn memory_is_bounded_by_the_largest_frame_not_the_file() {
+        let specs: Vec<_> = (0..40_000).map(|i| (i, i64::from(i), 0, false)).collect();
+        let (bytes, _, _) = build(&specs);
+        assert!(bytes.len() > 20 * READ_CHUNK);
+        let mut scan = Scan {
+            window: Window::new(&bytes[..], bytes.len() as u64),
+            path: Path::new("00000000000000000007.wal"),
+            records: 0,
+            last_seq: 0,
+            last_end: WAL_HEADER_LEN as u64,
+            skipped: Vec::new(),
+        };
+        let tail = scan
+            .replay_v2(WAL_HEADER_LEN as u64, None, &mut |_| {})
+            .unwrap();
+        assert!(tail.is_none());
+        assert_eq!(scan.records, 40_000);
+        assert!(scan.window.buf.capacity() <= 2 * READ_CHUNK);
     }
 
     #[test]
