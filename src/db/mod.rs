@@ -41,7 +41,7 @@ use crate::segment::{Segment, SegmentWriter};
 use crate::series::SeriesKey;
 use crate::wal::record::{self, SamplesEncoder};
 pub use crate::wal::SyncMode;
-use crate::wal::{Frames, WalDamage, WalWriter, MAX_PAYLOAD_LEN};
+use crate::wal::{Frames, Payload, WalDamage, WalWriter, MAX_PAYLOAD_LEN};
 use manifest::{Manifest, SegmentMeta};
 use replay::recover_wal;
 
@@ -531,6 +531,7 @@ impl Db {
             return Ok(outcome);
         };
         encoder.finish(0, &mut payload);
+        let payload = Payload::new(&payload);
         wal.append(max_ts, |file_id, frames| {
             for ((series, _, _), _) in samples.iter().zip(&accepted).filter(|(_, &a)| a) {
                 define_series(&series.series, file_id, frames);

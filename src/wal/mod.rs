@@ -28,7 +28,7 @@ mod replay;
 mod writer;
 
 pub use replay::{list_wal_files, read_header, replay_file, FileReplay, HeaderState, WalDamage};
-pub use writer::{ClosedFile, Frames, SyncMode, WalWriter};
+pub use writer::{ClosedFile, Frames, Payload, SyncMode, WalWriter};
 
 pub const WAL_MAGIC: &[u8; 8] = b"STRATWAL";
 /// The version this build writes.

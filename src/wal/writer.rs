@@ -30,7 +30,10 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use super::{encode_header, file_name, seal_frame, FRAME_HEADER_LEN, MAX_FILE_ID, WAL_HEADER_LEN};
+use super::{
+    encode_header, file_name, seal_frame, FRAME_HEADER_LEN, FRAME_MAGIC, MAX_FILE_ID,
+    WAL_HEADER_LEN,
+};
 use crate::error::{Corruption, CorruptionError, Error, Result};
 use crate::segment::sync_parent_dir;
 
@@ -86,10 +89,37 @@ impl Frames<'_> {
         *self.next_seq += 1;
     }
 
-    /// Appends a whole frame holding `payload`.
-    pub fn push(&mut self, payload: &[u8]) {
-        super::frame(payload, *self.next_seq, self.buf);
+    /// Appends a whole frame holding `payload`, whose crc32 was computed
+    /// before the buffer lock was taken: only the 8 bytes of length and
+    /// sequence number are hashed here, and combined with it.
+    pub fn push(&mut self, payload: &Payload<'_>) {
+        let mut header = [0u8; FRAME_HEADER_LEN];
+        header[0..4].copy_from_slice(&FRAME_MAGIC);
+        header[4..8].copy_from_slice(&(payload.bytes.len() as u32).to_le_bytes());
+        header[8..12].copy_from_slice(&self.next_seq.to_le_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&header[4..12]);
+        crc.combine(&payload.crc);
+        header[12..16].copy_from_slice(&crc.finalize().to_le_bytes());
+        self.buf.extend_from_slice(&header);
+        self.buf.extend_from_slice(payload.bytes);
         *self.next_seq += 1;
+    }
+}
+
+/// A whole record with its crc32 computed ahead, outside the WAL lock, for
+/// [`Frames::push`]. At most [`super::MAX_PAYLOAD_LEN`] bytes.
+pub struct Payload<'a> {
+    bytes: &'a [u8],
+    crc: crc32fast::Hasher,
+}
+
+impl<'a> Payload<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        debug_assert!(bytes.len() <= super::MAX_PAYLOAD_LEN);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(bytes);
+        Payload { bytes, crc }
     }
 }
 
@@ -390,4 +420,32 @@ fn create_file(dir: &Path, file_id: u64, session_id: u64, prev_last_seq: u32) ->
         .map_err(|e| Error::io("fsync WAL file", &path, e))?;
     sync_parent_dir(&path)?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_way_of_building_a_frame_gives_the_same_bytes() {
+        let payload: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let mut expected = Vec::new();
+        super::super::frame(&payload, 5, &mut expected);
+        super::super::frame(&payload, 6, &mut expected);
+        super::super::frame(&payload[..3], 7, &mut expected);
+
+        let mut buf = Vec::new();
+        let mut next_seq = 5;
+        let mut frames = Frames {
+            buf: &mut buf,
+            next_seq: &mut next_seq,
+        };
+        frames.push(&Payload::new(&payload));
+        let start = frames.begin();
+        frames.payload().extend_from_slice(&payload);
+        frames.end(start);
+        frames.push(&Payload::new(&payload[..3]));
+        assert_eq!(buf, expected);
+        assert_eq!(next_seq, 8);
+    }
 }
