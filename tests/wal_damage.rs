@@ -702,3 +702,51 @@ fn wal_ids_at_the_top_of_the_range_are_typed_errors() {
         }
     }
 }
+
+/// `tests/data/wal-v1.wal` was written by the version 1 writer (strata
+/// before WAL version 2): `up{job="a"}` at 1_700_000_000_000 + i s for i in
+/// 0..10 with value i, then one batch of five `temp_celsius{room="é",zone="1"}`
+/// samples 15 s apart (20.5 + i/4), then `up{job="a"}` at +10 s with NaN.
+#[test]
+fn a_version_1_file_from_the_version_1_writer_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("wal")).unwrap();
+    let path = dir.path().join("wal").join(format!("{:020}.wal", 0));
+    std::fs::copy("tests/data/wal-v1.wal", &path).unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    assert!(
+        db.recovery_report().is_clean(),
+        "{:?}",
+        db.recovery_report()
+    );
+    assert_eq!(db.recovery_report().samples_replayed, 16);
+    let selected = db.select(&[], TimeRange::ALL).unwrap();
+    let t0 = 1_700_000_000_000;
+    let temp = SeriesKey::new("temp_celsius", &[("room", "é"), ("zone", "1")]).unwrap();
+    let up = SeriesKey::new("up", &[("job", "a")]).unwrap();
+    assert_eq!(selected.len(), 2);
+    assert_eq!(selected[0].key, temp);
+    let temps: Vec<(i64, f64)> = selected[0]
+        .samples
+        .iter()
+        .map(|s| (s.timestamp_ms, s.value))
+        .collect();
+    let expected: Vec<(i64, f64)> = (0..5)
+        .map(|i| (t0 + i * 15_000, 20.5 + i as f64 / 4.0))
+        .collect();
+    assert_eq!(temps, expected);
+    assert_eq!(selected[1].key, up);
+    let ups = &selected[1].samples;
+    assert_eq!(ups.len(), 11);
+    for (i, s) in ups.iter().take(10).enumerate() {
+        assert_eq!((s.timestamp_ms, s.value), (t0 + i as i64 * 1000, i as f64));
+    }
+    assert_eq!(ups[10].timestamp_ms, t0 + 10_000);
+    assert!(ups[10].value.is_nan());
+    drop(db);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        std::fs::read("tests/data/wal-v1.wal").unwrap(),
+        "replay never rewrites a file"
+    );
+}
