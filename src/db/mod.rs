@@ -135,16 +135,18 @@ pub struct RecoveryReport {
     /// Segment files of flushes that never committed (their data is still
     /// in the WAL), deleted.
     pub orphan_segments_removed: Vec<PathBuf>,
-    /// Files moved (or, read-only, to be moved) to `quarantine/`.
+    /// Damaged files copied (or, read-only, to be copied) to
+    /// `quarantine/` before anything else was done to them.
     pub quarantined: Vec<Quarantined>,
 }
 
-/// A file strata could not use and moved aside instead of deleting.
+/// A damaged file copied aside, so that its damaged bytes are kept for
+/// inspection whatever recovery does to the original.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quarantined {
-    /// Where the file was.
+    /// The damaged file.
     pub from: PathBuf,
-    /// Where it is now, under `quarantine/`.
+    /// Its copy, under `quarantine/`.
     pub to: PathBuf,
     pub reason: String,
 }

@@ -27,8 +27,10 @@ pub mod record;
 mod replay;
 mod writer;
 
-pub use replay::{list_wal_files, read_header, replay_file, FileReplay, HeaderState, WalDamage};
-pub use writer::{ClosedFile, Frames, Payload, SyncMode, WalWriter};
+pub use replay::{
+    list_wal_files, read_header, replay_file, FileReplay, HeaderState, WalDamage, WalHeader,
+};
+pub use writer::{ClosedFile, FrameStart, Frames, Payload, SyncMode, WalWriter};
 
 pub const WAL_MAGIC: &[u8; 8] = b"STRATWAL";
 /// The version this build writes.
