@@ -493,7 +493,7 @@ impl<R: Read> Scan<'_, R> {
                 Ok(frame) => {
                     let lost = frame.seq - self.last_seq - 1;
                     let reason = format!(
-                        "{reason}; resynchronised at frame {} ({lost} frames lost)",
+                        "{reason}; resynchronised at frame {}; frames lost: {lost}",
                         frame.seq
                     );
                     let damage = self.damage(*start, candidate, false, reason);
