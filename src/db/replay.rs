@@ -8,7 +8,16 @@
 //! any later sample of that series, so last-write-wins order is kept). What
 //! is still unresolved when the session's files end is counted in
 //! `samples_without_series`. Version 1 files and files with a damaged
-//! header are each a session of their own.
+//! header are each a session of their own. Held-back samples stay in memory
+//! until then: at most the samples of the series whose definitions were
+//! lost.
+//!
+//! What is lost: the records of damaged frames and nothing else (version 2);
+//! the samples of a series whose definition frame was lost only when no
+//! other file of the session defines it; with version 1, everything after
+//! the first bad frame of a file; the frames after a cut exactly at a frame
+//! boundary of the newest file (indistinguishable from a crash). The
+//! details, case by case, are in docs/FORMAT.md.
 //!
 //! What a writable open does with each finding (a read-only open only
 //! reports it):
