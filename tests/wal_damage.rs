@@ -548,13 +548,21 @@ fn a_torn_create_is_removed_and_reported() {
         .path()
         .join("wal")
         .join(format!("{:020}.wal", fx.files.len()));
-    std::fs::write(&next, &b"STRATWAL\x02\x00"[..]).unwrap();
-    let (got, report) = open(fx.path());
-    assert_eq!(got, fx.all_but(&[]));
-    assert_eq!(report.wal_damage.len(), 1, "{report:?}");
-    assert!(report.wal_damage[0].torn_tail);
-    assert!(report.wal_damage[0].reason.contains("torn create"));
-    assert!(!next.exists());
+    // Cut short, or header-sized but never written (zeros).
+    for bytes in [&b"STRATWAL\x02\x00"[..], &[0u8; 36][..]] {
+        std::fs::write(&next, bytes).unwrap();
+        let (got, report) = open(fx.path());
+        assert_eq!(got, fx.all_but(&[]));
+        let damage = report
+            .wal_damage
+            .iter()
+            .find(|d| d.path == next)
+            .expect("reported");
+        assert!(damage.torn_tail);
+        assert!(damage.reason.contains("torn create"));
+        assert!(report.quarantined.is_empty());
+        assert!(!next.exists());
+    }
 }
 
 #[test]

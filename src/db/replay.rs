@@ -23,7 +23,8 @@
 //! reports it):
 //! - unknown version (intact header): the open fails before anything on
 //!   disk is changed;
-//! - torn create (shorter than a header, never acknowledged): removed;
+//! - torn create (at most a header's 36 bytes without an intact header;
+//!   nothing in it was acknowledged): removed;
 //! - torn tail (damage to the end of the file, nothing valid after it, and
 //!   no later file saying frames are missing): truncated;
 //! - anything else (damaged header, damage in the middle, a tail that the

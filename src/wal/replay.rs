@@ -87,13 +87,15 @@ pub struct WalHeader {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderState {
     Valid(WalHeader),
-    /// Shorter than a header and not a valid version 1 file: a crash while
-    /// the file was created. The header is fsynced before any frame, so
-    /// nothing in it was acknowledged.
+    /// At most 36 bytes (a version 2 header) without an intact header: a
+    /// crash while the file was created (cut short, or a header-sized
+    /// extent that was never written). No frame fits besides a header, and
+    /// the header is fsynced before any frame, so nothing in it was
+    /// acknowledged.
     TornCreate {
         file_len: u64,
     },
-    /// Long enough, but magic, crc32 or file id are wrong.
+    /// Longer than a header, but magic, crc32 or file id are wrong.
     Damaged(String),
 }
 
@@ -203,7 +205,7 @@ fn replay_reader<R: Read>(
             dropped_bytes: *file_len,
             torn_tail: true,
             reason: format!(
-                "file is {file_len} bytes, shorter than the {WAL_HEADER_LEN}-byte header (torn create; nothing in it was acknowledged)"
+                "file is {file_len} bytes without an intact header; a frame needs more (torn create; nothing in it was acknowledged)"
             ),
         }),
         HeaderState::Valid(h) if h.version == WAL_VERSION_1 => scan.replay_v1(&mut apply)?,
@@ -302,7 +304,7 @@ fn parse_header(bytes: &[u8], file_len: u64, path: &Path) -> Result<HeaderState>
             }
         }
     }
-    if file_len < WAL_HEADER_LEN as u64 {
+    if file_len <= WAL_HEADER_LEN as u64 {
         return Ok(HeaderState::TornCreate { file_len });
     }
     let reason = match bytes.get(0..WAL_HEADER_LEN) {
