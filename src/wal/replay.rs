@@ -453,9 +453,9 @@ impl<R: Read> Scan<'_, R> {
         self.last_end = frame.end;
     }
 
-    /// Version 2 frames from `pos`; `broken` is a damaged region that
-    /// starts before `pos` and is still open (a damaged header). Returns
-    /// the torn tail, if any.
+    /// Version 2 frames from `pos`; `broken` is a damaged region starting
+    /// at or before `pos` that is still open (a damaged header, scanned
+    /// from 0). Returns the torn tail, if any.
     fn replay_v2(
         &mut self,
         mut pos: u64,
