@@ -11,7 +11,7 @@
 //! Point names are `<component>.<step>`: `wal.write`, `wal.fsync`,
 //! `wal.create`, `wal.remove`, `segment.write`, `segment.fsync`,
 //! `segment.rename`, `manifest.write`, `manifest.fsync`, `manifest.rename`,
-//! `dir.fsync`, `quarantine.rename`. docs/RELIABILITY.md lists which test
+//! `dir.fsync`, `quarantine.rename`, `quarantine.copy`. docs/RELIABILITY.md lists which test
 //! arms which point.
 //!
 //! Invariant: the armed set is process-global (background threads must see

@@ -17,7 +17,9 @@
 //! - a manifest exists from the moment a directory holds a WAL file or a
 //!   segment: a new database stores an empty manifest before anything else,
 //!   so a missing manifest next to data is damage (`Error::MissingManifest`)
-//!   until [`super::Db::repair`] rebuilds it;
+//!   until [`super::Db::repair`] rebuilds it. The one exception is what
+//!   older builds left when they never flushed: WAL files from id 0 and no
+//!   segment, which replay in full;
 //! - the only files deleted without a report are `*.tmp` leftovers; segment
 //!   files not in the manifest are deleted only when their sequence number
 //!   proves they come from a flush that never committed (`seq >=
@@ -226,7 +228,8 @@ fn list_segment_dir(dir: &Path) -> Result<SegmentDirListing> {
 
 /// The manifest of `dir`. A directory with no manifest and no data is a new
 /// database: a writer stores an empty manifest for it. No manifest next to
-/// WAL files or segments is an error.
+/// segments, or next to WAL files that do not start at id 0 (some were
+/// checkpointed into segments), is an error.
 pub fn load_manifest(dir: &Path, read_only: bool) -> Result<Manifest> {
     if !read_only {
         // An interrupted store; the manifest it was replacing is intact.
@@ -241,8 +244,13 @@ pub fn load_manifest(dir: &Path, read_only: bool) -> Result<Manifest> {
         return Ok(manifest);
     }
     let segment_files = list_segment_dir(dir)?.segments.len();
-    let wal_files = crate::wal::list_wal_files(&dir.join(WAL_DIR))?.len();
-    if segment_files > 0 || wal_files > 0 {
+    let wal = crate::wal::list_wal_files(&dir.join(WAL_DIR))?;
+    let wal_files = wal.len();
+    // Builds before manifest version 2 wrote the manifest at the first
+    // flush: WAL files starting at id 0 and no segment are a database that
+    // never flushed, and replaying them all loses nothing.
+    let never_flushed = segment_files == 0 && wal.first().is_none_or(|(id, _)| *id == 0);
+    if !never_flushed {
         return Err(Error::MissingManifest {
             dir: dir.to_path_buf(),
             segment_files,
@@ -256,19 +264,35 @@ pub fn load_manifest(dir: &Path, read_only: bool) -> Result<Manifest> {
     Ok(manifest)
 }
 
-/// Moves `path` into `quarantine/` (named after its directory and file
-/// name, with a number added if taken) and records it. Read-only: records
-/// what would be done.
+/// How [`quarantine`] keeps a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Move it: strata stops using it.
+    Move,
+    /// Copy it, once: strata goes on reading around its damage, and the
+    /// copy keeps the evidence after the original is checkpointed away. A
+    /// copy already there (from an earlier open) is the older evidence and
+    /// is kept as it is.
+    Copy,
+}
+
+/// Keeps `path` under `quarantine/` (named after its path in the data
+/// directory; a moved file gets `.N` added if the name is taken) and
+/// records it. Read-only: records what would be done.
 pub fn quarantine(
     dir: &Path,
     path: &Path,
     reason: String,
+    keep: Keep,
     read_only: bool,
     recovery: &mut RecoveryReport,
 ) -> Result<()> {
     let quarantine_dir = dir.join(QUARANTINE_DIR);
     let base = quarantine_name(dir, path);
     let mut to = quarantine_dir.join(&base);
+    if keep == Keep::Copy && to.exists() {
+        return Ok(());
+    }
     let mut n = 1;
     while to.exists() {
         to = quarantine_dir.join(format!("{base}.{n}"));
@@ -280,11 +304,23 @@ pub fn quarantine(
             Err(e) if e.kind() == ErrorKind::AlreadyExists && quarantine_dir.is_dir() => {}
             Err(e) => return Err(Error::io("create directory", &quarantine_dir, e)),
         }
-        crate::fault::check("quarantine.rename")
-            .and_then(|()| fs::rename(path, &to))
-            .map_err(|e| Error::io("move to quarantine", path, e))?;
+        match keep {
+            Keep::Move => {
+                crate::fault::check("quarantine.rename")
+                    .and_then(|()| fs::rename(path, &to))
+                    .map_err(|e| Error::io("move to quarantine", path, e))?;
+                sync_parent_dir(path)?;
+            }
+            Keep::Copy => {
+                let temp = quarantine_dir.join(format!("{base}.tmp"));
+                crate::fault::check("quarantine.copy")
+                    .and_then(|()| fs::copy(path, &temp))
+                    .and_then(|_| File::open(&temp)?.sync_all())
+                    .and_then(|()| fs::rename(&temp, &to))
+                    .map_err(|e| Error::io("copy to quarantine", path, e))?;
+            }
+        }
         sync_parent_dir(&to)?;
-        sync_parent_dir(path)?;
     }
     recovery.quarantined.push(Quarantined {
         from: path.to_path_buf(),
@@ -332,7 +368,7 @@ pub fn sweep_segments(
                 "segment {seq} is not in the manifest, which has already numbered segments up to {}: not a leftover of an interrupted flush",
                 manifest.next_segment_seq - 1
             );
-            quarantine(dir, &path, reason, read_only, recovery)?;
+            quarantine(dir, &path, reason, Keep::Move, read_only, recovery)?;
         }
     }
     Ok(())

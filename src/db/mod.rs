@@ -2,7 +2,8 @@
 //! segment files, written from many threads and read consistently.
 //!
 //! Directory layout: `LOCK` (held by the one writer process), `MANIFEST`
-//! (see [`manifest`]), `wal/<id>.wal`, `segments/<seq>.seg`.
+//! (see [`manifest`]), `wal/<id>.wal`, `segments/<seq>.seg`, and
+//! `quarantine/` (copies of damaged WAL files, see `db/replay.rs`).
 //!
 //! Write path: validate → append a WAL record (durable per [`SyncMode`]) →
 //! insert into the head. Flush: freeze head partitions (readers still see
@@ -42,11 +43,11 @@ use crate::segment::{Segment, SegmentWriter};
 use crate::series::SeriesKey;
 use crate::wal::record::{self, SamplesEncoder};
 pub use crate::wal::SyncMode;
-use crate::wal::{self, WalDamage, WalWriter};
+use crate::wal::{self, Frames, Payload, WalDamage, WalWriter};
 use dir::{SEGMENT_DIR, WAL_DIR};
 use manifest::{Manifest, SegmentMeta, SegmentPin};
 pub use repair::RepairReport;
-use replay::{replay_into, truncate_damaged};
+use replay::recover_wal;
 pub use verify::SegmentCheck;
 
 /// Most samples one `append_batch` call may carry (one WAL record).
@@ -118,11 +119,8 @@ impl Options {
                 self.max_labels_per_series
             ));
         }
-        if self.max_label_name_len == 0 || self.max_label_name_len > MAX_LABEL_NAME_LIMIT {
-            return bad(format!(
-                "max_label_name_len must be 1..={MAX_LABEL_NAME_LIMIT}, is {}",
-                self.max_label_name_len
-            ));
+        if self.max_label_name_len == 0 {
+            return bad("max_label_name_len must be at least 1".into());
         }
         // The largest series definition must fit in one WAL frame.
         let per_label = self
@@ -159,15 +157,12 @@ impl Options {
 
 /// Series ids are `u32` in the WAL and in segments.
 const MAX_SERIES_LIMIT: usize = u32::MAX as usize;
-/// The WAL series record and the segment series table count labels in 16
-/// bits.
+/// The segment series table counts labels in 16 bits.
 const MAX_LABELS_LIMIT: usize = u16::MAX as usize;
-/// The WAL series record stores a label name's length in 16 bits.
-const MAX_LABEL_NAME_LIMIT: usize = u16::MAX as usize;
 /// Bytes of a WAL series record besides its label bytes: type, id, count.
-const SERIES_RECORD_OVERHEAD: usize = 7;
+const SERIES_RECORD_OVERHEAD: usize = 9;
 /// Bytes per label of a WAL series record besides name and value: lengths.
-const LABEL_RECORD_OVERHEAD: usize = 6;
+const LABEL_RECORD_OVERHEAD: usize = 8;
 /// Smallest accepted `wal_file_max_bytes` (a WAL file header takes 24).
 const MIN_WAL_FILE_BYTES: u64 = 64;
 
@@ -232,16 +227,18 @@ pub struct RecoveryReport {
     /// Segment files of flushes that never committed (their data is still
     /// in the WAL), deleted.
     pub orphan_segments_removed: Vec<PathBuf>,
-    /// Files moved (or, read-only, to be moved) to `quarantine/`.
+    /// Damaged files copied (or, read-only, to be copied) to
+    /// `quarantine/` before anything else was done to them.
     pub quarantined: Vec<Quarantined>,
 }
 
-/// A file strata could not use and moved aside instead of deleting.
+/// A damaged file copied aside, so that its damaged bytes are kept for
+/// inspection whatever recovery does to the original.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quarantined {
-    /// Where the file was.
+    /// The damaged file.
     pub from: PathBuf,
-    /// Where it is now, under `quarantine/`.
+    /// Its copy, under `quarantine/`.
     pub to: PathBuf,
     pub reason: String,
 }
@@ -271,7 +268,12 @@ impl RecoveryReport {
         };
         let mut lines = Vec::new();
         for damage in &self.wal_damage {
-            let verb = if damage.torn_tail { truncate } else { skip };
+            // A torn tail from offset 0 is a torn create: the file goes.
+            let verb = match (damage.torn_tail, damage.offset) {
+                (false, _) => skip,
+                (true, 0) => remove,
+                (true, _) => truncate,
+            };
             lines.push(format!("WAL: {verb} {damage}"));
         }
         if self.samples_without_series > 0 {
@@ -431,51 +433,24 @@ impl Db {
             read_only,
             ..RecoveryReport::default()
         };
-        dir::sweep_segments(dir, &manifest, read_only, &mut recovery)?;
         let segments = open_segments(dir, &mut manifest, read_only)?;
 
         let head = Head::new(options.partition_duration_ms);
-        let mut max_time_ms = i64::MIN;
-        let mut closed = Vec::new();
-        let mut next_wal_id = manifest.wal_replay_from;
-        for (file_id, path) in wal::list_wal_files(&wal_dir)? {
-            let after = file_id.checked_add(1).ok_or_else(|| Error::BadDirectory {
-                path: path.clone(),
-                reason: "WAL file id is the largest possible; no later file can follow it".into(),
-            })?;
-            next_wal_id = next_wal_id.max(after);
-            if file_id < manifest.wal_replay_from {
-                if !read_only {
-                    // Fully persisted; a crash came before its deletion.
-                    fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
-                }
-                continue;
-            }
-            let (replay, file_max_ms) =
-                replay_into(&head, &path, manifest.persisted_below_ms, &mut recovery)?;
-            max_time_ms = max_time_ms.max(file_max_ms);
-            recovery.wal_files_replayed += 1;
-            recovery.wal_records_replayed += replay.records;
-            if let Some(damage) = replay.damage {
-                if !read_only {
-                    truncate_damaged(&path, replay.valid_len)?;
-                }
-                recovery.wal_damage.push(damage);
-            }
-            closed.push(wal::ClosedFile {
-                file_id,
-                max_time_ms: file_max_ms,
-            });
-        }
+        let recovered = recover_wal(&head, dir, &wal_dir, &manifest, read_only, &mut recovery)?;
+        let mut max_time_ms = recovered.max_time_ms;
+        // After the WAL: an open that fails there (an unknown WAL version)
+        // has changed nothing.
+        dir::sweep_segments(dir, &manifest, read_only, &mut recovery)?;
         let wal = if read_only {
             None
         } else {
             Some(WalWriter::create(
                 &wal_dir,
-                next_wal_id,
+                recovered.next_file_id,
+                recovered.prev_last_seq,
                 options.sync,
                 options.wal_file_max_bytes,
-                closed,
+                recovered.closed,
             )?)
         };
         for meta in &manifest.segments {
@@ -543,6 +518,7 @@ impl Db {
             return Ok(SeriesRef { series });
         }
         inner.check_limits(key)?;
+        // `Options::validate` made sure its WAL definition fits in a frame.
         let key_bytes = HEAD_BYTES_PER_SERIES + key.byte_len();
         inner.check_budget(key_bytes)?;
         let series = inner
@@ -577,14 +553,15 @@ impl Db {
             return Err(error.into());
         }
         // Encoded in place in the WAL buffer: no allocation per append.
-        wal.append(timestamp_ms, |file_id, out| {
-            define_series(s, file_id, out);
-            let frame = wal::begin_frame(out);
+        wal.append(timestamp_ms, |file_id, frames| {
+            define_series(s, file_id, frames);
+            let frame = frames.begin();
+            let out = frames.payload();
             let record = out.len();
             let mut encoder = SamplesEncoder::begin(timestamp_ms, out);
             encoder.push(s.series_id, timestamp_ms, value, out);
             encoder.finish(record, out);
-            wal::end_frame(out, frame);
+            frames.end(frame);
         })?;
         guard.insert(timestamp_ms, value, inner.options.partition_duration_ms);
         drop(guard);
@@ -634,13 +611,12 @@ impl Db {
             return Ok(outcome);
         };
         encoder.finish(0, &mut payload);
-        let mut framed = Vec::with_capacity(payload.len() + wal::FRAME_HEADER_LEN);
-        wal::frame(&payload, &mut framed);
-        wal.append(max_ts, |file_id, out| {
+        let payload = Payload::new(&payload);
+        wal.append(max_ts, |file_id, frames| {
             for ((series, _, _), _) in samples.iter().zip(&accepted).filter(|(_, &a)| a) {
-                define_series(&series.series, file_id, out);
+                define_series(&series.series, file_id, frames);
             }
-            out.extend_from_slice(&framed);
+            frames.push(&payload);
         })?;
         let partition_ms = inner.options.partition_duration_ms;
         for (&(series, timestamp_ms, value), _) in samples.iter().zip(&accepted).filter(|(_, &a)| a)
@@ -708,11 +684,11 @@ impl Drop for Db {
 
 /// Writes the series' definition record into the WAL buffer unless the
 /// current file already has it. Runs under the WAL lock.
-fn define_series(series: &MemSeries, file_id: u64, out: &mut Vec<u8>) {
+fn define_series(series: &MemSeries, file_id: u64, frames: &mut Frames<'_>) {
     if series.wal_file_id.load(Ordering::Relaxed) != file_id {
-        let frame = wal::begin_frame(out);
-        record::encode_series(series.series_id, &series.key, out);
-        wal::end_frame(out, frame);
+        let frame = frames.begin();
+        record::encode_series(series.series_id, &series.key, frames.payload());
+        frames.end(frame);
         series.wal_file_id.store(file_id, Ordering::Relaxed);
     }
 }

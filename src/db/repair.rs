@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use super::dir::{self, SEGMENT_DIR, WAL_DIR};
+use super::dir::{self, Keep, SEGMENT_DIR, WAL_DIR};
 use super::manifest::{Manifest, SegmentMeta, SegmentPin, MANIFEST_FILE};
 use super::{Db, Options, RecoveryReport};
 use crate::error::{Error, Result};
@@ -51,6 +51,7 @@ impl Db {
                     dir,
                     &dir.join(MANIFEST_FILE),
                     damage.to_string(),
+                    Keep::Move,
                     false,
                     &mut moved,
                 )?;
@@ -92,7 +93,14 @@ impl Db {
                         "segment {} is damaged: moved to quarantine and dropped from the manifest ({} samples)",
                         meta.seq, meta.sample_count
                     ));
-                    dir::quarantine(dir, &path, damage.to_string(), false, &mut moved)?;
+                    dir::quarantine(
+                        dir,
+                        &path,
+                        damage.to_string(),
+                        Keep::Move,
+                        false,
+                        &mut moved,
+                    )?;
                 }
                 Err(other) => return Err(other),
             }
@@ -132,7 +140,7 @@ fn rebuild(dir: &Path, options: &Options, moved: &mut RecoveryReport) -> Result<
         let segment = match Segment::open(&path) {
             Ok(segment) => segment,
             Err(Error::Corrupt(damage)) => {
-                dir::quarantine(dir, &path, damage.to_string(), false, moved)?;
+                dir::quarantine(dir, &path, damage.to_string(), Keep::Move, false, moved)?;
                 continue;
             }
             Err(other) => return Err(other),

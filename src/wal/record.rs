@@ -2,21 +2,28 @@
 //!
 //! Payload layout (little-endian):
 //! - byte 0: record type;
-//! - type 1, **series**: `u32 series_id`, `u16 label_count`, then per label
-//!   `u16 name_len`, name bytes, `u32 value_len`, value bytes (UTF-8);
+//! - type 3, **series** (written since WAL version 2): `u32 series_id`,
+//!   `u32 label_count`, then per label `u32 name_len`, name bytes,
+//!   `u32 value_len`, value bytes (UTF-8);
+//! - type 1, **series** of WAL version 1 (still read): the same with a
+//!   `u16 label_count` and `u16 name_len`;
 //! - type 2, **samples**: `u32 count`, `i64 base_ms`, then per sample a
 //!   LEB128 varint `series_id`, a LEB128 varint of the zigzag-encoded
 //!   wrapping difference `timestamp_ms - base_ms`, and the value's 8 bytes.
 //!
-//! Invariants: a samples record only names series ids defined by a series
-//! record earlier in the same WAL file (each file is self-contained); a
-//! decoder checks every length against the payload before reading.
+//! Invariants: the writer defines a series in a file before the first of
+//! its samples there; a series id names one series for a whole writer
+//! session; every length the encoder writes is the exact length (u32 fields,
+//! and a series whose record would exceed the frame limit is rejected
+//! before it is created, see [`series_record_len`]); a decoder checks every
+//! length against the payload before reading.
 
 use crate::codec::varint::{self, unzigzag, zigzag};
 use crate::series::{Label, SeriesKey};
 
-pub const RECORD_SERIES: u8 = 1;
+pub const RECORD_SERIES_V1: u8 = 1;
 pub const RECORD_SAMPLES: u8 = 2;
+pub const RECORD_SERIES: u8 = 3;
 
 /// A decoded record.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,14 +54,26 @@ pub enum RecordError {
     TrailingBytes(usize),
 }
 
+/// Bytes of the series record of `key`. A series whose record would exceed
+/// [`super::MAX_PAYLOAD_LEN`] must not be created: no frame could hold its
+/// definition (every count and length then also fits in a u32).
+pub fn series_record_len(key: &SeriesKey) -> usize {
+    key.labels().iter().fold(9, |len, label| {
+        len.saturating_add(8)
+            .saturating_add(label.name.len())
+            .saturating_add(label.value.len())
+    })
+}
+
+/// Appends the series record of `key`, whose [`series_record_len`] is at
+/// most [`super::MAX_PAYLOAD_LEN`].
 pub fn encode_series(series_id: u32, key: &SeriesKey, out: &mut Vec<u8>) {
     out.push(RECORD_SERIES);
     out.extend_from_slice(&series_id.to_le_bytes());
     let labels = key.labels();
-    // SeriesKey limits (checked at series creation) keep these in range.
-    out.extend_from_slice(&(labels.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(labels.len() as u32).to_le_bytes());
     for label in labels {
-        out.extend_from_slice(&(label.name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(label.name.len() as u32).to_le_bytes());
         out.extend_from_slice(label.name.as_bytes());
         out.extend_from_slice(&(label.value.len() as u32).to_le_bytes());
         out.extend_from_slice(label.value.as_bytes());
@@ -132,12 +151,25 @@ pub fn decode(payload: &[u8]) -> Result<Record, RecordError> {
         pos: 0,
     };
     let record = match r.array::<1>()?[0] {
-        RECORD_SERIES => {
+        kind @ (RECORD_SERIES | RECORD_SERIES_V1) => {
+            let wide = kind == RECORD_SERIES;
             let series_id = u32::from_le_bytes(r.array()?);
-            let label_count = u16::from_le_bytes(r.array()?);
-            let mut labels = Vec::new();
+            let label_count = if wide {
+                u32::from_le_bytes(r.array()?) as usize
+            } else {
+                usize::from(u16::from_le_bytes(r.array()?))
+            };
+            // each label takes at least 6 bytes
+            if label_count.saturating_mul(6) > payload.len() - r.pos {
+                return Err(RecordError::Truncated(r.pos));
+            }
+            let mut labels = Vec::with_capacity(label_count);
             for _ in 0..label_count {
-                let name_len = u16::from_le_bytes(r.array()?) as usize;
+                let name_len = if wide {
+                    u32::from_le_bytes(r.array()?) as usize
+                } else {
+                    usize::from(u16::from_le_bytes(r.array()?))
+                };
                 let name = r.string(name_len)?;
                 let value_len = u32::from_le_bytes(r.array()?) as usize;
                 let value = r.string(value_len)?;
@@ -213,8 +245,41 @@ mod tests {
         let key = SeriesKey::new("up", &[("job", "a\"b"), ("zone", "é")]).unwrap();
         let mut out = Vec::new();
         encode_series(7, &key, &mut out);
-        assert_eq!(decode(&out).unwrap(), Record::Series { series_id: 7, key });
+        assert_eq!(out.len(), series_record_len(&key));
+        assert_eq!(
+            decode(&out).unwrap(),
+            Record::Series {
+                series_id: 7,
+                key: key.clone()
+            }
+        );
         out.push(0);
         assert_eq!(decode(&out), Err(RecordError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn version_1_series_records_still_decode() {
+        let key = SeriesKey::new("up", &[("job", "a")]).unwrap();
+        let mut out = vec![RECORD_SERIES_V1];
+        out.extend_from_slice(&9u32.to_le_bytes());
+        out.extend_from_slice(&(key.labels().len() as u16).to_le_bytes());
+        for label in key.labels() {
+            out.extend_from_slice(&(label.name.len() as u16).to_le_bytes());
+            out.extend_from_slice(label.name.as_bytes());
+            out.extend_from_slice(&(label.value.len() as u32).to_le_bytes());
+            out.extend_from_slice(label.value.as_bytes());
+        }
+        assert_eq!(decode(&out).unwrap(), Record::Series { series_id: 9, key });
+    }
+
+    #[test]
+    fn long_label_names_are_not_truncated() {
+        // A name longer than u16::MAX: the version 1 layout could not hold it.
+        let name = format!("a{}", "b".repeat(70_000));
+        let key = SeriesKey::new("up", &[(name.as_str(), "v")]).unwrap();
+        let mut out = Vec::new();
+        encode_series(1, &key, &mut out);
+        assert_eq!(out.len(), series_record_len(&key));
+        assert_eq!(decode(&out).unwrap(), Record::Series { series_id: 1, key });
     }
 }
