@@ -1,6 +1,30 @@
 //! Command-line parsing and dispatch. Subcommands print what they did and
 //! exit 0; on failure they print the error (which names the file, offset
-//! and series) and exit 1.
+//! and series) and exit 1; bad arguments exit 2.
+//!
+//! Standard output may be a pipe that closes early (`strata inspect DIR |
+//! head`): every write goes through [`outln!`], which returns the error
+//! instead of panicking, and a broken pipe ends the command quietly with
+//! exit code 0, as if the reader had taken everything it wanted.
+
+/// `println!` that returns an [`strata::Error`] instead of panicking when
+/// standard output is closed.
+macro_rules! outln {
+    () => {
+        outln!("")
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_line(&mut std::io::stdout().lock(), format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that cannot panic: a failed write to standard error has
+/// nowhere to be reported, so it is ignored.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        let _ = $crate::cli::write_line(&mut std::io::stderr().lock(), format_args!($($arg)*));
+    }};
+}
 
 mod bench;
 mod demo;
@@ -8,11 +32,14 @@ mod export;
 mod import;
 mod inspect;
 mod kpi;
+mod owned_dir;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use strata::Error;
 
 #[derive(Parser)]
 #[command(
@@ -83,9 +110,34 @@ pub fn run() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("strata: {error}");
+            errln!("strata: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes one line for [`outln!`] (standard output) and [`errln!`].
+pub fn write_line(out: &mut impl Write, args: std::fmt::Arguments<'_>) -> Result<(), Error> {
+    out.write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(|e| Error::io("write", "standard output", e))
+}
+
+/// Whether `error` is a write to a pipe whose reader has gone.
+fn is_broken_pipe(error: &Error) -> bool {
+    matches!(error, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// `--batch`: 1 to [`strata::MAX_BATCH_SAMPLES`] samples.
+pub fn parse_batch(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=strata::MAX_BATCH_SAMPLES).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a number of samples from 1 to {} (strata::MAX_BATCH_SAMPLES, the most one \
+             write batch may carry)",
+            strata::MAX_BATCH_SAMPLES
+        )),
     }
 }
