@@ -1097,7 +1097,9 @@ fn print_write(r: &WriteReport, dir: &Path, kept: bool) -> Result<(), Error> {
     )?;
     outln!(
         "  series        {} written, {} alive at once, {} in the head at the end",
-        r.series, plan.live_series, r.head_series
+        r.series,
+        plan.live_series,
+        r.head_series
     )?;
     if kept {
         outln!("  data          kept in {}", dir.display())?;
@@ -1563,7 +1565,13 @@ fn run_query(args: &QueryArgs) -> Outcome<ExitCode> {
     )?;
     outln!(
         "  {:<28} {:<44} {:>9} {:>8} {:>11} {:>10} {:>11}  result",
-        "query", "selector", "range", "series", "samples", "time", "M samples/s"
+        "query",
+        "selector",
+        "range",
+        "series",
+        "samples",
+        "time",
+        "M samples/s"
     )?;
     for q in &results {
         outln!(
@@ -1739,7 +1747,13 @@ fn run_matrix(args: &WriteArgs) -> Outcome<ExitCode> {
     )?;
     outln!(
         "{:<9} {:<8} {:>7} {:>14} {:>12} {:>10} {:>9}",
-        "sync", "api", "writers", "samples", "M samples/s", "B/sample", "flush s"
+        "sync",
+        "api",
+        "writers",
+        "samples",
+        "M samples/s",
+        "B/sample",
+        "flush s"
     )?;
     let mut run_id = 0;
     for &sync in &syncs {

@@ -8,8 +8,8 @@ use std::time::Instant;
 use strata::{Db, Error, Matcher, Options, SeriesSamples};
 
 use super::inspect::dir_size;
-use super::owned_dir;
 use super::kpi::{increase, latency_quantile_ms};
+use super::owned_dir;
 use strata::workload::{one_second_range, CollectionPoint};
 
 #[derive(clap::Args)]
@@ -97,7 +97,10 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, Error> {
     )?;
     outln!(
         "  segments  {} files after {} flushes (the last wrote {} segments, {} samples)",
-        stats.segments, stats.flushes, flush.segments_written, flush.samples_written
+        stats.segments,
+        stats.flushes,
+        flush.segments_written,
+        flush.samples_written
     )?;
     outln!(
         "  on disk   {disk} bytes = {:.3} bytes/sample, index and WAL included (raw is 16)",

@@ -39,10 +39,7 @@ pub struct ExportArgs {
 
 pub fn run(args: &ExportArgs) -> Result<ExitCode, Error> {
     let matchers = parse_selector(&args.selector)?;
-    let range = TimeRange::new(
-        args.start.unwrap_or(i64::MIN),
-        args.end.unwrap_or(i64::MAX),
-    );
+    let range = TimeRange::new(args.start.unwrap_or(i64::MIN), args.end.unwrap_or(i64::MAX));
     let db = Db::open_read_only(&args.db)?;
     let (sink, name): (Box<dyn Write>, String) = match &args.output {
         Some(path) => (
@@ -208,10 +205,7 @@ mod tests {
             );
         }
         // Regression (issue 7): far-future times wrapped around to the past.
-        assert_eq!(
-            parse_time("292278994-08-17T07:12:55.807Z"),
-            Ok(i64::MAX)
-        );
+        assert_eq!(parse_time("292278994-08-17T07:12:55.807Z"), Ok(i64::MAX));
         for far in [
             "292278994-08-17T07:12:55.808Z",
             "300000000-01-01T00:00:00Z",

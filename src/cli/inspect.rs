@@ -99,7 +99,12 @@ fn inspect_data_dir(dir: &Path, list_series: bool) -> Result<(), Error> {
         outln!("  partitions:")?;
         outln!(
             "    {:>6}  {:<24}  {:>8}  {:>11}  {:>11}  {:>8}",
-            "seq", "partition start (UTC)", "series", "samples", "bytes", "B/sample"
+            "seq",
+            "partition start (UTC)",
+            "series",
+            "samples",
+            "bytes",
+            "B/sample"
         )?;
     }
     for meta in &manifest.segments {
@@ -205,7 +210,9 @@ fn describe_segment(segment: &Segment, list_series: bool) -> Result<(), Error> {
     outln!("  file size      {} bytes", segment.file_len())?;
     outln!(
         "  series         {}   chunks {}   samples {}",
-        footer.series_count, footer.chunk_count, footer.sample_count
+        footer.series_count,
+        footer.chunk_count,
+        footer.sample_count
     )?;
     if footer.sample_count > 0 {
         outln!(
