@@ -407,3 +407,81 @@ fn help_explains_every_subcommand_and_option() {
         }
     }
 }
+
+/// Regression (issue 7): `bench write --matrix --dir D` opened and then
+/// deleted D/memory and D/run-N whatever they held.
+#[test]
+fn matrix_never_reuses_or_removes_existing_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    std::fs::create_dir(base.join("memory")).unwrap();
+    std::fs::write(base.join("memory").join("precious.txt"), b"keep").unwrap();
+    std::fs::write(base.join("keep.txt"), b"keep").unwrap();
+    let args = [
+        "bench",
+        "write",
+        "--matrix",
+        "--dir",
+        base.to_str().unwrap(),
+        "--series",
+        "10",
+        "--memory-series",
+        "10",
+        "--seconds",
+        "0.01",
+        "--sync",
+        "never",
+    ];
+    let (code, out, err) = strata(&args);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("already exists"), "{err}");
+    assert!(
+        err.contains("pick another --dir or remove it yourself"),
+        "{err}"
+    );
+    assert!(base.join("memory").join("precious.txt").exists());
+
+    std::fs::remove_dir_all(base.join("memory")).unwrap();
+    let (code, out, err) = strata(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    let left: Vec<_> = std::fs::read_dir(base)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["keep.txt"], "the runs remove exactly what they made");
+}
+
+/// Regression (issue 7): `--seconds 1e300` panicked in
+/// `Duration::from_secs_f64`; `--batch` and `--series` past the engine's
+/// limits were accepted.
+#[test]
+fn out_of_range_numbers_fail_as_usage_errors() {
+    for (args, expected) in [
+        (
+            &["bench", "write", "--matrix", "--seconds", "1e300"][..],
+            "--seconds",
+        ),
+        (
+            &["bench", "write", "--matrix", "--seconds=-1"][..],
+            "--seconds",
+        ),
+        (
+            &["bench", "write", "--batch", "1048577"][..],
+            "from 1 to 1048576",
+        ),
+        (&["bench", "query", "--batch", "0"][..], "from 1 to 1048576"),
+        (
+            &["bench", "write", "--series", "18446744073709551615"][..],
+            "--series",
+        ),
+        (
+            &["bench", "write", "--duration", "99999999999999999999h"][..],
+            "over 100 years",
+        ),
+    ] {
+        let (code, out, err) = strata(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

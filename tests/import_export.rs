@@ -167,3 +167,102 @@ fn prometheus_and_influx_text_import_with_selection() {
     assert_eq!(code, 1);
     assert!(err.contains("column 4"), "{err}");
 }
+
+/// Regression (issue 7): `--batch` with a huge value panicked (capacity
+/// overflow) or aborted on allocation.
+#[test]
+fn batch_size_is_validated_by_the_argument_parser() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    for batch in ["18446744073709551615", "1048577", "0", "-1", "many"] {
+        let (code, out, err) = strata(&[
+            "import",
+            "--db",
+            db.to_str().unwrap(),
+            &format!("--batch={batch}"),
+        ]);
+        assert_eq!(code, 2, "{batch}: {out}{err}");
+        assert!(err.contains("from 1 to 1048576"), "{batch}: {err}");
+        assert!(!err.contains("panicked"), "{batch}: {err}");
+    }
+    assert!(!db.exists());
+}
+
+/// Regression (issue 7): lines were buffered whole without a limit (a
+/// 100 MB line took 415 MB) and errors echoed the whole line.
+#[test]
+fn long_lines_are_skipped_with_their_number_and_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let file = dir.path().join("input.prom");
+    let long_value = "7".repeat(5_000);
+    let long_line = format!("up{{job=\"{}\"}} 1 1000", "x".repeat(20_000));
+    std::fs::write(
+        &file,
+        format!("up 1 1000\n{long_line}\nup {long_value}x 2000\nup 3 3000\n"),
+    )
+    .unwrap();
+    let (code, out, err) = strata(&[
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "prometheus",
+        "--max-line-bytes",
+        "10000",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("imported 2 samples"), "{out}");
+    assert!(
+        out.contains(
+            "line 2: the line is 20017 bytes long, over the limit of 10000 bytes (--max-line-bytes)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 3: column 4: invalid value \"7777"),
+        "{out}"
+    );
+    assert!(out.len() < 1_000, "errors quote little of the input: {out}");
+}
+
+/// Regression (issue 7): `--start` far in the future wrapped around and
+/// exported everything.
+#[test]
+fn out_of_range_times_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let file = dir.path().join("input.tsv");
+    std::fs::write(&file, "up\t1000\t1\n").unwrap();
+    let (code, out, err) = strata(&[
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    for (option, time) in [
+        ("--start", "300000000-01-01T00:00:00Z"),
+        ("--end", "9223372036854775807-01-01T00:00:00Z"),
+        ("--start", "99999999999999999999"),
+    ] {
+        let (code, out, err) = strata(&[
+            "export",
+            "--db",
+            db.to_str().unwrap(),
+            &format!("{option}={time}"),
+        ]);
+        assert_eq!(code, 2, "{option} {time}: {out}{err}");
+        assert!(out.is_empty(), "{option} {time}: {out}");
+        assert!(err.contains("is out of range"), "{option} {time}: {err}");
+    }
+    let (code, out, _) = strata(&[
+        "export",
+        "--db",
+        db.to_str().unwrap(),
+        "--start",
+        "292278994-08-17T07:12:55.807Z",
+    ]);
+    assert_eq!((code, out.as_str()), (0, ""));
+}
