@@ -2,19 +2,9 @@
 //! workloads: the JSON carries every figure with consistent values. No
 //! timing thresholds: only counts and orderings are checked.
 
-use std::process::Command;
+mod common;
 
-fn strata(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .expect("run strata");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use common::{assert_usage_errors, strata};
 
 /// Runs a bench command with `--json` and returns its single line.
 fn bench_json(args: &[&str]) -> String {
@@ -348,38 +338,54 @@ fn human_report_names_every_figure() {
 
 #[test]
 fn bad_options_fail_clearly_without_panicking() {
-    for (args, expected) in [
-        (&["bench", "write", "--duration", "6x"][..], "unknown unit"),
-        (&["bench", "write", "--duration", "90"][..], "no unit"),
+    assert_usage_errors(&[
+        (vec!["bench", "write", "--duration", "6x"], "unknown unit"),
+        (vec!["bench", "write", "--duration", "90"], "no unit"),
+        (vec!["bench", "write", "--duration=-1h"], "must be positive"),
         (
-            &["bench", "write", "--duration=-1h"][..],
-            "must be positive",
-        ),
-        (
-            &["bench", "write", "--duration", "5s"][..],
+            vec!["bench", "write", "--duration", "5s"],
             "shorter than one interval",
         ),
         (
-            &["bench", "write", "--workload", "tsbs"][..],
+            vec!["bench", "write", "--workload", "tsbs"],
             "possible values",
         ),
         (
-            &["bench", "write", "--sync", "sometimes"][..],
+            vec!["bench", "write", "--sync", "sometimes"],
             "possible values",
         ),
-        (&["bench", "write", "--series", "0"][..], "--series"),
-        (&["bench", "write", "--lifetime", "5m"][..], "churn only"),
-        (&["bench", "query", "--duration", "1y"][..], "unknown unit"),
+        (vec!["bench", "write", "--series", "0"], "--series"),
+        (vec!["bench", "write", "--lifetime", "5m"], "churn only"),
+        (vec!["bench", "query", "--duration", "1y"], "unknown unit"),
         (
-            &["bench", "write", "--matrix", "--workload", "churn"][..],
+            vec!["bench", "write", "--matrix", "--workload", "churn"],
             "cannot be used",
         ),
-    ] {
-        let (code, out, err) = strata(args);
-        assert_eq!(code, 2, "{args:?}: {out}{err}");
-        assert!(err.contains(expected), "{args:?}: {err}");
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-    }
+        // Regression (issue 7): `--seconds 1e300` panicked in
+        // Duration::from_secs_f64; --batch and --series past the engine's
+        // limits were accepted.
+        (
+            vec!["bench", "write", "--matrix", "--seconds", "1e300"],
+            "--seconds",
+        ),
+        (
+            vec!["bench", "write", "--matrix", "--seconds=-1"],
+            "--seconds",
+        ),
+        (
+            vec!["bench", "write", "--batch", "1048577"],
+            "from 1 to 1048576",
+        ),
+        (vec!["bench", "query", "--batch", "0"], "from 1 to 1048576"),
+        (
+            vec!["bench", "write", "--series", "18446744073709551615"],
+            "--series",
+        ),
+        (
+            vec!["bench", "write", "--duration", "99999999999999999999h"],
+            "over 100 years",
+        ),
+    ]);
 }
 
 #[test]
@@ -449,39 +455,4 @@ fn matrix_never_reuses_or_removes_existing_folders() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left, ["keep.txt"], "the runs remove exactly what they made");
-}
-
-/// Regression (issue 7): `--seconds 1e300` panicked in
-/// `Duration::from_secs_f64`; `--batch` and `--series` past the engine's
-/// limits were accepted.
-#[test]
-fn out_of_range_numbers_fail_as_usage_errors() {
-    for (args, expected) in [
-        (
-            &["bench", "write", "--matrix", "--seconds", "1e300"][..],
-            "--seconds",
-        ),
-        (
-            &["bench", "write", "--matrix", "--seconds=-1"][..],
-            "--seconds",
-        ),
-        (
-            &["bench", "write", "--batch", "1048577"][..],
-            "from 1 to 1048576",
-        ),
-        (&["bench", "query", "--batch", "0"][..], "from 1 to 1048576"),
-        (
-            &["bench", "write", "--series", "18446744073709551615"][..],
-            "--series",
-        ),
-        (
-            &["bench", "write", "--duration", "99999999999999999999h"][..],
-            "over 100 years",
-        ),
-    ] {
-        let (code, out, err) = strata(args);
-        assert_eq!(code, 2, "{args:?}: {out}{err}");
-        assert!(err.contains(expected), "{args:?}: {err}");
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-    }
 }

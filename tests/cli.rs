@@ -1,17 +1,17 @@
 //! The `strata` binary end to end: demo, inspect, verify, and what each
 //! command does with hostile arguments, closed pipes and damaged data.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::assert_usage_errors;
+
+/// Runs `strata`: exit code and standard output then standard error.
 fn strata(args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .expect("run strata");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    (output.status.code().unwrap_or(-1), text)
+    let (code, out, err) = common::strata(args);
+    (code, out + &err)
 }
 
 #[test]
@@ -85,18 +85,6 @@ fn errors_are_reported_not_panicked() {
     let (code, out) = strata(&["verify", junk.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("bad magic"), "{out}");
-}
-
-fn strata_split(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .expect("run strata");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 fn tiny_demo(dir: &Path) -> (i32, String) {
@@ -203,24 +191,20 @@ fn demo_never_deletes_what_it_did_not_create() {
 fn demo_refuses_impossible_spans() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("d");
-    for (option, value) in [
+    let target_text = target.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = [
         ("--hours", "-1"),
         ("--hours", "NaN"),
         ("--hours", "1e300"),
         ("--instances", "0"),
         ("--instances", "18446744073709551615"),
         ("--threads", "0"),
-    ] {
-        let (code, out, err) = strata_split(&[
-            "demo",
-            "--dir",
-            target.to_str().unwrap(),
-            &format!("{option}={value}"),
-        ]);
-        assert_eq!(code, 2, "{option} {value}: {out}{err}");
-        assert!(err.contains(option), "{option} {value}: {err}");
-        assert!(!target.exists(), "{option} {value}");
-    }
+    ]
+    .into_iter()
+    .map(|(option, value)| (vec!["demo", "--dir", target_text, option, value], option))
+    .collect();
+    assert_usage_errors(&cases);
+    assert!(!target.exists());
 }
 
 /// Regression (issue 7): every command panicked ("failed printing to
@@ -253,27 +237,20 @@ fn closed_stdout_ends_quietly_with_success() {
             "--instances",
             "1",
         ],
+    ]
+    .into_iter()
+    .chain(["write", "query"].map(|kind| {
         vec![
             "bench",
-            "write",
+            kind,
             "--series",
             "10",
             "--duration",
             "1m",
             "--sync",
             "never",
-        ],
-        vec![
-            "bench",
-            "query",
-            "--series",
-            "10",
-            "--duration",
-            "1m",
-            "--sync",
-            "never",
-        ],
-    ] {
+        ]
+    })) {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
         let output = Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -320,7 +297,7 @@ fn verify_inspect_and_import_report_recovery() {
     // A writable open (import) truncates and says so on stderr.
     let empty = dir.path().join("empty.tsv");
     std::fs::write(&empty, "").unwrap();
-    let (code, out, err) = strata_split(&["import", "--db", db_text, empty.to_str().unwrap()]);
+    let (code, out, err) = common::strata(&["import", "--db", db_text, empty.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         err.contains("strata import: on open, WAL: truncated"),

@@ -22,7 +22,7 @@ pub struct DemoArgs {
     dir: PathBuf,
     /// Simulated hours of telemetry at 1 s resolution (more than 0, at
     /// most 100 years).
-    #[arg(long, default_value = "3", value_parser = parse_hours)]
+    #[arg(long, default_value = "3", value_parser = parse_hours, allow_negative_numbers = true)]
     hours: f64,
     /// Simulated instances, each running every collection point (1 to
     /// 100000).

@@ -42,7 +42,7 @@ pub struct ImportArgs {
     #[arg(long)]
     no_flush: bool,
     /// Samples per write batch, 1 to 1048576 (strata::MAX_BATCH_SAMPLES).
-    #[arg(long, default_value_t = 10_000, value_parser = super::parse_batch)]
+    #[arg(long, default_value_t = 10_000, value_parser = super::parse_batch, allow_negative_numbers = true)]
     batch: usize,
     /// Longest input line in bytes. A longer line is reported with its
     /// number and skipped without being held in memory; also bounds what

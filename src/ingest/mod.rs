@@ -1996,21 +1996,26 @@ exemplar_no_ts 3 # {trace_id=\"abc\"} 1.0
         }
 
         #[test]
-        fn tsv_lines_round_trip(
+        fn tsv_and_prometheus_lines_round_trip(
             labels in proptest::collection::btree_map("[a-z_][a-z0-9_]{0,5}", any::<String>(), 0..4),
             ts in any::<i64>(),
             bits in any::<u64>(),
+            blanks in "[ \t]{1,3}",
         ) {
             let labels: Vec<(String, String)> = labels
                 .into_iter()
                 .filter(|(name, _)| name != METRIC_NAME_LABEL)
                 .collect();
             let k = SeriesKey::new("m:x_1", &labels).unwrap();
-            let line = written(ExportFormat::Tsv, &k, ts, f64::from_bits(bits));
-            let back = one(Format::Tsv, &line);
-            prop_assert_eq!(&back.key, &k);
-            prop_assert_eq!(back.timestamp_ms, ts);
-            prop_assert_eq!(back.value.to_bits(), bits);
+            let value = f64::from_bits(bits);
+            let tsv = written(ExportFormat::Tsv, &k, ts, value);
+            let prometheus = format!("{k}{blanks}{}{blanks}{ts}\n", format_value(value));
+            for (format, line) in [(Format::Tsv, tsv), (Format::Prometheus, prometheus)] {
+                let back = one(format, &line);
+                prop_assert_eq!(&back.key, &k);
+                prop_assert_eq!(back.timestamp_ms, ts);
+                prop_assert_eq!(back.value.to_bits(), bits);
+            }
         }
 
         #[test]
@@ -2047,25 +2052,6 @@ exemplar_no_ts 3 # {trace_id=\"abc\"} 1.0
                     }
                 }
             }
-        }
-
-        #[test]
-        fn prometheus_lines_round_trip(
-            labels in proptest::collection::btree_map("[a-z_][a-z0-9_]{0,5}", any::<String>(), 0..4),
-            ts in any::<i64>(),
-            bits in any::<u64>(),
-            blanks in "[ \t]{1,3}",
-        ) {
-            let labels: Vec<(String, String)> = labels
-                .into_iter()
-                .filter(|(name, _)| name != METRIC_NAME_LABEL)
-                .collect();
-            let k = SeriesKey::new("m:x_1", &labels).unwrap();
-            let line = format!("{k}{blanks}{}{blanks}{ts}\n", format_value(f64::from_bits(bits)));
-            let back = one(Format::Prometheus, &line);
-            prop_assert_eq!(&back.key, &k);
-            prop_assert_eq!(back.timestamp_ms, ts);
-            prop_assert_eq!(back.value.to_bits(), bits);
         }
 
         #[test]
