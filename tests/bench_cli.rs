@@ -2,19 +2,9 @@
 //! workloads: the JSON carries every figure with consistent values. No
 //! timing thresholds: only counts and orderings are checked.
 
-use std::process::Command;
+mod cli_support;
 
-fn strata(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .expect("run strata");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use cli_support::{assert_usage_errors, strata};
 
 /// Runs a bench command with `--json` and returns its single line.
 fn bench_json(args: &[&str]) -> String {
@@ -348,38 +338,54 @@ fn human_report_names_every_figure() {
 
 #[test]
 fn bad_options_fail_clearly_without_panicking() {
-    for (args, expected) in [
-        (&["bench", "write", "--duration", "6x"][..], "unknown unit"),
-        (&["bench", "write", "--duration", "90"][..], "no unit"),
+    assert_usage_errors(&[
+        (vec!["bench", "write", "--duration", "6x"], "unknown unit"),
+        (vec!["bench", "write", "--duration", "90"], "no unit"),
+        (vec!["bench", "write", "--duration=-1h"], "must be positive"),
         (
-            &["bench", "write", "--duration=-1h"][..],
-            "must be positive",
-        ),
-        (
-            &["bench", "write", "--duration", "5s"][..],
+            vec!["bench", "write", "--duration", "5s"],
             "shorter than one interval",
         ),
         (
-            &["bench", "write", "--workload", "tsbs"][..],
+            vec!["bench", "write", "--workload", "tsbs"],
             "possible values",
         ),
         (
-            &["bench", "write", "--sync", "sometimes"][..],
+            vec!["bench", "write", "--sync", "sometimes"],
             "possible values",
         ),
-        (&["bench", "write", "--series", "0"][..], "--series"),
-        (&["bench", "write", "--lifetime", "5m"][..], "churn only"),
-        (&["bench", "query", "--duration", "1y"][..], "unknown unit"),
+        (vec!["bench", "write", "--series", "0"], "--series"),
+        (vec!["bench", "write", "--lifetime", "5m"], "churn only"),
+        (vec!["bench", "query", "--duration", "1y"], "unknown unit"),
         (
-            &["bench", "write", "--matrix", "--workload", "churn"][..],
+            vec!["bench", "write", "--matrix", "--workload", "churn"],
             "cannot be used",
         ),
-    ] {
-        let (code, out, err) = strata(args);
-        assert_eq!(code, 2, "{args:?}: {out}{err}");
-        assert!(err.contains(expected), "{args:?}: {err}");
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-    }
+        // Regression (issue 7): `--seconds 1e300` panicked in
+        // Duration::from_secs_f64; --batch and --series past the engine's
+        // limits were accepted.
+        (
+            vec!["bench", "write", "--matrix", "--seconds", "1e300"],
+            "--seconds",
+        ),
+        (
+            vec!["bench", "write", "--matrix", "--seconds=-1"],
+            "--seconds",
+        ),
+        (
+            vec!["bench", "write", "--batch", "1048577"],
+            "from 1 to 1048576",
+        ),
+        (vec!["bench", "query", "--batch", "0"], "from 1 to 1048576"),
+        (
+            vec!["bench", "write", "--series", "18446744073709551615"],
+            "--series",
+        ),
+        (
+            vec!["bench", "write", "--duration", "99999999999999999999h"],
+            "over 100 years",
+        ),
+    ]);
 }
 
 #[test]
@@ -406,4 +412,47 @@ fn help_explains_every_subcommand_and_option() {
             assert!(out.contains(option), "bench {sub} --help lacks {option}");
         }
     }
+}
+
+/// Regression (issue 7): `bench write --matrix --dir D` opened and then
+/// deleted D/memory and D/run-N whatever they held.
+#[test]
+fn matrix_never_reuses_or_removes_existing_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    std::fs::create_dir(base.join("memory")).unwrap();
+    std::fs::write(base.join("memory").join("precious.txt"), b"keep").unwrap();
+    std::fs::write(base.join("keep.txt"), b"keep").unwrap();
+    let args = [
+        "bench",
+        "write",
+        "--matrix",
+        "--dir",
+        base.to_str().unwrap(),
+        "--series",
+        "10",
+        "--memory-series",
+        "10",
+        "--seconds",
+        "0.01",
+        "--sync",
+        "never",
+    ];
+    let (code, out, err) = strata(&args);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("already exists"), "{err}");
+    assert!(
+        err.contains("pick another --dir or remove it yourself"),
+        "{err}"
+    );
+    assert!(base.join("memory").join("precious.txt").exists());
+
+    std::fs::remove_dir_all(base.join("memory")).unwrap();
+    let (code, out, err) = strata(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    let left: Vec<_> = std::fs::read_dir(base)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["keep.txt"], "the runs remove exactly what they made");
 }

@@ -1,31 +1,25 @@
 //! `strata import` then `strata export` round-trips exactly; bad lines are
 //! reported with their numbers and do not cost the good ones.
 
-use std::path::Path;
-use std::process::Command;
+mod cli_support;
 
-fn strata(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .expect("run strata");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+use std::path::Path;
+
+use cli_support::{assert_usage_errors, strata};
+
+/// `strata import --db db [options] file`.
+fn import(db: &Path, file: &Path, options: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["import", "--db", db.to_str().unwrap()];
+    args.extend_from_slice(options);
+    args.push(file.to_str().unwrap());
+    strata(&args)
 }
 
 fn round_trip(dir: &Path, input: &str) -> String {
     let file = dir.join("input.tsv");
     std::fs::write(&file, input).unwrap();
     let db = dir.join("db");
-    let (code, out, err) = strata(&[
-        "import",
-        "--db",
-        db.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
+    let (code, out, err) = import(&db, &file, &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("flushed to segments"), "{out}");
     let (code, exported, err) = strata(&["export", "--db", db.to_str().unwrap()]);
@@ -88,12 +82,7 @@ fn malformed_lines_are_reported_and_the_rest_is_kept() {
     )
     .unwrap();
     let db = dir.path().join("db");
-    let (code, out, err) = strata(&[
-        "import",
-        "--db",
-        db.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
+    let (code, out, err) = import(&db, &file, &[]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("imported 2 samples"), "{out}");
     assert!(out.contains("3 malformed lines"), "{out}");
@@ -118,25 +107,11 @@ fn prometheus_and_influx_text_import_with_selection() {
         "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 10 1000\nhttp_requests_total{code=\"500\"} 1 1000\nhttp_requests_total{code=\"200\"} 15 2000\n",
     )
     .unwrap();
-    let (code, out, err) = strata(&[
-        "import",
-        "--db",
-        db.to_str().unwrap(),
-        "--format",
-        "prometheus",
-        prom.to_str().unwrap(),
-    ]);
+    let (code, out, err) = import(&db, &prom, &["--format", "prometheus"]);
     assert_eq!(code, 0, "{out}{err}");
     let influx = dir.path().join("cpu.lp");
     std::fs::write(&influx, "cpu,host=a usage=0.5,idle=99i 3000000000\n").unwrap();
-    let (code, out, err) = strata(&[
-        "import",
-        "--db",
-        db.to_str().unwrap(),
-        "--format",
-        "influx",
-        influx.to_str().unwrap(),
-    ]);
+    let (code, out, err) = import(&db, &influx, &["--format", "influx"]);
     assert_eq!(code, 0, "{out}{err}");
 
     let (code, exported, err) = strata(&[
@@ -166,4 +141,96 @@ fn prometheus_and_influx_text_import_with_selection() {
     let (code, _, err) = strata(&["export", "--db", db.to_str().unwrap(), "--match", "up{"]);
     assert_eq!(code, 1);
     assert!(err.contains("column 4"), "{err}");
+}
+
+/// Regression (issue 7): `--batch` with a huge value panicked (capacity
+/// overflow) or aborted on allocation.
+#[test]
+fn batch_size_is_validated_by_the_argument_parser() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = ["18446744073709551615", "1048577", "0", "-1", "many"]
+        .iter()
+        .map(|batch| {
+            (
+                vec!["import", "--db", db, "--batch", batch],
+                "from 1 to 1048576",
+            )
+        })
+        .collect();
+    assert_usage_errors(&cases);
+    assert!(!dir.path().join("db").exists());
+}
+
+/// Regression (issue 7): lines were buffered whole without a limit (a
+/// 100 MB line took 415 MB) and errors echoed the whole line.
+#[test]
+fn long_lines_are_skipped_with_their_number_and_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let file = dir.path().join("input.prom");
+    let long_value = "7".repeat(5_000);
+    let long_line = format!("up{{job=\"{}\"}} 1 1000", "x".repeat(20_000));
+    std::fs::write(
+        &file,
+        format!("up 1 1000\n{long_line}\nup {long_value}x 2000\nup 3 3000\n"),
+    )
+    .unwrap();
+    let options = ["--format", "prometheus", "--max-line-bytes", "10000"];
+    let (code, out, err) = import(&db, &file, &options);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("imported 2 samples"), "{out}");
+    assert!(
+        out.contains(
+            "line 2: the line is 20017 bytes long, over the limit of 10000 bytes (--max-line-bytes)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 3: column 4: invalid value \"7777"),
+        "{out}"
+    );
+    assert!(out.len() < 1_000, "errors quote little of the input: {out}");
+}
+
+/// Regression (issue 7): `--start` far in the future wrapped around and
+/// exported everything.
+#[test]
+fn out_of_range_times_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let file = dir.path().join("input.tsv");
+    std::fs::write(&file, "up\t1000\t1\n").unwrap();
+    let (code, out, err) = import(&db, &file, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let db = db.to_str().unwrap();
+    assert_usage_errors(&[
+        (
+            vec!["export", "--db", db, "--start", "300000000-01-01T00:00:00Z"],
+            "is out of range",
+        ),
+        (
+            vec![
+                "export",
+                "--db",
+                db,
+                "--end",
+                "9223372036854775807-01-01T00:00:00Z",
+            ],
+            "is out of range",
+        ),
+        (
+            vec!["export", "--db", db, "--start", "99999999999999999999"],
+            "is out of range",
+        ),
+    ]);
+    let (code, out, _) = strata(&[
+        "export",
+        "--db",
+        db,
+        "--start",
+        "292278994-08-17T07:12:55.807Z",
+    ]);
+    assert_eq!((code, out.as_str()), (0, ""));
 }

@@ -31,6 +31,7 @@ use strata::{
 
 use super::inspect::dir_size;
 use super::kpi;
+use super::owned_dir;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -215,9 +216,9 @@ struct WorkloadArgs {
     #[arg(long, default_value_t = 1)]
     writers: usize,
     /// Samples per append_batch call (at most one round of a writer's
-    /// series: a scrape does not wait for the next one). 1 = one append_ref
-    /// call per sample.
-    #[arg(long, default_value_t = 1000)]
+    /// series: a scrape does not wait for the next one), 1 to 1048576.
+    /// 1 = one append_ref call per sample.
+    #[arg(long, default_value_t = 1000, value_parser = super::parse_batch)]
     batch: usize,
     /// WAL durability: never, interval (fsync every 1 s) or always (fsync
     /// per append, group commit) [default: interval; with --matrix: all
@@ -249,7 +250,10 @@ struct WriteArgs {
     workload: WorkloadArgs,
     /// Directory for the database; must be empty or new, and is kept
     /// afterwards (for `bench query --dir`, `inspect`, ...). Default: a
-    /// temporary directory, removed at the end.
+    /// temporary directory, removed at the end. With --matrix: a directory
+    /// (new or existing) in which each run creates a new subdirectory
+    /// (memory, run-1, ...) and removes it when done; an existing
+    /// subdirectory of that name is refused, never reused.
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Print one JSON object with every figure on stdout instead of the
@@ -259,8 +263,9 @@ struct WriteArgs {
     /// Run the older fixed matrix (see above) instead of one workload.
     #[arg(long, conflicts_with_all = ["workload", "duration", "writers", "decimals", "lifetime", "seed", "background_flush", "json"])]
     matrix: bool,
-    /// --matrix only: wall-clock seconds each configuration writes.
-    #[arg(long, default_value_t = 2.0, requires = "matrix")]
+    /// --matrix only: wall-clock seconds each configuration writes (more
+    /// than 0, at most 3600).
+    #[arg(long, default_value = "2", requires = "matrix", value_parser = parse_seconds)]
     seconds: f64,
     /// --matrix only: series filled (120 samples each) for the head memory
     /// measurement.
@@ -294,7 +299,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Error> {
     };
     match result {
         Err(Failure::Usage(message)) => {
-            eprintln!("strata bench: {message}");
+            errln!("strata bench: {message}");
             Ok(ExitCode::from(2))
         }
         Err(Failure::Engine(error)) => Err(error),
@@ -345,17 +350,14 @@ impl Plan {
     fn new(args: &WorkloadArgs) -> Outcome<Plan> {
         let usage = |m: String| Err(Failure::Usage(m));
         let kind = args.workload.unwrap_or(WorkloadKind::Devops);
-        if args.series == 0 {
-            return usage("--series must be at least 1".into());
+        let max_series = Options::default().max_series;
+        if args.series == 0 || args.series > max_series {
+            return usage(format!(
+                "--series must be between 1 and {max_series} (the engine's default series limit)"
+            ));
         }
         if args.writers == 0 {
             return usage("--writers must be at least 1".into());
-        }
-        if args.batch == 0 || args.batch > strata::MAX_BATCH_SAMPLES {
-            return usage(format!(
-                "--batch must be between 1 and {}",
-                strata::MAX_BATCH_SAMPLES
-            ));
         }
         if args.decimals.is_some() && kind != WorkloadKind::Devops {
             return usage("--decimals applies to --workload devops only".into());
@@ -1001,9 +1003,9 @@ fn run_write(args: &WriteArgs) -> Outcome<ExitCode> {
     let (dir, _temp) = fresh_dir(&args.dir)?;
     let report = write_workload(&dir, &plan)?;
     if args.json {
-        println!("{}", write_json(&report, &dir, args.dir.is_some()).render());
+        outln!("{}", write_json(&report, &dir, args.dir.is_some()).render())?;
     } else {
-        print_write(&report, &dir, args.dir.is_some());
+        print_write(&report, &dir, args.dir.is_some())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1012,10 +1014,10 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn print_write(r: &WriteReport, dir: &Path, kept: bool) {
+fn print_write(r: &WriteReport, dir: &Path, kept: bool) -> Result<(), Error> {
     let plan = &r.plan;
-    println!("strata bench write: {}", plan.describe());
-    println!(
+    outln!("strata bench write: {}", plan.describe())?;
+    outln!(
         "  written       {} samples of {} series in {:.3} s = {:.3} M samples/s ({} rejected; {} cores)",
         r.samples,
         r.series,
@@ -1023,15 +1025,15 @@ fn print_write(r: &WriteReport, dir: &Path, kept: bool) {
         r.samples as f64 / r.write_seconds / 1e6,
         r.rejected,
         cores()
-    );
+    )?;
     let busy = r.write_seconds * plan.writers as f64;
-    println!(
+    outln!(
         "  writers' time {:.0} % in append calls, {:.0} % generating the workload: {:.3} M samples/s \
          counting the time in append calls only",
         100.0 * r.append_seconds() / busy,
         100.0 * r.generate_seconds / busy,
         r.samples_per_append_second() / 1e6
-    );
+    )?;
     let calls = if plan.batch == 1 {
         "append_ref".to_owned()
     } else {
@@ -1040,66 +1042,69 @@ fn print_write(r: &WriteReport, dir: &Path, kept: bool) {
             r.samples as f64 / r.calls.max(1) as f64
         )
     };
-    println!(
+    outln!(
         "  latency/call  p50 {}  p99 {}  p99.9 {}  max {}  ({} calls, {calls})",
         format_ns(r.per_call.quantile(0.5)),
         format_ns(r.per_call.quantile(0.99)),
         format_ns(r.per_call.quantile(0.999)),
         format_ns(r.per_call.max),
         r.calls,
-    );
-    println!(
+    )?;
+    outln!(
         "  per sample    p50 {}  p99 {}  p99.9 {}  (a call's time / its samples, over samples)",
         format_ns(r.per_sample.quantile(0.5)),
         format_ns(r.per_sample.quantile(0.99)),
         format_ns(r.per_sample.quantile(0.999)),
-    );
-    println!(
+    )?;
+    outln!(
         "  on disk       {} bytes = {:.3} bytes/sample after close (segments {}, WAL {}, manifest and lock {})",
         r.disk_bytes,
         r.disk_bytes as f64 / r.samples.max(1) as f64,
         r.segment_bytes,
         r.wal_bytes,
         r.disk_bytes.saturating_sub(r.segment_bytes + r.wal_bytes),
-    );
+    )?;
     let data = r.per_series(r.head_data_bytes as u64);
     match r.rss_per_series() {
-        Some((total, created, samples)) => println!(
+        Some((total, created, samples)) => outln!(
             "  head memory   {total:.0} bytes/series resident ({created:.0} creating the series, \
              {samples:.0} while writing) for {} head series; {data:.0} bytes/series of compressed \
              samples in the head -> {:.0} bytes/series overhead",
             r.head_series,
             total - data
-        ),
-        None => println!(
+        )?,
+        None => outln!(
             "  head memory   {data:.0} bytes/series of compressed samples for {} head series \
              (resident set unknown: no /proc/self/statm)",
             r.head_series
-        ),
+        )?,
     }
     if r.background_flushes > 0 {
-        println!(
+        outln!(
             "                ({} background flushes during the write: the head held only the \
              unflushed partitions at the end; the resident figure includes memory the \
              allocator kept)",
             r.background_flushes
-        );
+        )?;
     }
-    println!(
+    outln!(
         "  flush         {:.3} s (close)   reopen {:.3} s ({} samples replayed)   read-only open {:.3} s   series setup {:.3} s",
         r.flush_seconds,
         r.reopen_seconds,
         r.reopen_samples_replayed,
         r.read_only_open_seconds,
         r.series_setup_seconds,
-    );
-    println!(
+    )?;
+    outln!(
         "  series        {} written, {} alive at once, {} in the head at the end",
-        r.series, plan.live_series, r.head_series
-    );
+        r.series,
+        plan.live_series,
+        r.head_series
+    )?;
     if kept {
-        println!("  data          kept in {}", dir.display());
+        outln!("  data          kept in {}", dir.display())?;
     }
+    Ok(())
 }
 
 fn write_json(r: &WriteReport, dir: &Path, kept: bool) -> Json {
@@ -1457,7 +1462,7 @@ fn run_query(args: &QueryArgs) -> Outcome<ExitCode> {
             let plan = Plan::new(&args.workload)?;
             let (dir, temp) = fresh_dir(&args.dir)?;
             if !args.json {
-                println!("strata bench query: writing {}", plan.describe());
+                outln!("strata bench query: writing {}", plan.describe())?;
             }
             let report = write_workload(&dir, &plan)?;
             (dir, temp, Some(report))
@@ -1534,36 +1539,42 @@ fn run_query(args: &QueryArgs) -> Outcome<ExitCode> {
             })
             .collect();
         json.array("queries", queries);
-        println!("{}", json.render());
+        outln!("{}", json.render())?;
         return Ok(ExitCode::SUCCESS);
     }
 
     match &written {
-        Some(report) => println!(
+        Some(report) => outln!(
             "  written       {} samples of {} series in {:.3} s ({:.3} M samples/s), closed",
             report.samples,
             report.series,
             report.write_seconds,
             report.samples as f64 / report.write_seconds / 1e6
-        ),
-        None => println!(
+        )?,
+        None => outln!(
             "strata bench query: {} ({} data)",
             dir.display(),
             kind.map_or("unrecognized", WorkloadKind::name)
-        ),
+        )?,
     }
-    println!(
+    outln!(
         "  opened read-only in {:.3} s; each query {} times, median time ({} cores)",
         open_seconds,
         args.repeat,
         cores()
-    );
-    println!(
+    )?;
+    outln!(
         "  {:<28} {:<44} {:>9} {:>8} {:>11} {:>10} {:>11}  result",
-        "query", "selector", "range", "series", "samples", "time", "M samples/s"
-    );
+        "query",
+        "selector",
+        "range",
+        "series",
+        "samples",
+        "time",
+        "M samples/s"
+    )?;
     for q in &results {
-        println!(
+        outln!(
             "  {:<28} {:<44} {:>9} {:>8} {:>11} {:>10} {:>11.2}  {} {}",
             q.name,
             q.selector,
@@ -1574,7 +1585,7 @@ fn run_query(args: &QueryArgs) -> Outcome<ExitCode> {
             q.samples as f64 / q.median_seconds / 1e6,
             format_figure(q.result),
             q.result_label
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1687,17 +1698,29 @@ enum Api {
     Batches,
 }
 
+/// The command named in the marker of the directories --matrix creates.
+const MATRIX: &str = "strata bench write --matrix";
+
+/// Longest --seconds of a --matrix run: an hour.
+const MAX_MATRIX_SECONDS: f64 = 3600.0;
+
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= MAX_MATRIX_SECONDS => Ok(seconds),
+        _ => Err(format!(
+            "expected a number of seconds above 0 and at most {MAX_MATRIX_SECONDS}"
+        )),
+    }
+}
+
 fn run_matrix(args: &WriteArgs) -> Outcome<ExitCode> {
     let series = args.workload.series;
     let batch = args.workload.batch;
-    if series == 0 || batch == 0 || batch > strata::MAX_BATCH_SAMPLES {
+    let max_series = Options::default().max_series;
+    if series == 0 || series > max_series || args.memory_series > max_series {
         return Err(Failure::Usage(format!(
-            "--series must be at least 1 and --batch between 1 and {}",
-            strata::MAX_BATCH_SAMPLES
+            "--series and --memory-series must be between 1 and {max_series}"
         )));
-    }
-    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
-        return Err(Failure::Usage("--seconds must be positive".into()));
     }
     let temp;
     let base = match &args.dir {
@@ -1712,17 +1735,26 @@ fn run_matrix(args: &WriteArgs) -> Outcome<ExitCode> {
         Some(sync) => vec![sync.mode()],
         None => vec![SyncMode::Never, SyncMode::Interval(1000), SyncMode::Always],
     };
+    if let Some(dir) = &args.dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    }
     // First, while the allocator holds no freed memory to hide growth.
     memory_run(&base.join("memory"), args.memory_series)?;
-    println!(
+    outln!(
         "strata bench write --matrix: {series} series, batches of {batch}, {:.1} s per run, {} cores",
         args.seconds,
         cores()
-    );
-    println!(
+    )?;
+    outln!(
         "{:<9} {:<8} {:>7} {:>14} {:>12} {:>10} {:>9}",
-        "sync", "api", "writers", "samples", "M samples/s", "B/sample", "flush s"
-    );
+        "sync",
+        "api",
+        "writers",
+        "samples",
+        "M samples/s",
+        "B/sample",
+        "flush s"
+    )?;
     let mut run_id = 0;
     for &sync in &syncs {
         for (api, writers) in [
@@ -1733,8 +1765,9 @@ fn run_matrix(args: &WriteArgs) -> Outcome<ExitCode> {
         ] {
             run_id += 1;
             let dir = base.join(format!("run-{run_id}"));
+            owned_dir::create_new(&dir, MATRIX)?;
             let result = matrix_run(&dir, sync, api, writers, series, batch, args.seconds)?;
-            println!(
+            outln!(
                 "{:<9} {:<8} {:>7} {:>14} {:>12.2} {:>10.3} {:>9.3}",
                 sync_name(sync),
                 match api {
@@ -1746,8 +1779,8 @@ fn run_matrix(args: &WriteArgs) -> Outcome<ExitCode> {
                 result.samples as f64 / result.seconds / 1e6,
                 result.disk_bytes as f64 / result.samples.max(1) as f64,
                 result.flush_seconds,
-            );
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
+            )?;
+            owned_dir::remove(&dir, MATRIX)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1869,7 +1902,8 @@ fn resident_bytes() -> Option<u64> {
 
 /// Fills `count` series with 120 samples each (one open chunk, as in a
 /// live head) and reports resident memory per series.
-fn memory_run(dir: &PathBuf, count: usize) -> Result<(), Error> {
+fn memory_run(dir: &Path, count: usize) -> Result<(), Error> {
+    owned_dir::create_new(dir, MATRIX)?;
     let db = Db::open(
         dir,
         Options {
@@ -1906,19 +1940,19 @@ fn memory_run(dir: &PathBuf, count: usize) -> Result<(), Error> {
             let per = |bytes: u64| bytes as f64 / count.max(1) as f64;
             let per_series = per(after.saturating_sub(before));
             let data_per_series = data as f64 / count.max(1) as f64;
-            println!(
+            outln!(
                 "head memory: {count} series x 120 samples: {per_series:.0} bytes/series resident \
                  ({:.0} for the empty series and index, {:.0} after samples arrive), \
                  of which {data_per_series:.0} compressed sample bytes -> {:.0} bytes/series overhead",
                 per(created.saturating_sub(before)),
                 per(after.saturating_sub(created)),
                 per_series - data_per_series
-            );
+            )?;
         }
-        _ => println!("head memory: /proc/self/statm not available on this system"),
+        _ => outln!("head memory: /proc/self/statm not available on this system")?,
     }
     drop(db);
-    std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))
+    owned_dir::remove(dir, MATRIX)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `strata demo`: simulated collection points write into a database from
 //! several threads; then KPIs are read back through the query API.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -9,23 +9,41 @@ use strata::{Db, Error, Matcher, Options, SeriesSamples};
 
 use super::inspect::dir_size;
 use super::kpi::{increase, latency_quantile_ms};
+use super::owned_dir;
 use strata::workload::{one_second_range, CollectionPoint};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
-    /// Data directory for the demo. Previous demo data in it is replaced;
-    /// a non-empty directory that is not a strata database is refused.
+    /// Data directory for the demo: created if missing (or used if empty)
+    /// and marked with a .strata-owned file. The next demo run replaces
+    /// the data in a directory so marked; any other non-empty directory,
+    /// or one open by a writer, is refused and left untouched.
     #[arg(long, default_value = "strata-demo")]
     dir: PathBuf,
-    /// Simulated hours of telemetry at 1 s resolution.
-    #[arg(long, default_value_t = 3.0)]
+    /// Simulated hours of telemetry at 1 s resolution (more than 0, at
+    /// most 100 years).
+    #[arg(long, default_value = "3", value_parser = parse_hours, allow_negative_numbers = true)]
     hours: f64,
-    /// Simulated instances, each running every collection point.
-    #[arg(long, default_value_t = 4)]
-    instances: usize,
-    /// Writer threads; each runs the collection points of some instances.
-    #[arg(long, default_value_t = 4)]
-    threads: usize,
+    /// Simulated instances, each running every collection point (1 to
+    /// 100000).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    instances: u64,
+    /// Writer threads; each runs the collection points of some instances
+    /// (1 to 1024).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads: u64,
+}
+
+/// Longest simulated span: 100 years.
+const MAX_HOURS: f64 = 100.0 * 365.25 * 24.0;
+
+fn parse_hours(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(hours) if hours > 0.0 && hours <= MAX_HOURS => Ok(hours),
+        _ => Err(format!(
+            "expected a number of hours above 0 and at most {MAX_HOURS} (100 years)"
+        )),
+    }
 }
 
 /// 2026-12-01T00:00:00Z: a fixed start keeps runs comparable.
@@ -33,81 +51,68 @@ pub const START_MS: i64 = 1_796_083_200_000;
 
 pub fn run(args: &DemoArgs) -> Result<ExitCode, Error> {
     let seconds = (args.hours * 3600.0).round().max(1.0) as i64;
-    let threads = args.threads.clamp(1, args.instances.max(1));
-    prepare_dir(&args.dir)?;
+    // Both bounded by their value parsers.
+    let instances = args.instances as usize;
+    let threads = args.threads.min(args.instances) as usize;
+    if owned_dir::prepare(&args.dir, "strata demo")? {
+        outln!("Replacing the previous demo data in {}", args.dir.display())?;
+    }
     let db = Db::open(&args.dir, Options::default())?;
 
-    println!(
+    outln!(
         "Simulating {} instances x 6 collection points ({} series) for {:.1} h at 1 s, {threads} writer threads...",
-        args.instances,
-        args.instances * CollectionPoint::instance(0, 0).iter().map(|p| p.keys().len()).sum::<usize>(),
+        instances,
+        instances * CollectionPoint::instance(0, 0).iter().map(|p| p.keys().len()).sum::<usize>(),
         seconds as f64 / 3600.0
-    );
+    )?;
     let started = Instant::now();
-    let written = simulate(&db, args.instances, threads, seconds)?;
+    let written = simulate(&db, instances, threads, seconds)?;
     let write_secs = started.elapsed().as_secs_f64();
     let head_bytes = db.stats().head_data_bytes;
     let head_series = db.stats().head_series;
     let flush = db.flush()?;
     let stats = db.stats();
 
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "KPIs read back through the query API from {}:",
         args.dir.display()
-    );
+    )?;
     let started = Instant::now();
     print_kpis(&db, seconds)?;
     let query_secs = started.elapsed().as_secs_f64();
     db.close()?;
 
     let disk = dir_size(&args.dir)?;
-    println!();
-    println!("Storage:");
-    println!(
+    outln!()?;
+    outln!("Storage:")?;
+    outln!(
         "  written   {written} samples in {write_secs:.2} s = {:.2} M samples/s (WAL sync every 1 s, {} rejected)",
         written as f64 / write_secs / 1e6,
         stats.samples_rejected
-    );
-    println!(
+    )?;
+    outln!(
         "  head      {head_series} series, {:.0} bytes/series of compressed chunks before the last flush",
         head_bytes as f64 / head_series.max(1) as f64
-    );
-    println!(
+    )?;
+    outln!(
         "  segments  {} files after {} flushes (the last wrote {} segments, {} samples)",
-        stats.segments, stats.flushes, flush.segments_written, flush.samples_written
-    );
-    println!(
+        stats.segments,
+        stats.flushes,
+        flush.segments_written,
+        flush.samples_written
+    )?;
+    outln!(
         "  on disk   {disk} bytes = {:.3} bytes/sample, index and WAL included (raw is 16)",
         disk as f64 / written.max(1) as f64
-    );
-    println!("  queries   {query_secs:.3} s for the KPIs above");
-    println!();
-    println!(
+    )?;
+    outln!("  queries   {query_secs:.3} s for the KPIs above")?;
+    outln!()?;
+    outln!(
         "Next: strata inspect {0}   strata verify {0}   strata export --db {0} --match 'heartbeat_up'",
         args.dir.display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Removes a previous demo database; refuses to touch anything else.
-fn prepare_dir(dir: &Path) -> Result<(), Error> {
-    let Ok(mut entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    if entries.next().is_none() {
-        return Ok(());
-    }
-    let is_strata = dir.join("MANIFEST").exists() || dir.join("wal").is_dir();
-    if !is_strata {
-        return Err(Error::io(
-            "use as demo directory",
-            dir,
-            std::io::Error::other("it is not empty and not a strata database; pass --dir"),
-        ));
-    }
-    println!("Replacing the previous demo data in {}", dir.display());
-    std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))
 }
 
 /// Runs the collection points: each thread owns some instances and, every
@@ -169,19 +174,19 @@ fn print_kpis(db: &Db, seconds: i64) -> Result<(), Error> {
         .filter(|s| s.key.get("code") == Some("500"))
         .map(|s| increase(&s.samples))
         .sum();
-    println!("  gateway requests/s           {:>10.1}", total / span_s);
-    println!(
+    outln!("  gateway requests/s           {:>10.1}", total / span_s)?;
+    outln!(
         "  gateway error ratio          {:>10.3} %",
         100.0 * errors / total.max(1.0)
-    );
+    )?;
 
     let buckets = select("gateway_request_duration_seconds_bucket")?;
     for q in [0.5, 0.99] {
-        println!(
+        outln!(
             "  gateway latency p{:<2}          {:>10.1} ms",
             (q * 100.0) as u32,
             latency_quantile_ms(q, &buckets)
-        );
+        )?;
     }
 
     let values = |series: &[SeriesSamples]| -> Vec<f64> {
@@ -193,22 +198,22 @@ fn print_kpis(db: &Db, seconds: i64) -> Result<(), Error> {
     let max_depth = values(&select("spawn_queue_depth")?)
         .into_iter()
         .fold(0.0, f64::max);
-    println!("  spawn queue depth, max       {max_depth:>10.0}");
+    outln!("  spawn queue depth, max       {max_depth:>10.0}")?;
     let sessions = values(&select("agent_sessions_active")?);
-    println!("  agent sessions, mean         {:>10.1}", mean(&sessions));
+    outln!("  agent sessions, mean         {:>10.1}", mean(&sessions))?;
     let jobs: f64 = select("scheduler_jobs_total")?
         .iter()
         .map(|s| increase(&s.samples))
         .sum();
-    println!(
+    outln!(
         "  scheduler jobs/min           {:>10.1}",
         60.0 * jobs / span_s
-    );
+    )?;
     let up = values(&select("heartbeat_up")?);
-    println!(
+    outln!(
         "  heartbeat availability       {:>10.3} %",
         100.0 * mean(&up)
-    );
+    )?;
     Ok(())
 }
 

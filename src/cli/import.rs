@@ -11,7 +11,7 @@
 //! code is 1 if any line failed.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::io::{BufReader, IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -19,7 +19,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use strata::{Db, Error, Options, SeriesRef, SyncMode};
 
-use strata::ingest::{Format, LineParser, ParsedSample};
+use strata::ingest::{Format, Limits, Line, LineParser, LineReader, ParseError, ParsedSample};
 
 /// Flush to segments every this many imported samples (bounds memory).
 const FLUSH_EVERY_SAMPLES: u64 = 20_000_000;
@@ -41,9 +41,15 @@ pub struct ImportArgs {
     /// Do not write segment files at the end; leave the data in the WAL.
     #[arg(long)]
     no_flush: bool,
-    /// Samples per write batch.
-    #[arg(long, default_value_t = 10_000)]
+    /// Samples per write batch, 1 to 1048576 (strata::MAX_BATCH_SAMPLES).
+    #[arg(long, default_value_t = 10_000, value_parser = super::parse_batch, allow_negative_numbers = true)]
     batch: usize,
+    /// Longest input line in bytes. A longer line is reported with its
+    /// number and skipped without being held in memory; also bounds what
+    /// one line may cost the parser.
+    #[arg(long, default_value_t = Limits::default().max_line_bytes as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    max_line_bytes: u64,
     /// Timestamp (Unix ms) for prometheus/influx lines without one;
     /// default: the time the import starts.
     #[arg(long)]
@@ -101,6 +107,18 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
             (Box::new(file), len)
         }
     };
+    let db = Db::open(
+        &args.db,
+        Options {
+            sync: SyncMode::Never,
+            flush_complete_partitions: false,
+            out_of_order_window_ms: i64::MAX,
+            ..Options::default()
+        },
+    )?;
+    for action in db.recovery_report().actions() {
+        errln!("strata import: on open, {action}");
+    }
     let bar = if std::io::stderr().is_terminal() {
         match len {
             Some(len) => ProgressBar::new(len).with_style(
@@ -114,23 +132,22 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
     } else {
         ProgressBar::hidden()
     };
-    let db = Db::open(
-        &args.db,
-        Options {
-            sync: SyncMode::Never,
-            flush_complete_partitions: false,
-            out_of_order_window_ms: i64::MAX,
-            ..Options::default()
-        },
-    )?;
     let default_ts = args.default_timestamp.unwrap_or_else(now_ms);
-    let parser = LineParser::new(args.format, default_ts);
-    let mut reader = BufReader::with_capacity(
-        1 << 20,
-        Counting {
-            inner: source,
-            bar: bar.clone(),
-        },
+    // Bounded by its value parser.
+    let max_line_bytes = args.max_line_bytes as usize;
+    let parser = LineParser::new(args.format, default_ts).with_limits(Limits {
+        max_line_bytes,
+        ..Limits::default()
+    });
+    let mut reader = LineReader::new(
+        BufReader::with_capacity(
+            1 << 20,
+            Counting {
+                inner: source,
+                bar: bar.clone(),
+            },
+        ),
+        max_line_bytes,
     );
     let input_name = args
         .input
@@ -138,22 +155,24 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
         .map_or_else(|| "standard input".to_owned(), |p| p.display().to_string());
 
     let mut summary = Summary::default();
-    let mut raw = Vec::new();
     let mut parsed: Vec<ParsedSample> = Vec::new();
     let mut pending: Vec<(SeriesRef, i64, f64)> = Vec::with_capacity(args.batch);
     let mut pending_lines: Vec<usize> = Vec::with_capacity(args.batch);
     let mut since_flush = 0u64;
-    loop {
-        raw.clear();
-        let n = reader
-            .read_until(b'\n', &mut raw)
-            .map_err(|e| Error::io("read", &input_name, e))?;
-        if n == 0 {
-            break;
-        }
-        summary.lines += 1;
-        let line_no = summary.lines;
-        let Ok(line) = std::str::from_utf8(&raw) else {
+    while let Some((line_no, line)) = reader
+        .next_line()
+        .map_err(|e| Error::io("read", &input_name, e))?
+    {
+        summary.lines = line_no;
+        let raw = match line {
+            Line::Complete(raw) => raw,
+            Line::TooLong { len } => {
+                let error = ParseError::line_too_long(line_no, len, max_line_bytes);
+                summary.malformed(format!("{error} (--max-line-bytes)"));
+                continue;
+            }
+        };
+        let Ok(line) = std::str::from_utf8(raw) else {
             summary.malformed(format!("line {line_no}: not valid UTF-8"));
             continue;
         };
@@ -190,23 +209,23 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
         db.close()?;
     }
     let seconds = started.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "imported {} samples of {series} series from {} lines of {input_name} in {seconds:.2} s ({:.2} M samples/s){}",
         summary.samples,
         summary.lines,
         summary.samples as f64 / seconds.max(1e-9) / 1e6,
         if args.no_flush { "; left in the WAL (--no-flush)" } else { "; flushed to segments" }
-    );
+    )?;
     if summary.malformed > 0 {
-        println!("{} malformed lines skipped:", summary.malformed);
+        outln!("{} malformed lines skipped:", summary.malformed)?;
         for message in &summary.failures_shown {
-            println!("  {message}");
+            outln!("  {message}")?;
         }
     }
     if summary.rejected > 0 {
-        println!("{} samples rejected:", summary.rejected);
+        outln!("{} samples rejected:", summary.rejected)?;
         for message in &summary.rejections_shown {
-            println!("  {message}");
+            outln!("  {message}")?;
         }
     }
     Ok(if summary.malformed + summary.rejected > 0 {

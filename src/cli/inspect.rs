@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use strata::wal::{self, record::Record};
-use strata::{Error, Manifest, Segment, SegmentMeta};
+use strata::{Db, Error, Manifest, Segment, SegmentMeta};
 
 /// What a path given on the command line is.
 enum Target {
@@ -62,17 +62,17 @@ fn seg_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 
 pub fn inspect(path: &Path, list_series: bool) -> Result<ExitCode, Error> {
     match classify(path) {
-        Target::SegmentFile(file) => describe_segment(&Segment::open(&file)?, list_series),
+        Target::SegmentFile(file) => describe_segment(&Segment::open(&file)?, list_series)?,
         Target::SegmentDir(dir) => {
             let files = seg_files(&dir)?;
             if files.is_empty() {
-                println!(
+                outln!(
                     "{}: no segment files (*.seg) and not a strata database",
                     dir.display()
-                );
+                )?;
             }
             for file in files {
-                describe_segment(&Segment::open(&file)?, list_series);
+                describe_segment(&Segment::open(&file)?, list_series)?;
             }
         }
         Target::DataDir(dir) => inspect_data_dir(&dir, list_series)?,
@@ -82,8 +82,8 @@ pub fn inspect(path: &Path, list_series: bool) -> Result<ExitCode, Error> {
 
 fn inspect_data_dir(dir: &Path, list_series: bool) -> Result<(), Error> {
     let manifest = Manifest::load(dir)?.unwrap_or_default();
-    println!("database {}", dir.display());
-    println!(
+    outln!("database {}", dir.display())?;
+    outln!(
         "  manifest        {} segments; samples before {} are all in segments; WAL replay from file {}",
         manifest.segments.len(),
         if manifest.persisted_below_ms == i64::MIN {
@@ -92,15 +92,20 @@ fn inspect_data_dir(dir: &Path, list_series: bool) -> Result<(), Error> {
             format_utc(manifest.persisted_below_ms)
         },
         manifest.wal_replay_from
-    );
+    )?;
     let mut segment_bytes = 0u64;
     let mut segment_samples = 0u64;
     if !manifest.segments.is_empty() {
-        println!("  partitions:");
-        println!(
+        outln!("  partitions:")?;
+        outln!(
             "    {:>6}  {:<24}  {:>8}  {:>11}  {:>11}  {:>8}",
-            "seq", "partition start (UTC)", "series", "samples", "bytes", "B/sample"
-        );
+            "seq",
+            "partition start (UTC)",
+            "series",
+            "samples",
+            "bytes",
+            "B/sample"
+        )?;
     }
     for meta in &manifest.segments {
         let path = dir.join("segments").join(SegmentMeta::file_name(meta.seq));
@@ -109,7 +114,7 @@ fn inspect_data_dir(dir: &Path, list_series: bool) -> Result<(), Error> {
             .len();
         segment_bytes += len;
         segment_samples += meta.sample_count;
-        println!(
+        outln!(
             "    {:>6}  {:<24}  {:>8}  {:>11}  {:>11}  {:>8.3}",
             meta.seq,
             format_utc(meta.partition_start_ms),
@@ -117,22 +122,22 @@ fn inspect_data_dir(dir: &Path, list_series: bool) -> Result<(), Error> {
             meta.sample_count,
             len,
             len as f64 / meta.sample_count.max(1) as f64
-        );
+        )?;
     }
     if let (Some(min), Some(max)) = (
         manifest.segments.iter().map(|m| m.min_time_ms).min(),
         manifest.segments.iter().map(|m| m.max_time_ms).max(),
     ) {
-        println!(
+        outln!(
             "  segment range   {} .. {}",
             format_utc(min),
             format_utc(max)
-        );
+        )?;
     }
-    println!(
+    outln!(
         "  segments total  {segment_samples} samples in {segment_bytes} bytes = {:.3} bytes/sample",
         segment_bytes as f64 / segment_samples.max(1) as f64
-    );
+    )?;
     let mut encodings: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
     for meta in &manifest.segments {
         let segment = Segment::open(dir.join("segments").join(SegmentMeta::file_name(meta.seq)))?;
@@ -144,16 +149,16 @@ fn inspect_data_dir(dir: &Path, list_series: bool) -> Result<(), Error> {
             }
         }
         if list_series {
-            list_segment_series(&segment);
+            list_segment_series(&segment)?;
         }
     }
     for ((ts, value), samples) in encodings {
-        println!("  encoding        timestamps {ts}, values {value}: {samples} samples");
+        outln!("  encoding        timestamps {ts}, values {value}: {samples} samples")?;
     }
-    println!("  WAL:");
+    outln!("  WAL:")?;
     let files = wal::list_wal_files(&dir.join("wal"))?;
     if files.is_empty() {
-        println!("    (no WAL files)");
+        outln!("    (no WAL files)")?;
     }
     for (file_id, path) in files {
         let (records, samples, replay) = scan_wal(&path)?;
@@ -165,15 +170,30 @@ fn inspect_data_dir(dir: &Path, list_series: bool) -> Result<(), Error> {
         } else {
             ""
         };
-        println!(
+        outln!(
             "    {:020}.wal  {len:>10} bytes  {records:>8} records  {samples:>10} samples{note}",
             file_id
-        );
-        if let Some(damage) = replay.damage {
-            println!("      damaged tail (a running writer may be mid-append): {damage}");
+        )?;
+        for damage in replay.all_damage() {
+            if damage.torn_tail {
+                outln!("      damaged tail (a running writer may be mid-append): {damage}")?;
+            } else {
+                outln!("      damaged region, skipped by replay: {damage}")?;
+            }
         }
     }
-    println!("  on disk         {} bytes", dir_size(dir)?);
+    outln!("  on disk         {} bytes", dir_size(dir)?)?;
+    match Db::open_read_only(dir) {
+        Ok(db) if db.recovery_report().is_clean() => {
+            outln!("  recovery        none needed: opening for writing changes nothing")?;
+        }
+        Ok(db) => {
+            for action in db.recovery_report().actions() {
+                outln!("  recovery        {action}")?;
+            }
+        }
+        Err(error) => outln!("  recovery        unknown: a read-only open fails: {error}")?,
+    }
     Ok(())
 }
 
@@ -188,26 +208,28 @@ fn scan_wal(path: &Path) -> Result<(u64, u64, wal::FileReplay), Error> {
     Ok((replay.records, samples, replay))
 }
 
-fn describe_segment(segment: &Segment, list_series: bool) {
+fn describe_segment(segment: &Segment, list_series: bool) -> Result<(), Error> {
     let footer = segment.footer();
-    println!("segment {}", segment.path().display());
-    println!("  file size      {} bytes", segment.file_len());
-    println!(
+    outln!("segment {}", segment.path().display())?;
+    outln!("  file size      {} bytes", segment.file_len())?;
+    outln!(
         "  series         {}   chunks {}   samples {}",
-        footer.series_count, footer.chunk_count, footer.sample_count
-    );
+        footer.series_count,
+        footer.chunk_count,
+        footer.sample_count
+    )?;
     if footer.sample_count > 0 {
-        println!(
+        outln!(
             "  bytes/sample   {:.3} (whole file, index included)",
             segment.file_len() as f64 / footer.sample_count as f64
-        );
-        println!(
+        )?;
+        outln!(
             "  time range     {} .. {} ({} .. {} ms)",
             format_utc(footer.min_time_ms),
             format_utc(footer.max_time_ms),
             footer.min_time_ms,
             footer.max_time_ms
-        );
+        )?;
     }
     let mut encodings: BTreeMap<(&str, &str), (usize, u64)> = BTreeMap::new();
     let mut chunk_bytes = 0u64;
@@ -221,111 +243,143 @@ fn describe_segment(segment: &Segment, list_series: bool) {
             chunk_bytes += u64::from(chunk.len);
         }
     }
-    println!(
+    outln!(
         "  chunk data     {chunk_bytes} bytes ({:.1} % of the file)",
         100.0 * chunk_bytes as f64 / segment.file_len().max(1) as f64
-    );
+    )?;
     for ((ts, value), (chunks, samples)) in encodings {
-        println!(
+        outln!(
             "  encoding       timestamps {ts}, values {value}: {chunks} chunks, {samples} samples"
-        );
+        )?;
     }
-    println!("  label names    {}", segment.label_names().join(", "));
+    outln!("  label names    {}", segment.label_names().join(", "))?;
     if list_series {
-        list_segment_series(segment);
+        list_segment_series(segment)?;
     }
+    Ok(())
 }
 
-fn list_segment_series(segment: &Segment) {
+fn list_segment_series(segment: &Segment) -> Result<(), Error> {
     for id in 0..segment.series_count() as u32 {
         let refs = segment.chunk_refs(id);
         let samples: u64 = refs.iter().map(|c| u64::from(c.sample_count)).sum();
         if let (Some(key), Some(first), Some(last)) =
             (segment.series_key(id), refs.first(), refs.last())
         {
-            println!(
+            outln!(
                 "    {key}  samples={samples} chunks={} range={}..{}",
                 refs.len(),
                 first.min_time_ms,
                 last.max_time_ms
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
 pub fn verify(path: &Path) -> Result<ExitCode, Error> {
     let mut problems: Vec<String> = Vec::new();
     let mut checked = 0usize;
-    let segments: Vec<PathBuf> = match classify(path) {
-        Target::SegmentFile(file) => vec![file],
-        Target::SegmentDir(dir) => seg_files(&dir)?,
-        Target::DataDir(dir) => {
-            let manifest = match Manifest::load(&dir) {
-                Ok(manifest) => manifest.unwrap_or_default(),
-                Err(e) => {
-                    problems.push(e.to_string());
-                    Manifest::default()
-                }
-            };
-            let seg_dir = dir.join("segments");
-            let listed: Vec<PathBuf> = manifest
-                .segments
-                .iter()
-                .map(|m| seg_dir.join(SegmentMeta::file_name(m.seq)))
-                .collect();
-            if seg_dir.is_dir() {
-                for file in seg_files(&seg_dir)? {
-                    if !listed.contains(&file) {
-                        println!(
-                            "note {}: not in the manifest (an interrupted flush; removed at next open)",
-                            file.display()
-                        );
-                    }
-                }
-            }
-            for (_, wal_path) in wal::list_wal_files(&dir.join("wal"))? {
-                checked += 1;
-                let (records, _, replay) = scan_wal(&wal_path)?;
-                match replay.damage {
-                    Some(damage) => problems.push(format!("WAL {damage}")),
-                    None => println!("ok {}: {records} records", wal_path.display()),
-                }
-            }
-            listed
+    let mut recovery_needed = false;
+    match classify(path) {
+        Target::SegmentFile(file) => verify_segment_files(&[file], &mut problems, &mut checked)?,
+        Target::SegmentDir(dir) => {
+            verify_segment_files(&seg_files(&dir)?, &mut problems, &mut checked)?
         }
-    };
-    for file in &segments {
-        checked += 1;
+        Target::DataDir(dir) => {
+            recovery_needed = verify_data_dir(&dir, &mut problems, &mut checked)?;
+        }
+    }
+    for problem in &problems {
+        outln!("DAMAGED {problem}")?;
+    }
+    if problems.is_empty() && !recovery_needed {
+        outln!("all {checked} file(s) intact")?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        outln!(
+            "{} damaged part(s) in {checked} file(s) checked{}",
+            problems.len(),
+            if recovery_needed {
+                "; opening for writing would change the directory (RECOVERY lines)"
+            } else {
+                ""
+            }
+        )?;
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Checks loose segment files: every chunk decoded and checksummed.
+fn verify_segment_files(
+    files: &[PathBuf],
+    problems: &mut Vec<String>,
+    checked: &mut usize,
+) -> Result<(), Error> {
+    for file in files {
+        *checked += 1;
         match Segment::open(file) {
             Err(error) => problems.push(error.to_string()),
             Ok(segment) => {
                 let report = segment.verify();
                 if report.damage.is_empty() {
-                    println!(
+                    outln!(
                         "ok {}: {} series, {} chunks, {} samples",
                         file.display(),
                         report.series_count,
                         report.chunk_count,
                         report.sample_count
-                    );
+                    )?;
                 }
                 problems.extend(report.damage.iter().map(ToString::to_string));
             }
         }
     }
-    for problem in &problems {
-        println!("DAMAGED {problem}");
+    Ok(())
+}
+
+/// Checks a data directory through a read-only open (which changes
+/// nothing): the manifest, every listed segment against its pin and chunk
+/// by chunk, every WAL file; prints what a writable open would do. Returns
+/// whether that open would change anything.
+fn verify_data_dir(
+    dir: &Path,
+    problems: &mut Vec<String>,
+    checked: &mut usize,
+) -> Result<bool, Error> {
+    let db = match Db::open_read_only(dir) {
+        Ok(db) => db,
+        Err(error) => {
+            problems.push(format!("the directory does not open: {error}"));
+            return Ok(true);
+        }
+    };
+    for (_, wal_path) in wal::list_wal_files(&dir.join("wal"))? {
+        *checked += 1;
+        let (records, _, replay) = scan_wal(&wal_path)?;
+        if replay.all_damage().next().is_none() {
+            outln!("ok {}: {records} records", wal_path.display())?;
+        }
     }
-    if problems.is_empty() {
-        println!("all {checked} file(s) intact");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!(
-            "{} damaged part(s) in {checked} file(s) checked",
-            problems.len()
-        );
-        Ok(ExitCode::FAILURE)
+    for check in db.verify_segments() {
+        *checked += 1;
+        if check.is_intact() {
+            outln!(
+                "ok {}: {} series, {} chunks, {} samples",
+                check.path.display(),
+                check.report.series_count,
+                check.report.chunk_count,
+                check.report.sample_count
+            )?;
+        }
+        problems.extend(check.pin_problem);
+        problems.extend(check.report.damage.iter().map(ToString::to_string));
     }
+    let report = db.recovery_report();
+    for action in report.actions() {
+        outln!("RECOVERY {action}")?;
+    }
+    Ok(!report.is_clean())
 }
 
 /// Formats Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic

@@ -1,6 +1,30 @@
 //! Command-line parsing and dispatch. Subcommands print what they did and
 //! exit 0; on failure they print the error (which names the file, offset
-//! and series) and exit 1.
+//! and series) and exit 1; bad arguments exit 2.
+//!
+//! Standard output may be a pipe that closes early (`strata inspect DIR |
+//! head`): every write goes through [`outln!`], which returns the error
+//! instead of panicking, and a broken pipe ends the command quietly with
+//! exit code 0, as if the reader had taken everything it wanted.
+
+/// `println!` that returns an [`strata::Error`] instead of panicking when
+/// standard output is closed.
+macro_rules! outln {
+    () => {
+        outln!("")
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_line(&mut std::io::stdout().lock(), format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that cannot panic: a failed write to standard error has
+/// nowhere to be reported, so it is ignored.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        let _ = $crate::cli::write_line(&mut std::io::stderr().lock(), format_args!($($arg)*));
+    }};
+}
 
 mod bench;
 mod demo;
@@ -8,11 +32,14 @@ mod export;
 mod import;
 mod inspect;
 mod kpi;
+mod owned_dir;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use strata::Error;
 
 #[derive(Parser)]
 #[command(
@@ -63,12 +90,46 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Check every checksum and decode every chunk.
     ///
-    /// Exits 0 when everything is intact, 1 with the file, offset and
-    /// series of each damaged part otherwise.
+    /// For a data directory, also checks each segment file against the
+    /// manifest's pin and lists what opening it for writing would repair
+    /// (RECOVERY lines). Exits 0 when everything is intact and nothing would
+    /// change, 1 otherwise, naming the file, offset and series of each
+    /// damaged part.
     Verify {
-        /// A segment file (*.seg) or a directory holding them.
+        /// A data directory, a segment file (*.seg) or a directory of them.
         path: PathBuf,
     },
+    /// Make a damaged data directory open again: rebuild a missing or
+    /// damaged MANIFEST from the segment files present, and drop entries
+    /// whose segment file is missing or damaged.
+    ///
+    /// Nothing is deleted: damaged files are moved to DIR/quarantine/. A
+    /// rebuilt manifest replays every WAL file from the start, so no sample
+    /// still on disk is left out. Prints each action; a directory that
+    /// needs nothing is left as it is. Takes the writer lock.
+    Repair {
+        /// The data directory.
+        dir: PathBuf,
+    },
+}
+
+fn repair(dir: &std::path::Path) -> Result<ExitCode, strata::Error> {
+    let report = strata::Db::repair(dir, &strata::Options::default())?;
+    if report.actions.is_empty() {
+        outln!("{}: nothing to repair", dir.display())?;
+    }
+    for action in &report.actions {
+        outln!("repaired: {action}")?;
+    }
+    for q in &report.quarantined {
+        outln!(
+            "moved {} -> {}: {}",
+            q.from.display(),
+            q.to.display(),
+            q.reason
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run() -> ExitCode {
@@ -77,15 +138,41 @@ pub fn run() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Inspect { path, series } => inspect::inspect(&path, series),
         Command::Verify { path } => inspect::verify(&path),
+        Command::Repair { dir } => repair(&dir),
         Command::Bench(args) => bench::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Export(args) => export::run(&args),
     };
     match result {
         Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("strata: {error}");
+            errln!("strata: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes one line for [`outln!`] (standard output) and [`errln!`].
+pub fn write_line(out: &mut impl Write, args: std::fmt::Arguments<'_>) -> Result<(), Error> {
+    out.write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(|e| Error::io("write", "standard output", e))
+}
+
+/// Whether `error` is a write to a pipe whose reader has gone.
+fn is_broken_pipe(error: &Error) -> bool {
+    matches!(error, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// `--batch`: 1 to [`strata::MAX_BATCH_SAMPLES`] samples.
+pub fn parse_batch(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=strata::MAX_BATCH_SAMPLES).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a number of samples from 1 to {} (strata::MAX_BATCH_SAMPLES, the most one \
+             write batch may carry)",
+            strata::MAX_BATCH_SAMPLES
+        )),
     }
 }

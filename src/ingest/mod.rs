@@ -1,12 +1,24 @@
 //! Text formats of `strata import` (parsers) and `strata export` (writers),
 //! in the library so that fuzz targets and embedders share one implementation.
 //!
-//! # Import: [`LineParser`], one line at a time
+//! # Import: [`LineReader`] and [`LineParser`], one line at a time
 //!
-//! Every format skips empty lines (only spaces and tabs) and lines whose
-//! first non-blank character is `#`. A trailing `\r` (CRLF files) is
-//! ignored. A line yields zero or more [`ParsedSample`]s, or a
-//! [`ParseError`] naming the line and the column or token at fault.
+//! [`LineReader`] splits input into lines without ever holding more than
+//! [`Limits::max_line_bytes`] of one line: a longer line is read past and
+//! reported by its length. Every format skips empty lines (only spaces and
+//! tabs) and lines whose first non-blank character is `#`. A trailing `\r`
+//! (CRLF files) is ignored. A line yields zero or more [`ParsedSample`]s, or
+//! a [`ParseError`] naming the line and the column or token at fault.
+//!
+//! ## Limits
+//!
+//! [`Limits`] bound what one line may cost: its length, the labels of a
+//! series (count, name and value length, checked while the line is parsed,
+//! before any label is copied into a series) and, for Influx, the fields of
+//! one line. A line over a limit is an error like any malformed line. Error
+//! messages quote at most [`EXCERPT_CHARS`] characters of the input, so a
+//! huge token never makes a huge message. Parsing is linear in the line's
+//! length: columns for messages are only counted when an error is made.
 //!
 //! ## [`Format::Tsv`], the canonical format (what `export --format tsv` writes)
 //!
@@ -96,18 +108,23 @@
 //!
 //! # Invariants
 //!
-//! - No input makes a parser panic.
+//! - No input makes a parser panic; a line costs time and memory linear in
+//!   its length (bounded by [`Limits::max_line_bytes`]).
 //! - [`LineParser::parse_line`] appends nothing when it returns an error.
 //! - `parse_value(&format_value(v))` has the same bits as `v`, for every `f64`.
 //! - A Tsv line written by [`write_sample`] parses back to the same key,
 //!   timestamp and value bits.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
-use std::io;
+use std::io::{self, BufRead};
 
 use crate::series::METRIC_NAME_LABEL;
-use crate::{Label, SeriesKey};
+use crate::{InputError, Label, Options, SeriesKey};
+
+/// Most characters of the input an error message quotes.
+pub const EXCERPT_CHARS: usize = 100;
 
 /// Bits of the canonical quiet NaN, written as plain `NaN`.
 const CANONICAL_NAN_BITS: u64 = 0x7ff8_0000_0000_0000;
@@ -158,21 +175,114 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+impl ParseError {
+    /// Line `line` is `len` bytes long, over `limit`.
+    pub fn line_too_long(line: usize, len: u64, limit: usize) -> Self {
+        ParseError {
+            line,
+            message: format!("the line is {len} bytes long, over the limit of {limit} bytes"),
+        }
+    }
+}
+
+/// What one line may cost a parser (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest line in bytes, its `\n` not counted. Default 1 MiB.
+    pub max_line_bytes: usize,
+    /// Most labels of one series, `__name__` included. Default: as
+    /// [`Options::max_labels_per_series`].
+    pub max_labels: usize,
+    /// Longest label name in bytes. Default: as [`Options::max_label_name_len`].
+    pub max_label_name_bytes: usize,
+    /// Longest label value (and metric name) in bytes. Default: as
+    /// [`Options::max_label_value_len`].
+    pub max_label_value_bytes: usize,
+    /// Influx: most numeric fields (samples) on one line. Default 1024.
+    pub max_fields: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let options = Options::default();
+        Limits {
+            max_line_bytes: 1 << 20,
+            max_labels: options.max_labels_per_series,
+            max_label_name_bytes: options.max_label_name_len,
+            max_label_value_bytes: options.max_label_value_len,
+            max_fields: 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Whether a series may have `count` labels (`__name__` included).
+    fn check_label_count(&self, count: usize) -> Result<(), String> {
+        if count > self.max_labels {
+            return Err(format!(
+                "more than {} labels in one series (__name__ included)",
+                self.max_labels
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a label `name` may have a value of `value_len` bytes; takes
+    /// the length so that a value can be checked before it is built.
+    fn check_label(&self, name: &str, value_len: usize) -> Result<(), String> {
+        if name.len() > self.max_label_name_bytes {
+            return Err(format!(
+                "label name {} is {} bytes long, over the limit of {}",
+                excerpt(name),
+                name.len(),
+                self.max_label_name_bytes
+            ));
+        }
+        if value_len > self.max_label_value_bytes {
+            let what = if name == METRIC_NAME_LABEL {
+                "the metric name".to_owned()
+            } else {
+                format!("the value of label {}", excerpt(name))
+            };
+            return Err(format!(
+                "{what} is {value_len} bytes long, over the limit of {}",
+                self.max_label_value_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks every label of `key`.
+    fn check_key(&self, key: &SeriesKey) -> Result<(), String> {
+        self.check_label_count(key.labels().len())?;
+        key.labels()
+            .iter()
+            .try_for_each(|label| self.check_label(&label.name, label.value.len()))
+    }
+}
+
 /// Parses lines of one import [`Format`].
 #[derive(Debug, Clone, Copy)]
 pub struct LineParser {
     format: Format,
     default_timestamp_ms: i64,
+    limits: Limits,
 }
 
 impl LineParser {
-    /// A parser for `format`; lines without a timestamp (Prometheus, Influx)
-    /// get `default_timestamp_ms`.
+    /// A parser for `format` with the default [`Limits`]; lines without a
+    /// timestamp (Prometheus, Influx) get `default_timestamp_ms`.
     pub fn new(format: Format, default_timestamp_ms: i64) -> Self {
         Self {
             format,
             default_timestamp_ms,
+            limits: Limits::default(),
         }
+    }
+
+    /// The same parser with other limits.
+    pub fn with_limits(self, limits: Limits) -> Self {
+        Self { limits, ..self }
     }
 
     /// Parses one line (its `\n` or `\r\n` may be left on) and appends its
@@ -185,12 +295,20 @@ impl LineParser {
         out: &mut Vec<ParsedSample>,
     ) -> Result<(), ParseError> {
         let line = line.strip_suffix('\n').unwrap_or(line);
+        if line.len() > self.limits.max_line_bytes {
+            return Err(ParseError::line_too_long(
+                line_no,
+                line.len() as u64,
+                self.limits.max_line_bytes,
+            ));
+        }
         let line = line.strip_suffix('\r').unwrap_or(line);
         let start = out.len();
+        let limits = &self.limits;
         let result = match self.format {
-            Format::Tsv => parse_tsv(line, out),
-            Format::Prometheus => parse_prometheus(line, self.default_timestamp_ms, out),
-            Format::Influx => parse_influx(line, self.default_timestamp_ms, out),
+            Format::Tsv => parse_tsv(line, limits, out),
+            Format::Prometheus => parse_prometheus(line, self.default_timestamp_ms, limits, out),
+            Format::Influx => parse_influx(line, self.default_timestamp_ms, limits, out),
         };
         result.map_err(|message| {
             out.truncate(start);
@@ -199,6 +317,81 @@ impl LineParser {
                 message,
             }
         })
+    }
+}
+
+/// One line from [`LineReader::next_line`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// The line's bytes without its `\n` (a `\r` before it is kept; the
+    /// parsers ignore it).
+    Complete(&'a [u8]),
+    /// A line longer than the limit, `len` bytes without its `\n`: read
+    /// past, never held whole.
+    TooLong { len: u64 },
+}
+
+/// Splits a byte stream into `\n`-terminated lines (the last one may lack
+/// its `\n`), holding at most `max_line_bytes` of a line in memory.
+pub struct LineReader<R> {
+    inner: R,
+    max_line_bytes: usize,
+    line: Vec<u8>,
+    line_no: usize,
+}
+
+impl<R: BufRead> LineReader<R> {
+    pub fn new(inner: R, max_line_bytes: usize) -> Self {
+        Self {
+            inner,
+            max_line_bytes,
+            line: Vec::new(),
+            line_no: 0,
+        }
+    }
+
+    /// The next line with its 1-based number, or `None` at the end of the
+    /// input.
+    pub fn next_line(&mut self) -> io::Result<Option<(usize, Line<'_>)>> {
+        self.line.clear();
+        let mut len = 0u64;
+        let mut read_any = false;
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                break;
+            }
+            read_any = true;
+            let newline = available.iter().position(|&b| b == b'\n');
+            let part = available
+                .get(..newline.unwrap_or(available.len()))
+                .unwrap_or_default();
+            len += part.len() as u64;
+            if len <= self.max_line_bytes as u64 {
+                self.line.extend_from_slice(part);
+            } else {
+                self.line.clear();
+            }
+            let used = part.len() + usize::from(newline.is_some());
+            self.inner.consume(used);
+            if newline.is_some() {
+                break;
+            }
+        }
+        if !read_any {
+            return Ok(None);
+        }
+        self.line_no += 1;
+        let line = if len > self.max_line_bytes as u64 {
+            Line::TooLong { len }
+        } else {
+            Line::Complete(&self.line)
+        };
+        Ok(Some((self.line_no, line)))
     }
 }
 
@@ -228,24 +421,31 @@ pub fn parse_value(text: &str) -> Result<f64, String> {
     if let (Some(_), Some(hex)) = (nan_prefix, text.get(6..)) {
         if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!(
-                "invalid value {text:?}: expected exactly 16 hex digits after \"NaN:0x\""
+                "invalid value {text}: expected exactly 16 hex digits after \"NaN:0x\"",
+                text = excerpt(text)
             ));
         }
-        let bits = u64::from_str_radix(hex, 16)
-            .map_err(|e| format!("invalid value {text:?}: bad hex digits ({e})"))?;
+        let bits = u64::from_str_radix(hex, 16).map_err(|e| {
+            format!(
+                "invalid value {text}: bad hex digits ({e})",
+                text = excerpt(text)
+            )
+        })?;
         let value = f64::from_bits(bits);
         if !value.is_nan() {
             return Err(format!(
-                "invalid value {text:?}: 0x{bits:016x} is not a NaN bit pattern \
-                 (exponent all ones, mantissa non-zero); write other values in decimal"
+                "invalid value {text}: 0x{bits:016x} is not a NaN bit pattern \
+                 (exponent all ones, mantissa non-zero); write other values in decimal",
+                text = excerpt(text)
             ));
         }
         return Ok(value);
     }
     text.parse::<f64>().map_err(|_| {
         format!(
-            "invalid value {text:?}: expected a decimal number (1.5, -2e-3), NaN, +Inf, -Inf \
-             or NaN:0x<16 hex digits>"
+            "invalid value {text}: expected a decimal number (1.5, -2e-3), NaN, +Inf, -Inf \
+             or NaN:0x<16 hex digits>",
+            text = excerpt(text)
         )
     })
 }
@@ -374,9 +574,40 @@ fn is_skipped(line: &str) -> bool {
     rest.is_empty() || rest.starts_with('#')
 }
 
-/// 1-based character column of byte offset `byte` in `line`.
+/// 1-based character column of byte offset `byte` in `line`. Counts the
+/// characters before it, so call it only to make an error message: once
+/// per line, never per token.
 fn column(line: &str, byte: usize) -> usize {
     line.get(..byte).map_or(0, |s| s.chars().count()) + 1
+}
+
+/// `text` cut to its first [`EXCERPT_CHARS`] characters, `…` marking a cut.
+fn cut(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((end, _)) => Cow::Owned(format!("{}…", text.get(..end).unwrap_or_default())),
+    }
+}
+
+/// `text` quoted for an error message, at most [`EXCERPT_CHARS`] of it.
+fn excerpt(text: &str) -> String {
+    format!("{:?}", cut(text))
+}
+
+/// The message of a series error, its quoted input cut like [`excerpt`].
+fn key_error(error: InputError) -> String {
+    let short = |text: String| cut(&text).into_owned();
+    match error {
+        InputError::BadSeriesText { text, reason } => InputError::BadSeriesText {
+            text: short(text),
+            reason,
+        },
+        InputError::BadMetricName(name) => InputError::BadMetricName(short(name)),
+        InputError::BadLabelName(name) => InputError::BadLabelName(short(name)),
+        InputError::DuplicateLabel(name) => InputError::DuplicateLabel(short(name)),
+        other => other,
+    }
+    .to_string()
 }
 
 /// `Some(c)` as `'c'`, `None` as "end of line", for error messages.
@@ -389,14 +620,17 @@ fn describe(c: Option<char>) -> String {
 
 fn parse_timestamp(token: &str, unit: &str) -> Result<i64, String> {
     token.parse::<i64>().map_err(|e| {
-        format!("invalid timestamp {token:?}: expected an integer number of {unit} ({e})")
+        format!(
+            "invalid timestamp {token}: expected an integer number of {unit} ({e})",
+            token = excerpt(token)
+        )
     })
 }
 
 // ---------------------------------------------------------------------------
 // Tsv
 
-fn parse_tsv(line: &str, out: &mut Vec<ParsedSample>) -> Result<(), String> {
+fn parse_tsv(line: &str, limits: &Limits, out: &mut Vec<ParsedSample>) -> Result<(), String> {
     if is_skipped(line) {
         return Ok(());
     }
@@ -418,14 +652,20 @@ fn parse_tsv(line: &str, out: &mut Vec<ParsedSample>) -> Result<(), String> {
         } else {
             String::new()
         };
-        format!("column 1 (series): {e}{hint}")
+        format!("column 1 (series): {}{hint}", key_error(e))
     })?;
-    let ts_column = column(line, series_text.len() + 1);
-    let timestamp_ms = parse_timestamp(ts_text.trim_matches(is_blank), "milliseconds")
-        .map_err(|e| format!("column {ts_column} (timestamp_ms): {e}"))?;
-    let value_column = column(line, series_text.len() + ts_text.len() + 2);
-    let value = parse_value(value_text.trim_matches(is_blank))
-        .map_err(|e| format!("column {value_column} (value): {e}"))?;
+    limits
+        .check_key(&key)
+        .map_err(|e| format!("column 1 (series): {e}"))?;
+    let timestamp_ms =
+        parse_timestamp(ts_text.trim_matches(is_blank), "milliseconds").map_err(|e| {
+            let ts_column = column(line, series_text.len() + 1);
+            format!("column {ts_column} (timestamp_ms): {e}")
+        })?;
+    let value = parse_value(value_text.trim_matches(is_blank)).map_err(|e| {
+        let value_column = column(line, series_text.len() + ts_text.len() + 2);
+        format!("column {value_column} (value): {e}")
+    })?;
     out.push(ParsedSample {
         key,
         timestamp_ms,
@@ -498,6 +738,7 @@ impl<'a> Cursor<'a> {
 fn parse_prometheus(
     line: &str,
     default_timestamp_ms: i64,
+    limits: &Limits,
     out: &mut Vec<ParsedSample>,
 ) -> Result<(), String> {
     if is_skipped(line) {
@@ -505,17 +746,21 @@ fn parse_prometheus(
     }
     let mut cur = Cursor::new(line);
     cur.skip_blanks();
-    let series_column = cur.column();
+    let series_pos = cur.pos;
+    let series_error = |e: String| format!("column {} (series): {e}", column(line, series_pos));
     let metric = cur.eat_while(is_metric_char);
     let mut labels = Vec::new();
     if !metric.is_empty() {
+        limits
+            .check_label(METRIC_NAME_LABEL, metric.len())
+            .map_err(series_error)?;
         labels.push(Label::new(METRIC_NAME_LABEL, metric));
     }
     let blank_after_name = cur.skip_blanks();
     match cur.peek() {
         Some('{') => {
             cur.bump();
-            parse_prometheus_labels(&mut cur, &mut labels)?;
+            parse_prometheus_labels(&mut cur, limits, &mut labels)?;
         }
         None => {
             return Err(format!(
@@ -531,31 +776,33 @@ fn parse_prometheus(
                 )
             } else {
                 format!(
-                    "column {}: unexpected {c:?} in metric name {metric:?} \
+                    "column {}: unexpected {c:?} in metric name {} \
                      (allowed: letters, digits, '_', ':')",
-                    cur.column()
+                    cur.column(),
+                    excerpt(metric)
                 )
             });
         }
         Some(_) => {}
     }
-    let key = SeriesKey::from_labels(labels)
-        .map_err(|e| format!("column {series_column} (series): {e}"))?;
+    let key = SeriesKey::from_labels(labels).map_err(|e| series_error(key_error(e)))?;
 
     cur.skip_blanks();
-    let value_column = cur.column();
+    let value_pos = cur.pos;
     let value_text = cur.eat_while(|c| !is_blank(c));
     if value_text.is_empty() {
         return Err(format!(
-            "column {value_column}: expected a value after the series, found end of line"
+            "column {}: expected a value after the series, found end of line",
+            column(line, value_pos)
         ));
     }
-    let value = parse_value(value_text).map_err(|e| format!("column {value_column}: {e}"))?;
+    let value =
+        parse_value(value_text).map_err(|e| format!("column {}: {e}", column(line, value_pos)))?;
 
     cur.skip_blanks();
     let mut timestamp_ms = default_timestamp_ms;
     if cur.peek().is_some_and(|c| c != '#') {
-        let ts_column = cur.column();
+        let ts_pos = cur.pos;
         let ts_text = cur.eat_while(|c| !is_blank(c));
         timestamp_ms = parse_timestamp(ts_text, "milliseconds").map_err(|e| {
             let hint = if ts_text.parse::<f64>().is_ok() {
@@ -563,7 +810,7 @@ fn parse_prometheus(
             } else {
                 ""
             };
-            format!("column {ts_column}: {e}{hint}")
+            format!("column {}: {e}{hint}", column(line, ts_pos))
         })?;
         cur.skip_blanks();
         if let Some(c) = cur.peek().filter(|&c| c != '#') {
@@ -582,8 +829,14 @@ fn parse_prometheus(
     Ok(())
 }
 
-/// Parses `name="value",...}` (the `{` already consumed) into `labels`.
-fn parse_prometheus_labels(cur: &mut Cursor<'_>, labels: &mut Vec<Label>) -> Result<(), String> {
+/// Parses `name="value",...}` (the `{` already consumed) into `labels`,
+/// leaving out labels with an empty value (they mean "no such label").
+fn parse_prometheus_labels(
+    cur: &mut Cursor<'_>,
+    limits: &Limits,
+    labels: &mut Vec<Label>,
+) -> Result<(), String> {
+    let text = cur.text;
     loop {
         cur.skip_blanks();
         match cur.peek() {
@@ -606,21 +859,34 @@ fn parse_prometheus_labels(cur: &mut Cursor<'_>, labels: &mut Vec<Label>) -> Res
                 ))
             }
         }
+        let name_pos = cur.pos;
         let name = cur.eat_while(is_label_char);
+        let limit_error = |e: String| format!("column {}: {e}", column(text, name_pos));
+        limits.check_label(name, 0).map_err(limit_error)?;
         cur.skip_blanks();
         if cur.peek() != Some('=') {
             return Err(format!(
-                "column {}: expected '=' after label name {name:?}, found {}",
+                "column {}: expected '=' after label name {}, found {}",
                 cur.column(),
+                excerpt(name),
                 describe(cur.peek())
             ));
         }
         cur.bump();
         cur.skip_blanks();
-        let value_column = cur.column();
+        let value_pos = cur.pos;
+        let unclosed = || {
+            format!(
+                "column {}: the value of label {} has no closing '\"'",
+                column(text, value_pos),
+                excerpt(name)
+            )
+        };
         if cur.peek() != Some('"') {
             return Err(format!(
-                "column {value_column}: expected '\"' to open the value of label {name:?}, found {}",
+                "column {}: expected '\"' to open the value of label {}, found {}",
+                column(text, value_pos),
+                excerpt(name),
                 describe(cur.peek())
             ));
         }
@@ -628,11 +894,7 @@ fn parse_prometheus_labels(cur: &mut Cursor<'_>, labels: &mut Vec<Label>) -> Res
         let mut value = String::new();
         loop {
             match cur.bump() {
-                None => {
-                    return Err(format!(
-                        "column {value_column}: the value of label {name:?} has no closing '\"'"
-                    ))
-                }
+                None => return Err(unclosed()),
                 Some('"') => break,
                 Some('\\') => match cur.bump() {
                     Some('n') => value.push('\n'),
@@ -642,16 +904,18 @@ fn parse_prometheus_labels(cur: &mut Cursor<'_>, labels: &mut Vec<Label>) -> Res
                         value.push('\\');
                         value.push(other);
                     }
-                    None => {
-                        return Err(format!(
-                            "column {value_column}: the value of label {name:?} has no closing '\"'"
-                        ))
-                    }
+                    None => return Err(unclosed()),
                 },
                 Some(c) => value.push(c),
             }
         }
-        labels.push(Label::new(name, value));
+        if !value.is_empty() {
+            limits
+                .check_label(name, value.len())
+                .and_then(|()| limits.check_label_count(labels.len() + 1))
+                .map_err(limit_error)?;
+            labels.push(Label::new(name, value));
+        }
         cur.skip_blanks();
         match cur.peek() {
             Some(',') => {
@@ -660,8 +924,9 @@ fn parse_prometheus_labels(cur: &mut Cursor<'_>, labels: &mut Vec<Label>) -> Res
             Some('}') => {}
             c => {
                 return Err(format!(
-                    "column {}: expected ',' or '}}' after the value of label {name:?}, found {}",
+                    "column {}: expected ',' or '}}' after the value of label {}, found {}",
                     cur.column(),
+                    excerpt(name),
                     describe(c)
                 ))
             }
@@ -757,17 +1022,21 @@ fn parse_influx_field_value(text: &str) -> Result<f64, String> {
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if let Some(int) = text.strip_suffix('i') {
         if all_digits(int.strip_prefix('-').unwrap_or(int)) {
-            return int
-                .parse::<i64>()
-                .map(|i| i as f64)
-                .map_err(|e| format!("integer {text:?} does not fit in 64 bits ({e})"));
+            return int.parse::<i64>().map(|i| i as f64).map_err(|e| {
+                format!(
+                    "integer {text} does not fit in 64 bits ({e})",
+                    text = excerpt(text)
+                )
+            });
         }
     } else if let Some(uint) = text.strip_suffix('u') {
         if all_digits(uint) {
-            return uint
-                .parse::<u64>()
-                .map(|u| u as f64)
-                .map_err(|e| format!("unsigned integer {text:?} does not fit in 64 bits ({e})"));
+            return uint.parse::<u64>().map(|u| u as f64).map_err(|e| {
+                format!(
+                    "unsigned integer {text} does not fit in 64 bits ({e})",
+                    text = excerpt(text)
+                )
+            });
         }
     } else {
         let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
@@ -780,19 +1049,24 @@ fn parse_influx_field_value(text: &str) -> Result<f64, String> {
                 if value.is_finite() {
                     return Ok(value);
                 }
-                return Err(format!("float {text:?} is out of range"));
+                return Err(format!(
+                    "float {text} is out of range",
+                    text = excerpt(text)
+                ));
             }
         }
     }
     Err(format!(
-        "invalid value {text:?}: expected a float (1.5), an integer (42i), an unsigned \
-         integer (42u), a boolean (t, false, ...) or a double-quoted string"
+        "invalid value {text}: expected a float (1.5), an integer (42i), an unsigned \
+         integer (42u), a boolean (t, false, ...) or a double-quoted string",
+        text = excerpt(text)
     ))
 }
 
 fn parse_influx(
     line: &str,
     default_timestamp_ms: i64,
+    limits: &Limits,
     out: &mut Vec<ParsedSample>,
 ) -> Result<(), String> {
     if is_skipped(line) {
@@ -810,6 +1084,10 @@ fn parse_influx(
     loop {
         let part_end = scan_unescaped(&bytes[..key_end], part_start, b",");
         parts.push((part_start, part_end));
+        // The measurement becomes __name__, so parts count the labels.
+        limits
+            .check_label_count(parts.len())
+            .map_err(|e| format!("column {}: {e}", col(part_start)))?;
         if part_end >= key_end {
             break;
         }
@@ -830,46 +1108,59 @@ fn parse_influx(
         let eq = scan_unescaped(&bytes[..end], start, b"=");
         if eq >= end {
             return Err(format!(
-                "column {}: tag {raw:?} has no '=': expected tag_key=tag_value",
-                col(start)
+                "column {}: tag {raw} has no '=': expected tag_key=tag_value",
+                col(start),
+                raw = excerpt(raw)
             ));
         }
         if eq == start {
-            return Err(format!("column {}: empty tag key in {raw:?}", col(start)));
+            return Err(format!(
+                "column {}: empty tag key in {raw}",
+                col(start),
+                raw = excerpt(raw)
+            ));
         }
         let tag_key = unescape_influx(slice(start, eq));
         if eq + 1 == end {
             return Err(format!(
-                "column {}: tag {tag_key:?} has an empty value",
-                col(eq + 1)
+                "column {}: tag {tag_key} has an empty value",
+                col(eq + 1),
+                tag_key = excerpt(&tag_key)
             ));
         }
         let second_eq = scan_unescaped(&bytes[..end], eq + 1, b"=");
         if second_eq < end {
             return Err(format!(
-                "column {}: unescaped '=' in the value of tag {tag_key:?} (write \\=)",
-                col(second_eq)
+                "column {}: unescaped '=' in the value of tag {tag_key} (write \\=)",
+                col(second_eq),
+                tag_key = excerpt(&tag_key)
             ));
         }
         let name = sanitize_label_name(&tag_key);
+        let value = unescape_influx(slice(eq + 1, end));
+        limits
+            .check_label(&name, value.len())
+            .map_err(|e| format!("column {}: {e}", col(start)))?;
         if !tag_names.insert(name.clone()) {
             return Err(format!(
-                "column {}: tag {tag_key:?} gives label name {name:?}, which an earlier tag \
+                "column {}: tag {tag_key} gives label name {name}, which an earlier tag \
                  already has",
-                col(start)
+                col(start),
+                tag_key = excerpt(&tag_key),
+                name = excerpt(&name)
             ));
         }
-        tags.push(Label::new(name, unescape_influx(slice(eq + 1, end))));
+        tags.push(Label::new(name, value));
     }
 
     // field=value[,field=value...]
     let mut pos = skip_influx_blanks(bytes, key_end);
     if pos >= bytes.len() {
         return Err(format!(
-            "column {}: expected fields after {:?}: measurement[,tag=value...] \
+            "column {}: expected fields after {}: measurement[,tag=value...] \
              field=value[,field=value...] [timestamp]",
             col(pos),
-            slice(key_start, key_end)
+            excerpt(slice(key_start, key_end))
         ));
     }
     let mut fields: Vec<(usize, String, f64)> = Vec::new();
@@ -878,9 +1169,9 @@ fn parse_influx(
         let eq = scan_unescaped(bytes, pos, b"=, \t");
         if bytes.get(eq) != Some(&b'=') {
             return Err(format!(
-                "column {}: field {:?} has no '=': expected field_key=field_value",
+                "column {}: field {} has no '=': expected field_key=field_value",
                 col(field_start),
-                slice(field_start, eq)
+                excerpt(slice(field_start, eq))
             ));
         }
         if eq == field_start {
@@ -892,8 +1183,9 @@ fn parse_influx(
             let close = scan_unescaped(bytes, value_start + 1, b"\"");
             if close >= bytes.len() {
                 return Err(format!(
-                    "column {}: the string value of field {field_key:?} has no closing '\"'",
-                    col(value_start)
+                    "column {}: the string value of field {field_key} has no closing '\"'",
+                    col(value_start),
+                    field_key = excerpt(&field_key)
                 ));
             }
             pos = close + 1; // string fields are skipped
@@ -906,12 +1198,35 @@ fn parse_influx(
             let text = slice(value_start, value_end);
             if text.is_empty() {
                 return Err(format!(
-                    "column {}: field {field_key:?} has no value",
-                    col(value_start)
+                    "column {}: field {field_key} has no value",
+                    col(value_start),
+                    field_key = excerpt(&field_key)
                 ));
             }
-            let value = parse_influx_field_value(text)
-                .map_err(|e| format!("column {}: field {field_key:?}: {e}", col(value_start)))?;
+            let value = parse_influx_field_value(text).map_err(|e| {
+                format!(
+                    "column {}: field {field_key}: {e}",
+                    col(value_start),
+                    field_key = excerpt(&field_key)
+                )
+            })?;
+            if fields.len() == limits.max_fields {
+                return Err(format!(
+                    "column {}: more than {} numeric fields on one line",
+                    col(field_start),
+                    limits.max_fields
+                ));
+            }
+            // The series name is the measurement, '_' and the key.
+            limits
+                .check_label(METRIC_NAME_LABEL, measurement.len() + 1 + field_key.len())
+                .map_err(|e| {
+                    format!(
+                        "column {}: field {}: {e}",
+                        col(field_start),
+                        excerpt(&field_key)
+                    )
+                })?;
             fields.push((field_start, field_key, value));
             pos = value_end;
         }
@@ -921,9 +1236,9 @@ fn parse_influx(
             None => break,
             Some(_) => {
                 return Err(format!(
-                    "column {}: expected ',' or ' ' after the value of field {:?}, found {}",
+                    "column {}: expected ',' or ' ' after the value of field {}, found {}",
                     col(pos),
-                    slice(field_start, eq),
+                    excerpt(slice(field_start, eq)),
                     describe(line.get(pos..).and_then(|s| s.chars().next()))
                 ))
             }
@@ -945,9 +1260,9 @@ fn parse_influx(
         pos = skip_influx_blanks(bytes, pos);
         if pos < bytes.len() {
             return Err(format!(
-                "column {}: unexpected {:?} after the timestamp (expected end of line)",
+                "column {}: unexpected {} after the timestamp (expected end of line)",
                 col(pos),
-                slice(pos, bytes.len())
+                excerpt(slice(pos, bytes.len()))
             ));
         }
     }
@@ -957,15 +1272,23 @@ fn parse_influx(
         let metric = sanitize_metric_name(&format!("{measurement}_{field_key}"));
         if !metrics.insert(metric.clone()) {
             return Err(format!(
-                "column {}: field {field_key:?} gives series {metric:?}, which an earlier \
+                "column {}: field {field_key} gives series {metric}, which an earlier \
                  field already gives",
-                col(field_start)
+                col(field_start),
+                field_key = excerpt(&field_key),
+                metric = excerpt(&metric)
             ));
         }
         let mut labels = tags.clone();
         labels.push(Label::new(METRIC_NAME_LABEL, metric));
-        let key = SeriesKey::from_labels(labels)
-            .map_err(|e| format!("column {}: field {field_key:?}: {e}", col(field_start)))?;
+        let key = SeriesKey::from_labels(labels).map_err(|e| {
+            format!(
+                "column {}: field {}: {}",
+                col(field_start),
+                excerpt(&field_key),
+                key_error(e)
+            )
+        })?;
         out.push(ParsedSample {
             key,
             timestamp_ms,
@@ -1361,6 +1684,165 @@ exemplar_no_ts 3 # {trace_id=\"abc\"} 1.0
         fails(i, "cpu a=1,b=2,c=x", "field \"c\"");
     }
 
+    // --- Limits and the line reader ---------------------------------------
+
+    /// Regression (issue 7): every label was accepted, and Influx cloned
+    /// every tag once per field before any check: a 356 KB line took 1.27 GB.
+    #[test]
+    fn label_and_field_limits_apply_before_series_are_built() {
+        let tags: String = (0..64).map(|i| format!(",t{i}=v")).collect();
+        fails(
+            Format::Influx,
+            &format!("m{tags} f=1"),
+            "more than 64 labels",
+        );
+        fails(Format::Influx, &format!("m{tags} f=1"), "column 371:");
+        let labels: Vec<String> = (0..64).map(|i| format!("l{i}=\"v\"")).collect();
+        let line = format!("m{{{}}} 1", labels.join(","));
+        fails(Format::Prometheus, &line, "more than 64 labels");
+        fails(
+            Format::Tsv,
+            &format!("m{{{}}}\t1\t1", labels.join(",")),
+            "more than 64 labels",
+        );
+        // 63 labels and __name__ are fine; empty values do not count.
+        let ok = format!("m{{{},e=\"\"}} 1", labels[..63].join(","));
+        assert_eq!(one(Format::Prometheus, &ok).key.labels().len(), 64);
+
+        let long = "x".repeat(257);
+        fails(
+            Format::Prometheus,
+            &format!("m{{{long}=\"v\"}} 1"),
+            "over the limit of 256",
+        );
+        fails(
+            Format::Influx,
+            &format!("m,{long}=v f=1"),
+            "over the limit of 256",
+        );
+        let value = "v".repeat(4097);
+        fails(
+            Format::Prometheus,
+            &format!("m{{a=\"{value}\"}} 1"),
+            "4097 bytes long",
+        );
+        fails(
+            Format::Influx,
+            &format!("m,a={value} f=1"),
+            "4097 bytes long",
+        );
+        fails(
+            Format::Tsv,
+            &format!("m{{a=\"{value}\"}}\t1\t1"),
+            "4097 bytes long",
+        );
+        fails(
+            Format::Prometheus,
+            &format!("m{value} 1"),
+            "the metric name is 4098 bytes",
+        );
+        fails(
+            Format::Influx,
+            &format!("m{value} f=1"),
+            "the metric name is 4100 bytes",
+        );
+
+        let fields: Vec<String> = (0..1025).map(|i| format!("f{i}=1")).collect();
+        fails(
+            Format::Influx,
+            &format!("m {}", fields.join(",")),
+            "more than 1024 numeric fields",
+        );
+        assert_eq!(
+            parse(Format::Influx, &format!("m {}", fields[..1024].join(",")))
+                .unwrap()
+                .len(),
+            1024
+        );
+    }
+
+    #[test]
+    fn long_lines_are_refused_and_errors_quote_little_of_them() {
+        let limits = Limits {
+            max_line_bytes: 10,
+            ..Limits::default()
+        };
+        let mut out = Vec::new();
+        let parser = LineParser::new(Format::Tsv, 0).with_limits(limits);
+        assert!(parser.parse_line(1, "up\t1\t2.5\n", &mut out).is_ok());
+        let err = parser
+            .parse_line(7, "up\t1\t2.500\r\n", &mut out)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 7: the line is 11 bytes long, over the limit of 10 bytes"
+        );
+
+        // Regression (issue 7): a bad token was quoted whole.
+        let huge = "9".repeat(100_000);
+        for (format, line) in [
+            (Format::Tsv, format!("up\t{huge}x\t1")),
+            (Format::Tsv, format!("up\t1\t{huge}x")),
+            (Format::Tsv, format!("{huge}{{a=\"b\"}}\t1\t1")),
+            (Format::Prometheus, format!("up {huge}x")),
+            (Format::Prometheus, format!("up 1 {huge}x")),
+            (Format::Prometheus, format!("up{{a{huge} 1")),
+            (Format::Influx, format!("m f={huge}x")),
+            (Format::Influx, format!("m,a=b,a{huge}=c f=1")),
+            (Format::Influx, format!("m f=1 1 {huge}")),
+        ] {
+            let err = parse(format, &line).unwrap_err();
+            assert!(
+                err.message.len() < 400,
+                "{format:?}: {} bytes: {}",
+                err.message.len(),
+                err.message
+            );
+            assert!(err.message.contains("9999…"), "{format:?}: {}", err.message);
+        }
+    }
+
+    fn read_lines(input: &[u8], max: usize, buffer: usize) -> Vec<(usize, Result<Vec<u8>, u64>)> {
+        let mut reader = LineReader::new(io::BufReader::with_capacity(buffer, input), max);
+        let mut lines = Vec::new();
+        while let Some((number, line)) = reader.next_line().unwrap() {
+            lines.push((
+                number,
+                match line {
+                    Line::Complete(bytes) => Ok(bytes.to_vec()),
+                    Line::TooLong { len } => Err(len),
+                },
+            ));
+            assert!(
+                reader.line.capacity() <= (2 * max).max(8),
+                "held a long line"
+            );
+        }
+        lines
+    }
+
+    #[test]
+    fn line_reader_skips_long_lines_without_holding_them() {
+        let mut input = b"a\t1\t2\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 100_000));
+        input.extend_from_slice(b"\n\r\nlast");
+        assert_eq!(
+            read_lines(&input, 1000, 64),
+            vec![
+                (1, Ok(b"a\t1\t2".to_vec())),
+                (2, Err(100_000)),
+                (3, Ok(b"\r".to_vec())),
+                (4, Ok(b"last".to_vec())),
+            ]
+        );
+        assert_eq!(read_lines(b"", 10, 64), vec![]);
+        assert_eq!(read_lines(b"\n", 10, 64), vec![(1, Ok(vec![]))]);
+        assert_eq!(
+            read_lines(b"0123456789\n01234567890", 10, 4),
+            vec![(1, Ok(b"0123456789".to_vec())), (2, Err(11))]
+        );
+    }
+
     // --- Values ----------------------------------------------------------
 
     #[test]
@@ -1514,32 +1996,141 @@ exemplar_no_ts 3 # {trace_id=\"abc\"} 1.0
         }
 
         #[test]
-        fn tsv_lines_round_trip(
+        fn tsv_and_prometheus_lines_round_trip(
             labels in proptest::collection::btree_map("[a-z_][a-z0-9_]{0,5}", any::<String>(), 0..4),
             ts in any::<i64>(),
             bits in any::<u64>(),
+            blanks in "[ \t]{1,3}",
         ) {
             let labels: Vec<(String, String)> = labels
                 .into_iter()
                 .filter(|(name, _)| name != METRIC_NAME_LABEL)
                 .collect();
             let k = SeriesKey::new("m:x_1", &labels).unwrap();
-            let line = written(ExportFormat::Tsv, &k, ts, f64::from_bits(bits));
-            let back = one(Format::Tsv, &line);
-            prop_assert_eq!(&back.key, &k);
-            prop_assert_eq!(back.timestamp_ms, ts);
-            prop_assert_eq!(back.value.to_bits(), bits);
+            let value = f64::from_bits(bits);
+            let tsv = written(ExportFormat::Tsv, &k, ts, value);
+            let prometheus = format!("{k}{blanks}{}{blanks}{ts}\n", format_value(value));
+            for (format, line) in [(Format::Tsv, tsv), (Format::Prometheus, prometheus)] {
+                let back = one(format, &line);
+                prop_assert_eq!(&back.key, &k);
+                prop_assert_eq!(back.timestamp_ms, ts);
+                prop_assert_eq!(back.value.to_bits(), bits);
+            }
         }
 
         #[test]
-        fn parsers_never_panic(line in tricky_line(), default_ts in any::<i64>()) {
+        fn parsers_never_panic(
+            line in tricky_line(),
+            default_ts in any::<i64>(),
+            small in any::<bool>(),
+            max in 0usize..8,
+        ) {
+            // Small limits too, so that every limit's error path runs.
+            let limits = if small {
+                Limits {
+                    max_line_bytes: max * 6,
+                    max_labels: max,
+                    max_label_name_bytes: max,
+                    max_label_value_bytes: max,
+                    max_fields: max,
+                }
+            } else {
+                Limits::default()
+            };
             for format in [Format::Tsv, Format::Prometheus, Format::Influx] {
                 let mut out = Vec::new();
-                let result = LineParser::new(format, default_ts).parse_line(1, &line, &mut out);
-                if result.is_err() {
-                    prop_assert!(out.is_empty());
+                let parser = LineParser::new(format, default_ts).with_limits(limits);
+                match parser.parse_line(1, &line, &mut out) {
+                    Err(e) => {
+                        prop_assert!(out.is_empty());
+                        prop_assert!(e.message.chars().count() < 2 * EXCERPT_CHARS + 200, "{}", e);
+                    }
+                    Ok(()) => {
+                        for sample in &out {
+                            prop_assert!(limits.check_key(&sample.key).is_ok(), "{:?}", sample);
+                        }
+                    }
                 }
             }
+        }
+
+        #[test]
+        fn influx_lines_round_trip(
+            measurement in "[a-z_][a-z0-9_]{0,5}",
+            tags in proptest::collection::btree_map("[a-z_][a-z0-9_]{0,5}", "[^\t\r\n]{1,8}", 0..4),
+            fields in proptest::collection::btree_map("[a-z][a-z0-9_]{0,5}", any::<f64>(), 1..4),
+            integer in any::<i64>(),
+            ns in any::<i64>(),
+        ) {
+            let escape = |text: &str| {
+                let mut out = String::new();
+                for c in text.chars() {
+                    if matches!(c, ',' | ' ' | '=' | '\\') {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+                out
+            };
+            let tags: Vec<(String, String)> = tags
+                .into_iter()
+                .filter(|(name, _)| name != METRIC_NAME_LABEL)
+                .collect();
+            let fields: Vec<(String, f64)> = fields
+                .into_iter()
+                .map(|(key, v)| (key, if v.is_finite() { v } else { 0.5 }))
+                .collect();
+            let mut line = measurement.clone();
+            for (name, value) in &tags {
+                line.push_str(&format!(",{name}={}", escape(value)));
+            }
+            let rendered: Vec<String> = fields
+                .iter()
+                .map(|(key, v)| format!("{key}={}", format_value(*v)))
+                .collect();
+            line.push_str(&format!(" {},int_={integer}i {ns}", rendered.join(",")));
+            let samples = parse(Format::Influx, &line).unwrap();
+            let mut want: Vec<(SeriesKey, u64)> = fields
+                .iter()
+                .map(|(key, v)| (SeriesKey::new(&format!("{measurement}_{key}"), &tags).unwrap(), v.to_bits()))
+                .collect();
+            want.push((
+                SeriesKey::new(&format!("{measurement}_int_"), &tags).unwrap(),
+                (integer as f64).to_bits(),
+            ));
+            let got: Vec<(SeriesKey, u64)> =
+                samples.iter().map(|s| (s.key.clone(), s.value.to_bits())).collect();
+            prop_assert_eq!(got, want, "{}", line);
+            for s in &samples {
+                prop_assert_eq!(s.timestamp_ms, ns.div_euclid(1_000_000));
+            }
+        }
+
+        #[test]
+        fn line_reader_splits_like_split(
+            lines in proptest::collection::vec("[a-z\r]{0,12}", 0..12),
+            final_newline in any::<bool>(),
+            max in 0usize..10,
+            buffer in 1usize..8,
+        ) {
+            let mut input = lines.join("\n");
+            if final_newline && !lines.is_empty() {
+                input.push('\n');
+            }
+            let got = read_lines(input.as_bytes(), max, buffer);
+            let mut want: Vec<&str> = input.split('\n').collect();
+            if input.is_empty() || input.ends_with('\n') {
+                want.pop();
+            }
+            let want: Vec<(usize, Result<Vec<u8>, u64>)> = want
+                .iter()
+                .enumerate()
+                .map(|(i, line)| {
+                    let text = if line.len() > max { Err(line.len() as u64) } else { Ok(line.as_bytes().to_vec()) };
+                    (i + 1, text)
+                })
+                .collect();
+            prop_assert_eq!(got, want);
         }
 
         #[test]
