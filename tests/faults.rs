@@ -776,8 +776,8 @@ fn failed_manifest_store_leaves_no_temporary_file() {
 }
 
 /// The flush commits, then deleting a WAL file it made obsolete fails.
-/// Nothing is lost and nothing poisoned; the file is deleted by the next
-/// open at the latest.
+/// Nothing is lost and nothing poisoned; the next checkpoint deletes the
+/// file.
 #[test]
 fn wal_deletion_failure_after_checkpoint_loses_nothing() {
     let _faults = fault_scope();
@@ -802,6 +802,8 @@ fn wal_deletion_failure_after_checkpoint_loses_nothing() {
     assert!(obsolete.iter().all(|(_, p)| p.exists()), "{context}");
     fx.append_acked(5);
     fx.db().flush().unwrap();
+    // The next checkpoint retries the deletion.
+    assert!(obsolete.iter().all(|(_, p)| !p.exists()), "{context}");
     fx.assert_reads_exact(context);
     let report = fx.reopen(context);
     assert!(report.is_clean(), "{context}: {report:?}");

@@ -272,19 +272,24 @@ impl WalWriter {
 
     /// Deletes closed files with ids below `file_id`.
     pub fn remove_files_before(&self, file_id: u64) -> Result<()> {
-        let doomed: Vec<ClosedFile> = {
-            let mut st = self.state.lock();
-            let (doomed, kept) = st.closed.iter().partition(|c| c.file_id < file_id);
-            st.closed = kept;
-            doomed
+        let doomed: Vec<u64> = {
+            let st = self.state.lock();
+            st.closed
+                .iter()
+                .filter(|c| c.file_id < file_id)
+                .map(|c| c.file_id)
+                .collect()
         };
-        for closed in doomed {
-            let path = self.dir.join(file_name(closed.file_id));
+        // A file is forgotten only once it is gone, so that a failed
+        // deletion is retried by the next checkpoint.
+        for id in doomed {
+            let path = self.dir.join(file_name(id));
             match crate::fault::check("wal.remove").and_then(|()| std::fs::remove_file(&path)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("remove", &path, e)),
             }
+            self.state.lock().closed.retain(|c| c.file_id != id);
         }
         Ok(())
     }
