@@ -405,6 +405,28 @@ const REFUSALS: [(ErrorKind, &str); 2] = [
 // ---------------------------------------------------------------------------
 // WAL append
 
+/// Appends `BEFORE` acknowledged samples, arms `point` to fail with
+/// `kind`, makes one more append (a batch if `batch`), checks the typed
+/// error, the poisoning and the reads, and reopens. Returns the reopened
+/// fixture and the samples of the failed append.
+fn fail_an_append(point: &str, kind: ErrorKind, batch: bool, context: &str) -> (Fixture, Samples) {
+    let mut fx = Fixture::new();
+    fx.append_acked(BEFORE);
+    fault::inject(point, Fault::Fail(kind), 1, false);
+    let result = if batch {
+        fx.append_batch(SERIES as usize)
+    } else {
+        fx.append()
+    };
+    assert_io(&result, kind, context);
+    fx.assert_poisoned();
+    fx.assert_reads_exact(context);
+    let failed = fx.unknown.clone();
+    let report = fx.reopen(context);
+    assert!(report.is_clean(), "{context}: {report:?}");
+    (fx, failed)
+}
+
 /// A WAL write that fails before any byte reaches the file: `Io` with the
 /// device's error, then `Poisoned` (the writer cannot know that nothing was
 /// written), reads unchanged, and after reopen the failed sample is absent.
@@ -414,20 +436,7 @@ fn wal_write_failure_poisons_and_keeps_every_acknowledged_sample() {
     for (kind, name) in REFUSALS {
         for batch in [false, true] {
             let context = format!("wal.write {name}, batch {batch}");
-            let mut fx = Fixture::new();
-            fx.append_acked(BEFORE);
-            fault::inject("wal.write", Fault::Fail(kind), 1, false);
-            let result = if batch {
-                fx.append_batch(SERIES as usize)
-            } else {
-                fx.append()
-            };
-            assert_io(&result, kind, &context);
-            fx.assert_poisoned();
-            fx.assert_reads_exact(&context);
-            let failed = fx.unknown.clone();
-            let report = fx.reopen(&context);
-            assert!(report.is_clean(), "{context}: {report:?}");
+            let (mut fx, failed) = fail_an_append("wal.write", kind, batch, &context);
             assert!(
                 failed.keys().all(|k| !fx.acked.contains_key(k)),
                 "{context}: a write that reached no file was replayed"
@@ -447,20 +456,7 @@ fn wal_fsync_failure_poisons_and_keeps_every_acknowledged_sample() {
     for (kind, name) in REFUSALS {
         for batch in [false, true] {
             let context = format!("wal.fsync {name}, batch {batch}");
-            let mut fx = Fixture::new();
-            fx.append_acked(BEFORE);
-            fault::inject("wal.fsync", Fault::Fail(kind), 1, false);
-            let result = if batch {
-                fx.append_batch(SERIES as usize)
-            } else {
-                fx.append()
-            };
-            assert_io(&result, kind, &context);
-            fx.assert_poisoned();
-            fx.assert_reads_exact(&context);
-            let failed = fx.unknown.clone();
-            let report = fx.reopen(&context);
-            assert!(report.is_clean(), "{context}: {report:?}");
+            let (mut fx, failed) = fail_an_append("wal.fsync", kind, batch, &context);
             let resurrected = failed.keys().filter(|k| fx.acked.contains_key(k)).count();
             eprintln!(
                 "{context}: {resurrected} of {} samples of the failed append are present after reopen",
