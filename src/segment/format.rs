@@ -11,7 +11,9 @@
 //! - the regions are contiguous and in this order, ending exactly where the
 //!   footer begins; each region's crc32 matches the footer;
 //! - every chunk record lies inside the chunk area and ends with the crc32
-//!   of its bytes.
+//!   of its bytes;
+//! - a compressed table is exactly one zstd frame that inflates to its
+//!   stated length, at most [`MAX_REGION_EXPANSION`] times the frame.
 
 use std::borrow::Cow;
 
