@@ -22,25 +22,14 @@ fn parse_value(text: &str) -> f64 {
     }
 }
 
-/// Segment format version 1, written by strata 0.1 before the adaptive
-/// sealed encodings (Gorilla chunks of at most 1024 samples).
-#[test]
-fn segment_format_v1_reads_back_exactly() {
-    let bytes = std::fs::read(data("segment-v1.seg")).unwrap();
-    assert_eq!(&bytes[0..8], b"STRATSEG");
-    assert_eq!(
-        u16::from_le_bytes([bytes[8], bytes[9]]),
-        1,
-        "the file is version 1"
-    );
-    let segment = Segment::open(data("segment-v1.seg")).unwrap();
+/// Reads a segment file from tests/data and compares it, sample by sample
+/// and bit for bit, with the export next to it.
+fn assert_reads_back_exactly(name: &str, tsv: &str, samples: usize) -> Segment {
+    let segment = Segment::open(data(name)).unwrap();
     assert!(segment.verify().damage.is_empty());
 
     let mut expected: Vec<(SeriesKey, i64, u64)> = Vec::new();
-    for line in std::fs::read_to_string(data("segment-v1.tsv"))
-        .unwrap()
-        .lines()
-    {
+    for line in std::fs::read_to_string(data(tsv)).unwrap().lines() {
         let mut fields = line.rsplitn(3, '\t');
         let value = parse_value(fields.next().unwrap());
         let ts: i64 = fields.next().unwrap().parse().unwrap();
@@ -56,6 +45,34 @@ fn segment_format_v1_reads_back_exactly() {
             actual.push((key.clone(), sample.timestamp_ms, sample.value.to_bits()));
         }
     }
-    assert_eq!(actual.len(), 900);
+    assert_eq!(actual.len(), samples);
     assert_eq!(actual, expected);
+    segment
+}
+
+fn version_of(name: &str) -> u16 {
+    let bytes = std::fs::read(data(name)).unwrap();
+    assert_eq!(&bytes[0..8], b"STRATSEG");
+    u16::from_le_bytes([bytes[8], bytes[9]])
+}
+
+/// Segment format version 1, written by strata 0.1 before the adaptive
+/// sealed encodings (Gorilla chunks of at most 1024 samples).
+#[test]
+fn segment_format_v1_reads_back_exactly() {
+    assert_eq!(version_of("segment-v1.seg"), 1);
+    assert_reads_back_exactly("segment-v1.seg", "segment-v1.tsv", 900);
+}
+
+/// Segment format version 2 with zstd-compressed tables, written by strata
+/// at c301a05 (before readers bounded table expansion to 64 times, issue 7)
+/// from tests/data/node-exporter-slice.tsv with `strata import`.
+#[test]
+fn segment_format_v2_reads_back_exactly() {
+    assert_eq!(version_of("segment-v2.seg"), 2);
+    let segment = assert_reads_back_exactly("segment-v2.seg", "segment-v2.tsv", 2070);
+    let in_memory = Segment::open_in_memory(data("segment-v2.seg")).unwrap();
+    assert_eq!(in_memory.file_len(), segment.file_len());
+    assert_eq!(in_memory.footer_crc(), segment.footer_crc());
+    assert_eq!(segment.file_len(), 2673);
 }

@@ -332,3 +332,36 @@ fn time_range_reads_skip_chunks_outside_the_range() {
     assert_eq!(inside.len(), 101);
     assert!(damaged.read_samples(id, TimeRange::ALL).is_err());
 }
+
+/// What a manifest pins for each segment: the writer's summary and every
+/// later open agree on the file length and the footer crc32, and a file
+/// with other contents under the same name differs.
+#[test]
+fn file_len_and_footer_crc_pin_a_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model();
+    let path = dir.path().join("pinned.seg");
+    let mut writer = SegmentWriter::create(&path).unwrap();
+    for (key, samples) in &model {
+        writer.add_series(key, samples).unwrap();
+    }
+    let summary = writer.finish().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(summary.file_len, bytes.len() as u64);
+    let stored = u32::from_le_bytes(bytes[bytes.len() - 12..bytes.len() - 8].try_into().unwrap());
+    assert_eq!(summary.footer_crc, stored);
+    for segment in [
+        Segment::open(&path).unwrap(),
+        Segment::open_in_memory(&path).unwrap(),
+        Segment::from_bytes(&path, bytes).unwrap(),
+    ] {
+        assert_eq!(segment.file_len(), summary.file_len);
+        assert_eq!(segment.footer_crc(), summary.footer_crc);
+    }
+
+    let mut other = model.clone();
+    other.pop_first();
+    let other_path = write_model(dir.path(), &other);
+    let other = Segment::open(other_path).unwrap();
+    assert_ne!(other.footer_crc(), summary.footer_crc);
+}

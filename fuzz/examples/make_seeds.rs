@@ -1,6 +1,9 @@
-//! Writes valid seed inputs for the fuzz targets:
-//! three segment files into `corpus/segment_open/` and three encoded chunks
-//! into `corpus/codec_decode/` (paths relative to the fuzz crate).
+//! Writes valid seed inputs for the fuzz targets (paths relative to the
+//! fuzz crate): three segment files into `corpus/segment_open/`, three
+//! encoded chunks into `corpus/codec_decode/`, the default manifest into
+//! `corpus/manifest_decode/` and a few lines of each text format into
+//! `corpus/ingest_tsv/`, `corpus/ingest_prometheus/` and
+//! `corpus/ingest_influx/`.
 //!
 //! Not a fuzz target; run it with plain cargo from `fuzz/`:
 //! `cargo run --example make_seeds`.
@@ -9,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use strata::codec::encode_chunk;
-use strata::{Sample, SegmentWriter, SeriesKey};
+use strata::{Manifest, Sample, SegmentWriter, SeriesKey};
 
 type Series = (SeriesKey, Vec<Sample>);
 
@@ -113,6 +116,29 @@ fn save(dir: &Path, name: &str, bytes: &[u8]) {
     println!("{} ({} bytes)", path.display(), bytes.len());
 }
 
+/// Lines of each import format: the shapes the parsers document.
+const TSV_LINES: &str = "\
+up{instance=\"a:9100\",job=\"node\"}\t1700000000000\t1
+http_requests_total{code=\"500\",path=\"/a b\"}\t-5\tNaN:0x7ff0000000000002
+x\t9223372036854775807\t-Inf
+x{a=\"\\n\\\"q\"}\t0\t-0.0
+";
+const PROMETHEUS_LINES: &str = "\
+# HELP http_requests_total The total number of HTTP requests.
+# TYPE http_requests_total counter
+http_requests_total{method=\"post\",code=\"200\"} 1027 1395066363000
+msdos{path=\"C:\\\\DIR\",error=\"Cannot find:\\n\\\"F\\\"\"} 1.458255915e9
+job:rpc_errors:rate5m{job=\"api\",} -Inf -5
+{__name__=\"named\"} 1 2
+stale{a=\"b\"}NaN
+";
+const INFLUX_LINES: &str = "\
+cpu,host=server01,region=us-west usage_idle=92.5,usage_user=3i,count=7u,up=t 1465839830100400200
+weather,location=us\\,midwest temperature=82,note=\"a, b = c \\\" d\" 1465839830100400200
+temp value=-1.5e3
+9lives,k=v\\q x-y=1
+";
+
 fn main() {
     let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -142,5 +168,25 @@ fn main() {
             &format!("seed-{name}.chunk"),
             bytes,
         );
+    }
+
+    // Only the default manifest: the manifest_decode target's framing pass
+    // reaches the entries from any payload, and a literal SegmentMeta here
+    // would break with every field the manifest gains.
+    save(
+        &corpus.join("manifest_decode"),
+        "seed-empty",
+        &Manifest::default().encode(),
+    );
+
+    for (target, lines) in [
+        ("ingest_tsv", TSV_LINES),
+        ("ingest_prometheus", PROMETHEUS_LINES),
+        ("ingest_influx", INFLUX_LINES),
+    ] {
+        for (i, line) in lines.lines().enumerate() {
+            save(&corpus.join(target), &format!("seed-{i}"), line.as_bytes());
+        }
+        save(&corpus.join(target), "seed-all", lines.as_bytes());
     }
 }

@@ -142,14 +142,31 @@ pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<f64>) -> Result<(), Code
     let mut pos = 3;
     let mut heads = [0i64; 2];
     for head in heads.iter_mut().take(order) {
-        *head = unzigzag(varint::get(bytes, &mut pos).ok_or_else(truncated)?);
+        *head = unzigzag(super::read_varint(bytes, &mut pos, Column::Values)?);
     }
-    let reference = unzigzag(varint::get(bytes, &mut pos).ok_or_else(truncated)?);
-    let multiplier = varint::get(bytes, &mut pos).ok_or_else(truncated)?;
+    let reference = unzigzag(super::read_varint(bytes, &mut pos, Column::Values)?);
+    let multiplier = super::read_varint(bytes, &mut pos, Column::Values)?;
     if multiplier == 0 {
         return Err(bad("multiplier 0".into()));
     }
     let packed = &bytes[pos..];
+    // Checked before allocating: the packed residuals fill exactly this
+    // many bytes.
+    let needed_bits = u64::from(width) * (count - order) as u64;
+    let available_bits = packed.len() as u64 * 8;
+    if needed_bits > available_bits {
+        return Err(CodecError::Truncated {
+            column: Column::Values,
+            needed_bits,
+            available_bits,
+        });
+    }
+    if needed_bits.div_ceil(8) < packed.len() as u64 {
+        return Err(CodecError::TrailingBytes {
+            column: Column::Values,
+            extra_bytes: packed.len() - needed_bits.div_ceil(8) as usize,
+        });
+    }
     let mut reader = BitReader::new(packed);
     let start = out.len();
     out.resize(start + count, 0.0);

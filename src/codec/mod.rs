@@ -242,6 +242,37 @@ pub enum CodecError {
     BadEncoding { column: Column, reason: String },
 }
 
+/// A Gorilla stream (delta-of-delta or XOR) spends 64 bits on its first
+/// sample and at least one on each later one; checked before a decoder
+/// allocates room for `count` samples.
+fn check_min_bits(bytes: &[u8], count: usize, column: Column) -> Result<(), CodecError> {
+    let needed_bits = 63 + count as u64;
+    let available_bits = bytes.len() as u64 * 8;
+    if needed_bits > available_bits {
+        return Err(CodecError::Truncated {
+            column,
+            needed_bits,
+            available_bits,
+        });
+    }
+    Ok(())
+}
+
+/// Reads a varint of a byte-oriented stream at `*pos`.
+fn read_varint(bytes: &[u8], pos: &mut usize, column: Column) -> Result<u64, CodecError> {
+    varint::read(bytes, pos).map_err(|e| match e {
+        varint::VarintError::Truncated => CodecError::Truncated {
+            column,
+            needed_bits: (bytes.len() as u64 + 1) * 8,
+            available_bits: bytes.len() as u64 * 8,
+        },
+        varint::VarintError::NonCanonical => CodecError::BadEncoding {
+            column,
+            reason: format!("varint at byte {pos} is not in its shortest form"),
+        },
+    })
+}
+
 /// A stream must be consumed exactly: no missing and no extra bytes.
 fn check_stream_end(
     reader: &bits::BitReader<'_>,

@@ -67,13 +67,8 @@ fn most_common_step(timestamps: &[i64]) -> i64 {
 
 /// Decodes `count` timestamps from `bytes` into `out`.
 pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<i64>) -> Result<(), CodecError> {
-    let truncated = |pos: usize| CodecError::Truncated {
-        column: Column::Timestamps,
-        needed_bits: (pos as u64 + 1) * 8,
-        available_bits: bytes.len() as u64 * 8,
-    };
     let mut pos = 0;
-    let next = |pos: &mut usize| varint::get(bytes, pos).ok_or_else(|| truncated(*pos));
+    let next = |pos: &mut usize| super::read_varint(bytes, pos, Column::Timestamps);
     let first = unzigzag(next(&mut pos)?);
     let step = unzigzag(next(&mut pos)?);
     let exception_count = next(&mut pos)?;

@@ -308,6 +308,152 @@ fn zstd_wraps_a_value_stream_only_when_smaller() {
 }
 
 #[test]
+fn a_zstd_value_stream_is_exactly_one_frame_within_its_bound() {
+    let timestamps: Vec<i64> = (0..4000).map(|i| i * 1000).collect();
+    let pattern = [0.1f64.sqrt(), 2f64.ln(), 3f64.cbrt(), 7f64.exp()];
+    let values: Vec<f64> = (0..4000).map(|i| pattern[i % 4]).collect();
+    let mut good = Vec::new();
+    encode_chunk_sealed(&timestamps, &values, &mut good).unwrap();
+    let stream_start =
+        CHUNK_HEADER_LEN + u32::from_le_bytes(good[4..8].try_into().unwrap()) as usize;
+    let mut decoded = DecodedChunk::default();
+    let refused =
+        |chunk: &[u8], decoded: &mut DecodedChunk, why: &str| match decode_chunk(chunk, decoded) {
+            Err(CodecError::BadEncoding {
+                column: Column::Values,
+                reason,
+            }) => {
+                assert!(reason.contains(why), "{reason:?} does not say {why:?}")
+            }
+            other => panic!("expected a bad value stream ({why}), got {other:?}"),
+        };
+
+    // zero padding after the frame, a second frame, a skippable frame
+    let mut padded = good.clone();
+    padded.extend_from_slice(&[0; 4]);
+    refused(&padded, &mut decoded, "follow the zstd frame");
+    let mut twice = good.clone();
+    twice.extend_from_slice(&good[stream_start + 1..]);
+    refused(&twice, &mut decoded, "exactly one frame");
+    let mut skippable = good[..stream_start + 1].to_vec();
+    skippable.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
+    skippable.extend_from_slice(&4u32.to_le_bytes());
+    skippable.extend_from_slice(&[0; 4]);
+    refused(&skippable, &mut decoded, "not a zstd frame");
+    let truncated = &good[..good.len() - 1];
+    refused(truncated, &mut decoded, "damaged or truncated");
+
+    // a frame declaring more than the inner encoding can need for the
+    // chunk's sample count is refused from its header, before inflating
+    let mut constant_claim = good[..stream_start].to_vec();
+    constant_claim.push(ValueEncoding::Constant.id());
+    constant_claim.extend_from_slice(&zstd::bulk::compress(&[0u8; 9], 1).unwrap());
+    refused(
+        &constant_claim,
+        &mut decoded,
+        "declares 9 bytes, over the 8-byte limit",
+    );
+    // the same without a declared size fails while inflating
+    let mut compressor = zstd::bulk::Compressor::new(1).unwrap();
+    compressor.include_contentsize(false).unwrap();
+    let mut undeclared = good[..stream_start].to_vec();
+    undeclared.push(ValueEncoding::Constant.id());
+    undeclared.extend_from_slice(&compressor.compress(&[0u8; 9]).unwrap());
+    refused(&undeclared, &mut decoded, "does not inflate within 8 bytes");
+
+    assert!(decode_chunk(&good, &mut decoded).is_ok());
+}
+
+#[test]
+fn sample_counts_beyond_what_the_payload_can_hold_are_refused_before_decoding() {
+    let mut decoded = DecodedChunk::default();
+    let chunk = |ts_id: u8, value_id: u8, count: u16, ts: &[u8], values: &[u8]| {
+        let mut out = vec![ts_id, value_id];
+        out.extend_from_slice(&count.to_le_bytes());
+        out.extend_from_slice(&(ts.len() as u32).to_le_bytes());
+        out.extend_from_slice(ts);
+        out.extend_from_slice(values);
+        out
+    };
+    let constant = 1.5f64.to_bits().to_le_bytes();
+    // Gorilla timestamps: 64 bits for the first sample and one per later
+    // one, so 9 bytes hold at most 9 samples
+    let mut regular = Vec::new();
+    regular::encode(&(0..16_384).collect::<Vec<i64>>(), &mut regular);
+    for count in [10u16, 16_384] {
+        assert_eq!(
+            decode_chunk(&chunk(1, 2, count, &[0; 9], &constant), &mut decoded),
+            Err(CodecError::Truncated {
+                column: Column::Timestamps,
+                needed_bits: 63 + u64::from(count),
+                available_bits: 72
+            })
+        );
+        assert_eq!(
+            decode_chunk(&chunk(2, 1, count, &regular[..], &[0; 9]), &mut decoded),
+            Err(CodecError::Truncated {
+                column: Column::Values,
+                needed_bits: 63 + u64::from(count),
+                available_bits: 72
+            })
+        );
+    }
+    // decimal: the packed residuals fill exactly width x count bits
+    let mut regular3 = Vec::new();
+    regular::encode(&[10, 20, 30], &mut regular3);
+    let decimal = |width: u8, packed: &[u8]| {
+        let mut stream = vec![0, 0, width, 0, 1];
+        stream.extend_from_slice(packed);
+        chunk(2, 3, 3, &regular3, &stream)
+    };
+    assert!(decode_chunk(&decimal(8, &[1, 2, 3]), &mut decoded).is_ok());
+    assert_eq!(decoded.values, vec![1.0, 2.0, 3.0]);
+    assert!(matches!(
+        decode_chunk(&decimal(8, &[1, 2]), &mut decoded),
+        Err(CodecError::Truncated {
+            needed_bits: 24,
+            available_bits: 16,
+            ..
+        })
+    ));
+    assert!(matches!(
+        decode_chunk(&decimal(8, &[1, 2, 3, 4]), &mut decoded),
+        Err(CodecError::TrailingBytes { extra_bytes: 1, .. })
+    ));
+}
+
+#[test]
+fn non_canonical_varints_are_bad_encoding_not_truncation() {
+    let mut decoded = DecodedChunk::default();
+    let constant = 1.5f64.to_bits().to_le_bytes();
+    let chunk = |ts: &[u8]| {
+        let mut out = vec![2, 2, 3, 0];
+        out.extend_from_slice(&(ts.len() as u32).to_le_bytes());
+        out.extend_from_slice(ts);
+        out.extend_from_slice(&constant);
+        out
+    };
+    // first 10 (zz 20), step 10 (zz 20), no exceptions
+    assert!(decode_chunk(&chunk(&[20, 20, 0]), &mut decoded).is_ok());
+    // the same step written in two bytes
+    assert!(matches!(
+        decode_chunk(&chunk(&[20, 0x94, 0x00, 0]), &mut decoded),
+        Err(CodecError::BadEncoding {
+            column: Column::Timestamps,
+            ..
+        })
+    ));
+    // a varint cut short is truncation
+    assert!(matches!(
+        decode_chunk(&chunk(&[20, 20, 0x80]), &mut decoded),
+        Err(CodecError::Truncated {
+            column: Column::Timestamps,
+            ..
+        })
+    ));
+}
+
+#[test]
 fn malformed_sealed_streams_are_rejected() {
     let mut decoded = DecodedChunk::default();
     let chunk = |ts_id: u8, value_id: u8, ts: &[u8], values: &[u8]| {

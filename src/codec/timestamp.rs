@@ -112,6 +112,7 @@ pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<i64>) -> Result<(), Code
     if count == 0 {
         return super::check_stream_end(&reader, bytes, Column::Timestamps);
     }
+    super::check_min_bits(bytes, count, Column::Timestamps)?;
     let start = out.len();
     out.resize(start + count, 0);
     let slots = &mut out[start..];

@@ -22,20 +22,45 @@ pub fn put(mut v: u64, out: &mut Vec<u8>) {
     out.push(v as u8);
 }
 
-/// Reads a varint at `*pos`, advancing it; `None` if the bytes end first
-/// or the varint is longer than 10 bytes.
+/// Why a varint could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarintError {
+    /// The bytes end inside the varint.
+    Truncated,
+    /// Not the shortest encoding of its value (a last byte of 0 after
+    /// others), or more than 64 bits (an 11th byte, or a 10th byte above
+    /// 1). [`put`] never writes either, so they are damage.
+    NonCanonical,
+}
+
+/// Reads a canonical varint at `*pos`, advancing `*pos` past it on success.
 #[inline]
-pub fn get(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+pub fn read(bytes: &[u8], pos: &mut usize) -> Result<u64, VarintError> {
     let mut value = 0u64;
-    for shift in (0..70).step_by(7) {
-        let byte = *bytes.get(*pos)?;
-        *pos += 1;
-        value |= u64::from(byte & 0x7f).checked_shl(shift).unwrap_or(0);
+    let mut at = *pos;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(at).ok_or(VarintError::Truncated)?;
+        at += 1;
+        if shift == 63 && byte > 1 {
+            return Err(VarintError::NonCanonical);
+        }
+        value |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
-            return Some(value);
+            if byte == 0 && shift > 0 {
+                return Err(VarintError::NonCanonical);
+            }
+            *pos = at;
+            return Ok(value);
         }
     }
-    None
+    Err(VarintError::NonCanonical)
+}
+
+/// [`read`] without the reason: `None` when the bytes end first or the
+/// varint is not canonical.
+#[inline]
+pub fn get(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    read(bytes, pos).ok()
 }
 
 #[cfg(test)]
@@ -57,5 +82,41 @@ mod tests {
             prop_assert_eq!(pos, out.len());
             prop_assert_eq!(get(&out, &mut pos), None);
         }
+    }
+
+    #[test]
+    fn only_canonical_forms_are_read() {
+        let read_all = |bytes: &[u8]| {
+            let mut pos = 0;
+            read(bytes, &mut pos).map(|v| (v, pos))
+        };
+        assert_eq!(read_all(&[0]), Ok((0, 1)));
+        assert_eq!(read_all(&[0x7f]), Ok((127, 1)));
+        assert_eq!(read_all(&[0x80, 0x01]), Ok((128, 2)));
+        let mut max = Vec::new();
+        put(u64::MAX, &mut max);
+        assert_eq!(max.len(), 10);
+        assert_eq!(read_all(&max), Ok((u64::MAX, 10)));
+
+        // zero written in two bytes; 1 padded with a zero byte
+        assert_eq!(read_all(&[0x80, 0x00]), Err(VarintError::NonCanonical));
+        assert_eq!(
+            read_all(&[0x81, 0x80, 0x00]),
+            Err(VarintError::NonCanonical)
+        );
+        // a 10th byte above 1 overflows 64 bits; an 11th byte is too long
+        let mut overflow = max.clone();
+        overflow[9] = 0x02;
+        assert_eq!(read_all(&overflow), Err(VarintError::NonCanonical));
+        let mut eleven = max.clone();
+        eleven[9] = 0x81;
+        eleven.push(0x01);
+        assert_eq!(read_all(&eleven), Err(VarintError::NonCanonical));
+        // running out of bytes is not damage of the varint itself
+        assert_eq!(read_all(&[0x80]), Err(VarintError::Truncated));
+        assert_eq!(read_all(&[]), Err(VarintError::Truncated));
+        let mut pos = 0;
+        assert_eq!(get(&[0x80, 0x00], &mut pos), None);
+        assert_eq!(pos, 0, "a failed read does not advance");
     }
 }

@@ -102,6 +102,7 @@ pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<f64>) -> Result<(), Code
     if count == 0 {
         return super::check_stream_end(&reader, bytes, Column::Values);
     }
+    super::check_min_bits(bytes, count, Column::Values)?;
     let start = out.len();
     out.resize(start + count, 0.0);
     let slots = &mut out[start..];

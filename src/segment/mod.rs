@@ -6,6 +6,14 @@
 //! that locates the tables. [`SegmentWriter`] writes one; [`Segment`] opens
 //! one through mmap and answers matcher and time-range reads. The byte
 //! layout is in [`format`] and docs/FORMAT.md.
+//!
+//! mmap is for the files strata published itself (sealed, fsynced, never
+//! written again): a file truncated by another process while mapped faults
+//! the reader with SIGBUS, which no check can prevent. Single untrusted
+//! files are read with [`Segment::open_in_memory`] or
+//! [`Segment::from_bytes`]. Opening never allocates more than a fixed
+//! multiple of the file's size: compressed tables may claim at most
+//! [`format::MAX_REGION_EXPANSION`] times their stored size.
 
 pub mod format;
 mod reader;

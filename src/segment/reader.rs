@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::format::{
-    check_header, decode_region, Cursor, Footer, RegionRef, CHUNK_CRC_LEN, CHUNK_REF_LEN,
-    FOOTER_LEN, HEADER_LEN,
+    check_header, decode_region, stored_footer_crc, Cursor, Footer, RegionRef, CHUNK_CRC_LEN,
+    CHUNK_REF_LEN, FOOTER_LEN, HEADER_LEN,
 };
 use super::source::ByteSource;
 use super::ChunkRef;
@@ -30,6 +30,8 @@ pub struct Segment {
     path: PathBuf,
     source: ByteSource,
     footer: Footer,
+    /// The footer's stored crc32 (validated at open).
+    footer_crc: u32,
     strings: Vec<Arc<str>>,
     keys: Vec<SeriesKey>,
     /// Series `i` owns `chunk_refs[chunk_starts[i]..chunk_starts[i + 1]]`.
@@ -60,11 +62,27 @@ pub struct VerifyReport {
 
 impl Segment {
     /// Opens and validates a segment file, mapping it read-only.
+    ///
+    /// Only for files strata published: sealed, fsynced and never modified
+    /// again. The length is checked against the footer at open (the
+    /// footer's regions must end exactly where the footer starts), but a
+    /// file truncated by another process *after* it was mapped makes the
+    /// next read of a lost page raise SIGBUS, which no check can prevent.
+    /// Tools reading single untrusted files use [`Self::open_in_memory`].
     pub fn open(path: impl AsRef<Path>) -> Result<Segment> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
         let source = ByteSource::map(&file).map_err(|e| Error::io("mmap", path, e))?;
         Self::parse(path.to_path_buf(), source)
+    }
+
+    /// Reads a whole segment file into memory and validates it: no mmap,
+    /// so a file changed or truncated by another process afterwards cannot
+    /// fault the reader. Costs the file's size in heap.
+    pub fn open_in_memory(path: impl AsRef<Path>) -> Result<Segment> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        Self::from_bytes(path, bytes)
     }
 
     /// Validates a segment held in memory; `path` names it in errors.
@@ -111,19 +129,25 @@ impl Segment {
             }
             decode_region(version, slice, r.offset, name)
         };
-        let strings = region(footer.strings, "string table").map_err(corrupt)?;
-        let series = region(footer.series, "series table").map_err(corrupt)?;
-        let postings = region(footer.postings, "postings").map_err(corrupt)?;
-
-        let strings = parse_strings(&strings.bytes, strings.offset).map_err(corrupt)?;
-        let tables =
-            parse_series(&series.bytes, series.offset, &footer, &strings).map_err(corrupt)?;
-        let (postings, posting_ids) =
-            parse_postings(&postings.bytes, postings.offset, &strings, &tables.keys)
-                .map_err(corrupt)?;
+        // One table inflated at a time, each dropped once parsed, so at
+        // most one raw table is in memory next to the parsed ones.
+        let strings = {
+            let raw = region(footer.strings, "string table").map_err(corrupt)?;
+            parse_strings(&raw.bytes, raw.offset).map_err(corrupt)?
+        };
+        let tables = {
+            let raw = region(footer.series, "series table").map_err(corrupt)?;
+            parse_series(&raw.bytes, raw.offset, &footer, &strings).map_err(corrupt)?
+        };
+        let (postings, posting_ids) = {
+            let raw = region(footer.postings, "postings").map_err(corrupt)?;
+            parse_postings(&raw.bytes, raw.offset, &strings, &tables.keys).map_err(corrupt)?
+        };
+        let footer_crc = stored_footer_crc(bytes);
         Ok(Segment {
             path,
             footer,
+            footer_crc,
             strings,
             keys: tables.keys,
             chunk_starts: tables.chunk_starts,
@@ -138,9 +162,17 @@ impl Segment {
         &self.path
     }
 
-    /// Size of the file in bytes.
+    /// Size of the file in bytes (checked against the footer at open).
     pub fn file_len(&self) -> u64 {
         self.source.as_bytes().len() as u64
+    }
+
+    /// The crc32 stored in the footer (bytes 96..100 of the footer),
+    /// validated at open. It covers the footer's region crc32s and totals,
+    /// so it identifies the tables; with [`Self::file_len`] it pins a
+    /// segment (also returned by [`super::SegmentWriter::finish`]).
+    pub fn footer_crc(&self) -> u32 {
+        self.footer_crc
     }
 
     /// Totals and time range recorded in the footer (validated at open).
@@ -418,18 +450,17 @@ fn bounded_count(
 fn parse_strings(bytes: &[u8], base: u64) -> Result<Vec<Arc<str>>, (u64, Corruption)> {
     let mut cursor = Cursor::new(bytes, base, "string table");
     let count = bounded_count(&mut cursor, 4)?;
-    let mut ends = Vec::with_capacity(count);
-    for _ in 0..count {
-        let offset = cursor.file_offset();
-        ends.push(cursor.u32().map_err(|e| (offset, e))? as usize);
-    }
+    let ends_offset = cursor.file_offset();
+    // bounded_count proved the end offsets are present.
+    let ends = cursor.bytes(count * 4).map_err(|e| (ends_offset, e))?;
     let data_offset = cursor.file_offset();
     let data = cursor
         .bytes(cursor.remaining())
         .map_err(|e| (data_offset, e))?;
     let mut strings: Vec<Arc<str>> = Vec::with_capacity(count);
     let mut start = 0;
-    for (i, &end) in ends.iter().enumerate() {
+    for (i, end) in ends.chunks_exact(4).enumerate() {
+        let end = u32::from_le_bytes([end[0], end[1], end[2], end[3]]) as usize;
         let offset = data_offset + start as u64;
         let raw = data.get(start..end).ok_or_else(|| {
             bad(

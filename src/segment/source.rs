@@ -27,10 +27,14 @@ impl ByteSource {
         }
         // SAFETY: the mapping is read-only and the file is a published,
         // immutable segment (module invariant): strata never writes,
-        // truncates or renames over it while it is open. Another process
-        // truncating the file would be outside that contract and could
-        // raise SIGBUS; every offset read through the map is bounds-checked
-        // against the length taken here, so no access goes past the map.
+        // truncates or renames over it while it is open, and the reader
+        // checks the length against the footer before using the map. Every
+        // offset read through the map is bounds-checked against the length
+        // taken here, so no access goes past the map. Another process
+        // truncating the file afterwards is outside that contract: reading
+        // a page past the new end raises SIGBUS, which no check here can
+        // prevent (docs/FORMAT.md; untrusted files are read into the heap
+        // by `Segment::open_in_memory` instead).
         let map = unsafe { Mmap::map(file)? };
         Ok(ByteSource::Mapped(map))
     }

@@ -13,7 +13,9 @@ use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use super::format::{encode_header, encode_region, Footer, RegionRef, FORMAT_VERSION, HEADER_LEN};
+use super::format::{
+    encode_header, encode_region, stored_footer_crc, Footer, RegionRef, FORMAT_VERSION, HEADER_LEN,
+};
 use super::ChunkRef;
 use crate::codec::{self, ChunkHeader, SEALED_CHUNK_SAMPLES};
 use crate::error::{Error, InputError, Result};
@@ -41,7 +43,11 @@ struct PendingSeries {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentSummary {
     pub path: PathBuf,
+    /// With `footer_crc`, what a manifest pins: [`crate::Segment::file_len`]
+    /// and [`crate::Segment::footer_crc`] of the file reopened.
     pub file_len: u64,
+    /// The crc32 stored in the footer.
+    pub footer_crc: u32,
     pub series_count: u32,
     pub chunk_count: u32,
     pub sample_count: u64,
@@ -247,12 +253,14 @@ impl SegmentWriter {
             max_time_ms,
             version: FORMAT_VERSION,
         };
-        self.write(&footer.encode())?;
+        let footer_bytes = footer.encode();
+        self.write(&footer_bytes)?;
         self.publish()?;
         debug_assert!(self.offset >= HEADER_LEN as u64);
         Ok(SegmentSummary {
             path: self.final_path.clone(),
             file_len: self.offset,
+            footer_crc: stored_footer_crc(&footer_bytes),
             series_count,
             chunk_count,
             sample_count,
