@@ -696,6 +696,14 @@ impl FlushFault {
             "{context}: point hit count"
         );
         fault::clear();
+        let temporary: Vec<_> = all_files(fx.path())
+            .into_iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "tmp"))
+            .collect();
+        assert!(
+            temporary.is_empty(),
+            "{context}: the failed flush left {temporary:?} behind"
+        );
         let after = Manifest::load(fx.path()).unwrap().unwrap_or_default();
         if self.committed {
             assert_eq!(after.segments.len(), 3, "{context}: {after:?}");

@@ -45,7 +45,9 @@ const ENTRY_LEN_V2: usize = 60;
 pub struct SegmentPin {
     /// Length of the file in bytes; checked at every open.
     pub file_len: u64,
-    /// crc32 of the file's 108-byte footer; checked at every open.
+    /// The crc32 stored in the file's footer (of footer bytes 0..96, which
+    /// hold every table's crc32, the counts and the time range); checked at
+    /// every open.
     pub footer_crc: u32,
     /// crc32 of the whole file; checked by `verify`.
     pub file_crc: u32,
@@ -57,7 +59,7 @@ impl SegmentPin {
         let (file_len, file_crc) = file_crc32(path)?;
         Ok(SegmentPin {
             file_len,
-            footer_crc: footer_crc(segment),
+            footer_crc: segment.footer_crc(),
             file_crc,
         })
     }
@@ -81,7 +83,7 @@ impl SegmentPin {
                 segment.file_len()
             )));
         }
-        let found = footer_crc(segment);
+        let found = segment.footer_crc();
         if found != self.footer_crc {
             return Err(pinned(format!(
                 "the manifest pins this segment's footer crc32 at {:#010x}, the file's is {found:#010x} (replaced by another segment?)",
@@ -90,10 +92,6 @@ impl SegmentPin {
         }
         Ok(())
     }
-}
-
-fn footer_crc(segment: &Segment) -> u32 {
-    crc32fast::hash(&segment.footer().encode())
 }
 
 /// Length and crc32 of a whole file, read in 1 MiB pieces.

@@ -285,16 +285,24 @@ impl SegmentWriter {
         let Some(out) = self.out.take() else {
             return Ok(());
         };
-        let file = out
+        let renamed = out
             .into_inner()
-            .map_err(|e| Error::io("write", &self.temp_path, e.into_error()))?;
-        crate::fault::check("segment.fsync")
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::io("fsync", &self.temp_path, e))?;
-        drop(file);
-        crate::fault::check("segment.rename")
-            .and_then(|()| fs::rename(&self.temp_path, &self.final_path))
-            .map_err(|e| Error::io("rename into place", &self.final_path, e))?;
+            .map_err(|e| Error::io("write", &self.temp_path, e.into_error()))
+            .and_then(|file| {
+                crate::fault::check("segment.fsync")
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| Error::io("fsync", &self.temp_path, e))
+            })
+            .and_then(|()| {
+                crate::fault::check("segment.rename")
+                    .and_then(|()| fs::rename(&self.temp_path, &self.final_path))
+                    .map_err(|e| Error::io("rename into place", &self.final_path, e))
+            });
+        if let Err(error) = renamed {
+            // Never read; best effort (a leftover is removed at open).
+            let _ = fs::remove_file(&self.temp_path);
+            return Err(error);
+        }
         sync_parent_dir(&self.final_path)
     }
 }
