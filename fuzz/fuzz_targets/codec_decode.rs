@@ -60,11 +60,21 @@ fuzz_target!(|data: &[u8]| {
     // never be larger than Gorilla.
     let mut sealed = Vec::new();
     encode_chunk_sealed(&d.timestamps, &d.values, &mut sealed).expect("sealed re-encode");
-    assert!(sealed.len() <= out.len(), "sealed chunk larger than Gorilla");
+    assert!(
+        sealed.len() <= out.len(),
+        "sealed chunk larger than Gorilla"
+    );
     let mut from_sealed = DecodedChunk::default();
     decode_chunk(&sealed, &mut from_sealed).expect("sealed chunk must decode");
-    assert_eq!(from_sealed.timestamps, d.timestamps, "sealed timestamps differ");
-    assert_eq!(bits(&from_sealed.values), bits(&d.values), "sealed values differ");
+    assert_eq!(
+        from_sealed.timestamps, d.timestamps,
+        "sealed timestamps differ"
+    );
+    assert_eq!(
+        bits(&from_sealed.values),
+        bits(&d.values),
+        "sealed values differ"
+    );
 
     // Decoding into a buffer that already holds data must give the same
     // result (decode_chunk clears its output first).

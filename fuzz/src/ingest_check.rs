@@ -46,14 +46,30 @@ fn check_sample(tsv: &LineParser, sample: &ParsedSample) {
     assert_eq!(&reparsed, key, "key changed through its text form {text:?}");
 
     let mut line = Vec::new();
-    write_sample(ExportFormat::Tsv, key, sample.timestamp_ms, sample.value, &mut line).unwrap();
+    write_sample(
+        ExportFormat::Tsv,
+        key,
+        sample.timestamp_ms,
+        sample.value,
+        &mut line,
+    )
+    .unwrap();
     let line = String::from_utf8(line).expect("write_sample writes UTF-8");
     let mut back = Vec::new();
-    tsv.parse_line(1, &line, &mut back)
-        .unwrap_or_else(|e| panic!("TSV line {line:?} written for a parsed sample does not parse: {e}"));
-    assert_eq!(back.len(), 1, "TSV line {line:?} gave {} samples", back.len());
+    tsv.parse_line(1, &line, &mut back).unwrap_or_else(|e| {
+        panic!("TSV line {line:?} written for a parsed sample does not parse: {e}")
+    });
+    assert_eq!(
+        back.len(),
+        1,
+        "TSV line {line:?} gave {} samples",
+        back.len()
+    );
     assert_eq!(&back[0].key, key, "key changed through TSV {line:?}");
-    assert_eq!(back[0].timestamp_ms, sample.timestamp_ms, "timestamp changed through TSV {line:?}");
+    assert_eq!(
+        back[0].timestamp_ms, sample.timestamp_ms,
+        "timestamp changed through TSV {line:?}"
+    );
     assert_eq!(
         back[0].value.to_bits(),
         sample.value.to_bits(),

@@ -5,7 +5,7 @@
 //! (series key → chunk references), a label index (postings) and a footer
 //! that locates the tables. [`SegmentWriter`] writes one; [`Segment`] opens
 //! one through mmap and answers matcher and time-range reads. The byte
-//! layout is in [`format`] and docs/FORMAT.md.
+//! layout is in [`mod@format`] and docs/FORMAT.md.
 //!
 //! mmap is for the files strata published itself (sealed, fsynced, never
 //! written again): a file truncated by another process while mapped faults
