@@ -1,8 +1,8 @@
 //! Named I/O fault points, for tests that prove what survives a failed
 //! write, fsync, rename or remove.
 //!
-//! Every storage step that touches the disk goes through [`check`] (before a
-//! rename, fsync, remove, create) or [`write_all`] (writes, which can also
+//! Every storage step that touches the disk goes through `check` (before a
+//! rename, fsync, remove, create) or `write_all` (writes, which can also
 //! tear: only a prefix reaches the file before the error). Without the
 //! `fault-injection` cargo feature both compile to the plain operation.
 //! With it, a test arms a point by name with [`inject`]; the point fails on

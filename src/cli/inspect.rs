@@ -62,7 +62,9 @@ fn seg_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 
 pub fn inspect(path: &Path, list_series: bool) -> Result<ExitCode, Error> {
     match classify(path) {
-        Target::SegmentFile(file) => describe_segment(&Segment::open(&file)?, list_series)?,
+        Target::SegmentFile(file) => {
+            describe_segment(&Segment::open_in_memory(&file)?, list_series)?
+        }
         Target::SegmentDir(dir) => {
             let files = seg_files(&dir)?;
             if files.is_empty() {
@@ -72,7 +74,7 @@ pub fn inspect(path: &Path, list_series: bool) -> Result<ExitCode, Error> {
                 )?;
             }
             for file in files {
-                describe_segment(&Segment::open(&file)?, list_series)?;
+                describe_segment(&Segment::open_in_memory(&file)?, list_series)?;
             }
         }
         Target::DataDir(dir) => inspect_data_dir(&dir, list_series)?,
@@ -310,7 +312,9 @@ pub fn verify(path: &Path) -> Result<ExitCode, Error> {
     }
 }
 
-/// Checks loose segment files: every chunk decoded and checksummed.
+/// Checks loose segment files: every chunk decoded and checksummed. Each
+/// is read into memory, not mapped: a file strata did not publish may be
+/// truncated by someone else while it is read (see docs/RELIABILITY.md).
 fn verify_segment_files(
     files: &[PathBuf],
     problems: &mut Vec<String>,
@@ -318,7 +322,7 @@ fn verify_segment_files(
 ) -> Result<(), Error> {
     for file in files {
         *checked += 1;
-        match Segment::open(file) {
+        match Segment::open_in_memory(file) {
             Err(error) => problems.push(error.to_string()),
             Ok(segment) => {
                 let report = segment.verify();
