@@ -11,10 +11,11 @@
 //! and checks: every acknowledged sample is there with its value, nothing
 //! else is except the at most one write per writer thread in flight at the
 //! kill, nothing rejected is there, and no sample is stored twice in the
-//! segments. The next cycle continues on the same directory.
+//! segments. The next cycle continues on the same directory (a fresh one
+//! every `STRATA_SOAK_CYCLES_PER_DIR` cycles, default 100).
 //!
 //! Not part of CI (it runs for minutes):
-//! `STRATA_SOAK_CYCLES=1000 cargo test --release --all-features --test soak -- --ignored --nocapture soak`
+//! `STRATA_SOAK_CYCLES=1000 cargo test --release --all-features --test soak -- --ignored --nocapture --exact soak_kill9_writers_readers_and_flushes`
 //! (default 50 cycles).
 
 mod common;
@@ -448,12 +449,30 @@ fn soak_kill9_writers_readers_and_flushes() {
     let cycles: u64 = std::env::var("STRATA_SOAK_CYCLES")
         .map(|c| c.parse().expect("STRATA_SOAK_CYCLES"))
         .unwrap_or(50);
-    let dir = tempfile::tempdir().unwrap();
+    // Every cycle re-reads the whole directory, and nothing compacts its
+    // segments yet, so a cycle costs more the more came before it: a fresh
+    // directory every this many cycles keeps 1,000 cycles within the hour.
+    let cycles_per_dir: u64 = std::env::var("STRATA_SOAK_CYCLES_PER_DIR")
+        .map(|c| c.parse().expect("STRATA_SOAK_CYCLES_PER_DIR"))
+        .unwrap_or(100)
+        .max(1);
+    let mut dir = tempfile::tempdir().unwrap();
     let mut rng = Lcg::from_clock("soak");
     let durable = Mutex::new(vec![Vec::new(); SERIES as usize]);
     let mut figures = Figures::default();
+    let mut verified_before = 0;
     let mut start = 0;
     for cycle in 0..cycles {
+        if cycle > 0 && cycle % cycles_per_dir == 0 {
+            assert_segments_disjoint(
+                dir.path(),
+                &format!("cycle {cycle}, before a new directory"),
+            );
+            verified_before += durable.lock().unwrap().iter().map(Vec::len).sum::<usize>();
+            *durable.lock().unwrap() = vec![Vec::new(); SERIES as usize];
+            dir = tempfile::tempdir().unwrap();
+            start = 0;
+        }
         let context = format!("cycle {cycle}");
         let mut child = ChildTest::spawn(
             "soak_child",
@@ -502,7 +521,8 @@ fn soak_kill9_writers_readers_and_flushes() {
             eprintln!("soak: {context} done, {figures:?}");
         }
     }
-    let verified: usize = durable.lock().unwrap().iter().map(Vec::len).sum();
+    let verified: usize =
+        verified_before + durable.lock().unwrap().iter().map(Vec::len).sum::<usize>();
     let lost = figures.acknowledged + figures.in_flight_survived - verified as u64;
     println!(
         "soak: {} cycles, {} samples acknowledged, {} verified present, {} lost, \
