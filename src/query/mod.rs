@@ -6,6 +6,10 @@
 //! with one rule: order by timestamp, and for a repeated timestamp the
 //! newest source wins (last write wins).
 
+pub mod ast;
+mod lex;
+pub mod parse;
+
 use crate::series::{Sample, SeriesKey};
 
 /// One series' samples in a query result, in time order.
