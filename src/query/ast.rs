@@ -7,6 +7,8 @@
 //! well-typed: [`Expr::value_type`] never meets an operand of the wrong
 //! type.
 //!
+//! Selectors are boxed so that an `Expr` stays small (32 bytes).
+//!
 //! Times are integer milliseconds, as everywhere in strata: durations
 //! (ranges, steps, offsets) and `@` timestamps.
 //!
@@ -51,11 +53,11 @@ pub enum Expr {
     /// A string literal (only as a function or aggregation argument).
     String(String),
     /// An instant vector selector: `metric{label="v"} @ t offset d`.
-    Vector(VectorSelector),
+    Vector(Box<VectorSelector>),
     /// A range vector selector `metric{...}[range] @ t offset d`; the
     /// modifiers live in `selector`.
     Matrix {
-        selector: VectorSelector,
+        selector: Box<VectorSelector>,
         /// Milliseconds, > 0.
         range_ms: i64,
     },
