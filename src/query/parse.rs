@@ -1,7 +1,7 @@
 //! The PromQL parser: text to a well-typed [`Expr`].
 //!
 //! A hand-written recursive-descent parser with precedence climbing for
-//! binary operators, over the tokens of [`super::lex`]. The grammar
+//! binary operators, over the tokens of the `lex` module. The grammar
 //! (Prometheus's, restricted to strata's subset; docs/QUERY.md lists the
 //! differences):
 //!
@@ -55,6 +55,9 @@ use crate::series::{validate_label_name, METRIC_NAME_LABEL};
 
 /// The deepest expression tree (and parser recursion) accepted.
 pub const MAX_DEPTH: usize = 256;
+
+/// The largest `@` timestamp, in milliseconds either side of 1970.
+const MAX_AT_MS: i64 = 1 << 51;
 
 /// Why a query text is not a valid expression, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -668,9 +671,16 @@ impl Parser<'_> {
         };
         self.advance();
         let ms = (seconds * 1000.0 * if sign == 0.0 { 1.0 } else { sign }).round();
-        // i64::MAX as f64 rounds up to 2^63, which is out of range.
-        if !ms.is_finite() || ms >= i64::MAX as f64 || ms < i64::MIN as f64 {
-            return Err(self.error(start, "timestamp out of bounds for the @ modifier"));
+        // Within ±2^51 ms (±71,000 years) the printed seconds read back to
+        // the same millisecond through f64; beyond, they might not.
+        if !ms.is_finite() || ms.abs() > MAX_AT_MS as f64 {
+            return Err(self.error(
+                start,
+                format!(
+                    "timestamp out of bounds for the @ modifier (at most {} seconds either side of 1970)",
+                    MAX_AT_MS / 1000
+                ),
+            ));
         }
         Ok(At::Timestamp(ms as i64))
     }
@@ -1223,6 +1233,8 @@ mod tests {
         ("up @ 1609746000", ""),
         ("up @ 1609746000.5", "up @ 1609746000.500"),
         ("up @ -1.25", "up @ -1.250"),
+        ("up @ 2251799813685.248", ""),
+        ("up @ -2251799813685.248", ""),
         ("up @ start()", ""),
         ("up @ end() offset 1d", ""),
         ("up offset 1d @ end()", "up @ end() offset 1d"),
@@ -1526,6 +1538,7 @@ mod tests {
         ("x offset 5", 9, "expected a duration after offset, found number 5"),
         ("x @ foo", 4, "expected a timestamp, start() or end()"),
         ("x @ Inf", 4, "timestamp out of bounds"),
+        ("x @ -3e12", 4, "timestamp out of bounds for the @ modifier (at most 2251799813685 seconds"),
         ("x[0s]", 2, "range must be greater than 0"),
         ("x[1h:0s]", 5, "subquery step must be greater than 0"),
         ("x[5]", 2, "expected a duration for the range, found number 5"),
@@ -1666,6 +1679,13 @@ mod tests {
                 Some(At::Timestamp(-1_250)),
                 Some(At::Timestamp(1_500)),
             ]);
+            let span = 2 * MAX_AT_MS as u64 + 1;
+            let random = (self.next() % span) as i64 - MAX_AT_MS;
+            let at = if self.below(4) == 0 {
+                Some(At::Timestamp(random))
+            } else {
+                at
+            };
             (offset, at)
         }
 
