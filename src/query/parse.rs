@@ -21,11 +21,12 @@
 //!                      | "offset" [ "-" ] duration
 //!                      | "@" ( [ "-" | "+" ] number | "start" "(" ")" | "end" "(" ")" ) }
 //! primary    = number | string | "(" expr ")" | selector
-//!            | function "(" [ expr { "," expr } [ "," ] ] ")"
+//!            | function "(" [ expr { "," expr } ] ")"
 //!            | aggregation
 //! selector   = metric [ "{" matchers "}" ] | "{" matchers "}"
 //! matchers   = [ label ("=" | "!=" | "=~" | "!~") string { "," ... } [ "," ] ]
 //! aggregation= aggop [ grouping ] "(" [ expr "," ] expr ")" [ grouping ]
+//!                                    (trailing commas: in matchers and labels only)
 //! grouping   = ("by" | "without") labels
 //! labels     = "(" [ label { "," label } [ "," ] ] ")"
 //! ```
@@ -931,6 +932,10 @@ impl Parser<'_> {
     #[inline(never)]
     fn after_argument(&mut self, of: &str, max: usize, count: usize) -> Result<(), ParseError> {
         match self.peek() {
+            Tok::Comma if self.peek_at(1) == &Tok::RParen => Err(self.error(
+                self.pos(),
+                format!("trailing commas are not allowed in the argument list of {of}"),
+            )),
             Tok::Comma => {
                 self.advance();
                 Ok(())
@@ -1266,7 +1271,6 @@ mod tests {
         ("vector(1)", ""),
         ("scalar(up)", ""),
         ("time()", ""),
-        ("rate(x[5m],)", "rate(x[5m])"),
         ("deriv(x[10m]) + idelta(x[1m]) + delta(x[1m]) + irate(x[1m])", ""),
         ("resets(x[1h]) + changes(x[1h])", ""),
         ("stddev_over_time(x[1h]) * last_over_time(x[1h]) - count_over_time(x[1h]) / sum_over_time(x[1h])", ""),
@@ -1564,6 +1568,8 @@ mod tests {
         ("count_values(\"a-b\", x)", 13, "invalid label name \"a-b\" for count_values"),
         ("sum(x[5m])", 4, "expected type instant vector in aggregation sum, got range vector"),
         ("(a + b", 6, "expected \")\" to close the \"(\" at 1:1, found end of input"),
+        ("rate(x[5m],)", 10, "trailing commas are not allowed in the argument list of rate"),
+        ("sum(x,)", 5, "trailing commas are not allowed in the argument list of sum"),
         ("a +", 3, "expected an expression, found end of input"),
         ("a b", 2, "expected an operator or the end of input, found identifier \"b\""),
         ("a )", 2, "expected the end of input, found \")\""),
