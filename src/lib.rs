@@ -46,6 +46,8 @@ pub use db::{
 };
 pub use error::{Corruption, CorruptionError, Error, InputError, Result};
 pub use index::{parse_selector, MatchOp, Matcher};
+pub use query::ast::Expr;
+pub use query::parse::{parse_expr, ParseError};
 pub use query::SeriesSamples;
 pub use segment::{Segment, SegmentSummary, SegmentWriter};
 pub use series::{Label, Sample, SeriesKey, TimeRange};

@@ -5,6 +5,13 @@
 //! (itself in-order chunks plus an out-of-order buffer). Reads merge them
 //! with one rule: order by timestamp, and for a repeated timestamp the
 //! newest source wins (last write wins).
+//!
+//! The PromQL subset: [`parse::parse_expr`] turns text into an
+//! [`ast::Expr`] (grammar and deliberate differences in docs/QUERY.md).
+
+pub mod ast;
+mod lex;
+pub mod parse;
 
 use crate::series::{Sample, SeriesKey};
 
