@@ -3,7 +3,8 @@
 //! encoded chunks into `corpus/codec_decode/`, the default manifest into
 //! `corpus/manifest_decode/` and a few lines of each text format into
 //! `corpus/ingest_tsv/`, `corpus/ingest_prometheus/` and
-//! `corpus/ingest_influx/`.
+//! `corpus/ingest_influx/`, and KPI-style expressions into
+//! `corpus/query_parse/`.
 //!
 //! Not a fuzz target; run it with plain cargo from `fuzz/`:
 //! `cargo run --example make_seeds`.
@@ -132,6 +133,16 @@ job:rpc_errors:rate5m{job=\"api\",} -Inf -5
 {__name__=\"named\"} 1 2
 stale{a=\"b\"}NaN
 ";
+/// One expression per line: the shapes of the KPIs strata's users write.
+const QUERY_LINES: &str = r#"sum by (route) (rate(http_requests_total{code=~"5.."}[5m])) / sum by (route) (rate(http_requests_total[5m])) > 0.05
+histogram_quantile(0.95, sum by (le) (rate(gateway_request_duration_seconds_bucket[5m])))
+max_over_time(rate(x[5m])[1h:1m])
+time() - heartbeat_last_seen_timestamp > 60
+label_replace(up, "host", "$1", "instance", "(.*):.*")
+topk(3, sum without (instance) (increase(jobs_failed_total[1h] offset 1d)))
+avg(spawn_queue_depth @ end()) unless on (queue) absent(spawn_queue_depth)
+-count_values("v", inbox_messages) ^ 2 % 7 and bool_metric{a!="b",c!~"d"}"#;
+
 const INFLUX_LINES: &str = "\
 cpu,host=server01,region=us-west usage_idle=92.5,usage_user=3i,count=7u,up=t 1465839830100400200
 weather,location=us\\,midwest temperature=82,note=\"a, b = c \\\" d\" 1465839830100400200
@@ -183,6 +194,7 @@ fn main() {
         ("ingest_tsv", TSV_LINES),
         ("ingest_prometheus", PROMETHEUS_LINES),
         ("ingest_influx", INFLUX_LINES),
+        ("query_parse", QUERY_LINES),
     ] {
         for (i, line) in lines.lines().enumerate() {
             save(&corpus.join(target), &format!("seed-{i}"), line.as_bytes());
