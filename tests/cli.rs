@@ -76,7 +76,7 @@ fn errors_are_reported_not_panicked() {
     let (code, out) = strata(&["inspect", missing.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("cannot open") && out.contains("nope.seg"),
+        out.contains("cannot read") && out.contains("nope.seg") && out.contains("No such file"),
         "{out}"
     );
 
