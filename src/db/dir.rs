@@ -26,7 +26,7 @@
 //!   next_segment_seq`; their data is still in the WAL); any other unlisted
 //!   segment is moved to `quarantine/`.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -52,7 +52,7 @@ pub const QUARANTINE_DIR: &str = "quarantine";
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// Directories (device, inode) this process holds the writer lock of.
-static LOCKED_HERE: Mutex<Option<HashSet<(u64, u64)>>> = Mutex::new(None);
+static LOCKED_HERE: Mutex<BTreeSet<(u64, u64)>> = Mutex::new(BTreeSet::new());
 
 /// The writer's hold on a directory; released on drop.
 pub struct DirLock {
@@ -63,9 +63,7 @@ pub struct DirLock {
 
 impl Drop for DirLock {
     fn drop(&mut self) {
-        if let Some(set) = LOCKED_HERE.lock().as_mut() {
-            set.remove(&self.id);
-        }
+        release_registry(self.id);
     }
 }
 
@@ -145,17 +143,14 @@ fn acquire_lock(dir: &Path) -> Result<DirLock> {
             pid: text.trim().parse().ok(),
         }
     };
-    {
-        let mut held = LOCKED_HERE.lock();
-        if !held.get_or_insert_with(HashSet::new).insert(id) {
-            return Err(Error::Locked {
-                path: dir.to_path_buf(),
-                pid: Some(std::process::id()),
-            });
-        }
+    if !LOCKED_HERE.lock().insert(id) {
+        return Err(Error::Locked {
+            path: dir.to_path_buf(),
+            pid: Some(std::process::id()),
+        });
     }
-    // From here on, a failure must take `id` out of the registry again:
-    // the guard does it when dropped.
+    // From here on, a failure must take `id` out of the registry again
+    // (`DirLock` does it once it exists).
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
         let attempt = dir_file.try_lock().and_then(|()| pid_file.try_lock());
@@ -189,9 +184,7 @@ fn acquire_lock(dir: &Path) -> Result<DirLock> {
 }
 
 fn release_registry(id: (u64, u64)) {
-    if let Some(set) = LOCKED_HERE.lock().as_mut() {
-        set.remove(&id);
-    }
+    LOCKED_HERE.lock().remove(&id);
 }
 
 /// Sequence numbers of the segment files in `segments/`, and the other

@@ -28,6 +28,8 @@ pub struct SegmentWriter {
     out: Option<BufWriter<File>>,
     /// File offset of the next byte written.
     offset: u64,
+    /// crc32 of every byte written so far.
+    file_crc: crc32fast::Hasher,
     series: Vec<PendingSeries>,
     chunk_bytes: Vec<u8>,
     timestamps: Vec<i64>,
@@ -48,6 +50,8 @@ pub struct SegmentSummary {
     pub file_len: u64,
     /// The crc32 stored in the footer.
     pub footer_crc: u32,
+    /// crc32 of the whole file, computed while writing it.
+    pub file_crc: u32,
     pub series_count: u32,
     pub chunk_count: u32,
     pub sample_count: u64,
@@ -68,6 +72,7 @@ impl SegmentWriter {
             temp_path,
             out: Some(BufWriter::with_capacity(1 << 20, file)),
             offset: 0,
+            file_crc: crc32fast::Hasher::new(),
             series: Vec::new(),
             chunk_bytes: Vec::new(),
             timestamps: Vec::new(),
@@ -88,6 +93,7 @@ impl SegmentWriter {
         crate::fault::write_all("segment.write", out, bytes)
             .map_err(|e| Error::io("write", &self.temp_path, e))?;
         self.offset += bytes.len() as u64;
+        self.file_crc.update(bytes);
         Ok(())
     }
 
@@ -261,6 +267,7 @@ impl SegmentWriter {
             path: self.final_path.clone(),
             file_len: self.offset,
             footer_crc: stored_footer_crc(&footer_bytes),
+            file_crc: self.file_crc.clone().finalize(),
             series_count,
             chunk_count,
             sample_count,
