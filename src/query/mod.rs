@@ -10,8 +10,10 @@
 //! [`ast::Expr`] (grammar and deliberate differences in docs/QUERY.md).
 
 pub mod ast;
+pub mod eval;
 mod lex;
 pub mod parse;
+pub mod source;
 
 use crate::series::{Sample, SeriesKey};
 
