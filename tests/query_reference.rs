@@ -791,7 +791,15 @@ impl Reference<'_> {
                 for (labels, points) in matrix {
                     let value = range_function(*func, &points, window_start, window_end, range_ms);
                     if let Some(v) = value {
-                        out.push((without_name(&labels), v));
+                        // Prometheus 2.42 drops the name for every range
+                        // function but last_over_time (which acts like an
+                        // offset).
+                        let labels = if *func == RangeFunc::Last {
+                            labels
+                        } else {
+                            without_name(&labels)
+                        };
+                        out.push((labels, v));
                     }
                 }
                 out
