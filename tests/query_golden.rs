@@ -1285,12 +1285,13 @@ fn limits_and_cancellation_are_typed_errors() {
     })
     .unwrap_err();
     assert!(matches!(e, QueryError::Cancelled), "{e}");
-    // 0..=1000 s every 1 s is 1001 steps.
+    // max_steps bounds (end - start) / step, as Prometheus' 11,000 points
+    // "resolution" limit: 0..=1001 s every 1 s is 1001 intervals.
     let e = range_query(
         &db.db,
         &expr,
         0,
-        1_000_000,
+        1_001_000,
         1_000,
         &QueryOptions {
             max_steps: 1000,
