@@ -41,7 +41,7 @@ use strata::SeriesKey;
 
 const REL: f64 = 1e-9;
 const LOOKBACK_MS: i64 = 5 * 60 * 1000;
-const CASES: u32 = 96;
+const CASES: u32 = 128;
 const SEED: [u8; 32] = *b"strata query reference seed 0001";
 
 // ---------------------------------------------------------------------
@@ -97,7 +97,12 @@ fn build_samples(counter: bool, start_ms: i64, steps: &[(i64, u8)]) -> Vec<(i64,
     let mut value: f64 = if counter { 0.0 } else { 1.0 };
     let mut out = Vec::new();
     for &(gap, choice) in steps {
-        t += gap;
+        // Mostly on a 5 s grid, so that samples often sit exactly on window
+        // and lookback edges; sometimes a few milliseconds off it.
+        t += gap * 5_000;
+        if choice % 7 == 0 {
+            t += i64::from(choice) * 37;
+        }
         if (93..96).contains(&choice) {
             // A long gap: the lookback and the windows run dry.
             t += 200_000;
@@ -134,8 +139,8 @@ fn series_strategy() -> impl Strategy<Value = (KeyRecipe, Vec<(i64, f64)>)> {
             prop::option::of(0..B_VALUES.len()),
         ),
         any::<bool>(),
-        0i64..30_000,
-        prop::collection::vec((2_000i64..45_000, 0u8..100), 3..40),
+        (0i64..6).prop_map(|s| s * 5_000),
+        prop::collection::vec((1i64..10, 0u8..100), 3..40),
     )
         .prop_map(|(key, counter, start, steps)| (key, build_samples(counter, start, &steps)))
 }
@@ -1177,11 +1182,14 @@ fn case_strategy() -> impl Strategy<Value = Case> {
         data_strategy(),
         expr_strategy(),
         prop::collection::vec(
-            prop_oneof![(0i64..800).prop_map(|s| s * 1000), 0i64..800_000,],
+            prop_oneof![
+                3 => (0i64..160).prop_map(|s| s * 5_000),
+                1 => 0i64..800_000,
+            ],
             2..=3,
         ),
         (
-            0i64..400_000,
+            prop_oneof![(0i64..80).prop_map(|s| s * 5_000), 0i64..400_000],
             prop::sample::select(vec![7_000i64, 10_000, 15_000, 30_000, 60_000]),
             1i64..=20,
         ),
