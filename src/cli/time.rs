@@ -50,12 +50,11 @@ pub fn parse_time_at(text: &str, now_ms: i64) -> Result<i64, TimeError> {
             _ => return Err(bad()),
         };
         let duration = parse_promql_duration(duration.trim()).ok_or_else(bad)?;
-        return now_ms
-            .checked_add(sign * duration)
-            .ok_or_else(out_of_range);
+        return now_ms.checked_add(sign * duration).ok_or_else(out_of_range);
     }
     if trimmed.contains(['T', 't']) {
-        return parse_rfc3339(trimmed).map_err(|overflow| if overflow { out_of_range() } else { bad() });
+        return parse_rfc3339(trimmed)
+            .map_err(|overflow| if overflow { out_of_range() } else { bad() });
     }
     parse_unix(trimmed).map_err(|overflow| if overflow { out_of_range() } else { bad() })
 }
@@ -156,7 +155,11 @@ fn parse_decimal(text: &str) -> Option<Decimal> {
     }
     Some(Decimal {
         negative,
-        integer: if integer.is_empty() { 0 } else { integer.parse().ok()? },
+        integer: if integer.is_empty() {
+            0
+        } else {
+            integer.parse().ok()?
+        },
         fraction: fraction.to_owned(),
     })
 }
@@ -186,7 +189,11 @@ fn parse_unix(text: &str) -> Result<i64, bool> {
         (text, None)
     };
     let decimal = parse_decimal(body).ok_or(false)?;
-    let unit = unit.unwrap_or(if decimal.integer >= MILLIS_FROM { 1 } else { 1000 });
+    let unit = unit.unwrap_or(if decimal.integer >= MILLIS_FROM {
+        1
+    } else {
+        1000
+    });
     // In milliseconds and thousandths of a millisecond: floor towards the
     // past for negative times too.
     let (whole, sub_ms_nonzero) = if unit == 1 {
@@ -336,7 +343,9 @@ mod tests {
         assert_eq!(at("1796083200000ms"), Ok(NOW));
         assert_eq!(at("9223372036854775807"), Ok(i64::MAX));
         assert_eq!(at("-9223372036854775808"), Ok(i64::MIN));
-        for bad in ["", "-", ".", "1.", "1e9", "0x10", "1..2", "1,5", "--1", "5 s", "ms"] {
+        for bad in [
+            "", "-", ".", "1.", "1e9", "0x10", "1..2", "1,5", "--1", "5 s", "ms",
+        ] {
             assert_eq!(at(bad), Err(TimeError::Malformed(bad.to_owned())), "{bad}");
         }
         for huge in [
@@ -346,7 +355,11 @@ mod tests {
             "9999999999999999999999999999999999999999",
             "9223372036854775.808s",
         ] {
-            assert_eq!(at(huge), Err(TimeError::OutOfRange(huge.to_owned())), "{huge}");
+            assert_eq!(
+                at(huge),
+                Err(TimeError::OutOfRange(huge.to_owned())),
+                "{huge}"
+            );
         }
     }
 
@@ -382,7 +395,11 @@ mod tests {
             "300000000-01-01T00:00:00Z",
             "99999999999999999999-01-01T00:00:00Z",
         ] {
-            assert_eq!(at(huge), Err(TimeError::OutOfRange(huge.to_owned())), "{huge}");
+            assert_eq!(
+                at(huge),
+                Err(TimeError::OutOfRange(huge.to_owned())),
+                "{huge}"
+            );
         }
     }
 
@@ -393,10 +410,14 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(500));
         assert_eq!(parse_duration("15"), Ok(15_000));
         assert_eq!(parse_duration("0.5"), Ok(500));
-        for bad in ["0", "0s", "-1", "-1m", "0.0001", "1m1h", "1x", "", "1e3", "5m]"] {
+        for bad in [
+            "0", "0s", "-1", "-1m", "0.0001", "1m1h", "1x", "", "1e3", "5m]",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
-        assert!(parse_duration("0.0001").unwrap_err().contains("millisecond"));
+        assert!(parse_duration("0.0001")
+            .unwrap_err()
+            .contains("millisecond"));
     }
 
     #[test]

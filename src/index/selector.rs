@@ -33,7 +33,8 @@ pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, InputError> {
         text: text.to_owned(),
         reason,
     };
-    let not_selector = |what: String| fail(format!("1:1: {what}, not a series selector; {NEEDS_QUERY}"));
+    let not_selector =
+        |what: String| fail(format!("1:1: {what}, not a series selector; {NEEDS_QUERY}"));
     match parse_expr(text) {
         Ok(Expr::Vector(selector)) => {
             if selector.offset_ms != 0 || selector.at.is_some() {
@@ -142,7 +143,10 @@ mod tests {
     #[test]
     fn expressions_point_to_strata_query() {
         for (text, expected) in [
-            ("rate(x[5m])", "1:1: rate(...) is a function call, not a series selector"),
+            (
+                "rate(x[5m])",
+                "1:1: rate(...) is a function call, not a series selector",
+            ),
             ("sum by (a) (x)", "sum(...) is an aggregation"),
             ("a / b", "operation (/)"),
             ("-a", "negation"),

@@ -15,8 +15,8 @@ use std::time::Instant;
 use crate::query::ast::Expr;
 use crate::query::source::Queryable;
 use crate::series::Sample;
-pub use value::QueryError;
 use value::Labels;
+pub use value::QueryError;
 
 /// Limits and knobs of one query.
 #[derive(Debug, Clone)]
@@ -65,7 +65,10 @@ pub struct QuerySeries {
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryValue {
     Scalar(Sample),
-    String { time_ms: i64, value: String },
+    String {
+        time_ms: i64,
+        value: String,
+    },
     /// An instant query's vector: each series has exactly one sample.
     Vector(Vec<QuerySeries>),
     /// A range query's result, or an instant query of a range vector.
