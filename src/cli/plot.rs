@@ -31,13 +31,17 @@ pub enum Unit {
 /// Chart size and style.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
-    /// Total width in columns (at least 30 is useful; less is raised to 30).
+    /// Total width in columns; less than [`MIN_WIDTH`] is raised to it.
     pub width: usize,
     /// Rows of the plotting area (raised to at least 5).
     pub height: usize,
     /// ANSI colours.
     pub color: bool,
 }
+
+/// The narrowest chart: room for a y label, 30 columns of plot and an
+/// RFC 3339 time in the caption.
+pub const MIN_WIDTH: usize = 40;
 
 const SYMBOLS: [char; 10] = ['*', '+', 'o', 'x', '#', '@', '%', '&', '=', '~'];
 /// ANSI foreground colours: red, green, yellow, blue, magenta, cyan.
@@ -51,7 +55,7 @@ fn marker(index: usize) -> (char, u8) {
 
 /// Draws `series` (points in time order) as a chart followed by a legend.
 pub fn render(series: &[QuerySeries], unit: Unit, style: Style) -> String {
-    let width = style.width.max(30);
+    let width = style.width.max(MIN_WIDTH);
     let rows = style.height.max(5);
     let points = || {
         series.iter().enumerate().flat_map(|(i, s)| {
@@ -164,11 +168,18 @@ pub fn render(series: &[QuerySeries], unit: Unit, style: Style) -> String {
     }
     out.push_str(labels.trim_end());
     out.push('\n');
-    let mut span = format!("{} to {} (UTC)", format_utc(t_min), format_utc(t_max));
-    if let Some(step) = step {
-        let _ = write!(span, ", step {}", duration_text(step));
+    let step_text = step.map_or(String::new(), |s| format!(", step {}", duration_text(s)));
+    let span = format!(
+        "{} to {}{step_text}",
+        format_utc(t_min),
+        format_utc(t_max)
+    );
+    if span.chars().count() + 2 <= width {
+        let _ = writeln!(out, "  {span}");
+    } else {
+        let _ = writeln!(out, "  from {}", format_utc(t_min));
+        let _ = writeln!(out, "  to {}{step_text}", format_utc(t_max));
     }
-    let _ = writeln!(out, "{:>label_width$}  {span}", "");
     for (i, s) in series.iter().enumerate() {
         let (symbol, color) = marker(i);
         let name: String = series_text(&s.labels, true, false)
@@ -460,7 +471,7 @@ mod tests {
         let one = render(&[series("up", "a", &[(5_000, 1.0)])], Unit::Plain, style);
         // The point and the legend's symbol.
         assert_eq!(one.matches('*').count(), 2, "{one}");
-        for width in [0, 1, 31, 200] {
+        for width in [0, 1, 41, 200] {
             let chart = render(
                 &[series("up", "a", &[(0, 1.0), (60_000, 2.0)])],
                 Unit::Plain,
@@ -471,7 +482,7 @@ mod tests {
                 },
             );
             assert!(
-                chart.lines().all(|l| l.chars().count() <= width.max(30)),
+                chart.lines().all(|l| l.chars().count() <= width.max(MIN_WIDTH)),
                 "{chart}"
             );
         }
