@@ -169,11 +169,7 @@ pub fn render(series: &[QuerySeries], unit: Unit, style: Style) -> String {
     out.push_str(labels.trim_end());
     out.push('\n');
     let step_text = step.map_or(String::new(), |s| format!(", step {}", duration_text(s)));
-    let span = format!(
-        "{} to {}{step_text}",
-        format_utc(t_min),
-        format_utc(t_max)
-    );
+    let span = format!("{} to {}{step_text}", format_utc(t_min), format_utc(t_max));
     if span.chars().count() + 2 <= width {
         let _ = writeln!(out, "  {span}");
     } else {
@@ -482,7 +478,9 @@ mod tests {
                 },
             );
             assert!(
-                chart.lines().all(|l| l.chars().count() <= width.max(MIN_WIDTH)),
+                chart
+                    .lines()
+                    .all(|l| l.chars().count() <= width.max(MIN_WIDTH)),
                 "{chart}"
             );
         }
