@@ -10,7 +10,8 @@ use strata::{Db, Error, Queryable, Segment, SeriesColumns, TimeRange};
 /// An opened data directory or segment file.
 pub enum Source {
     Db(Db),
-    Segment(Segment),
+    /// Boxed: a segment's in-memory index is much larger than a `Db` handle.
+    Segment(Box<Segment>),
 }
 
 impl Source {
@@ -21,14 +22,14 @@ impl Source {
         if metadata.is_dir() {
             Ok(Source::Db(Db::open_read_only(path)?))
         } else {
-            Ok(Source::Segment(Segment::open_in_memory(path)?))
+            Ok(Source::Segment(Box::new(Segment::open_in_memory(path)?)))
         }
     }
 
     pub fn queryable(&self) -> &dyn Queryable {
         match self {
             Source::Db(db) => db,
-            Source::Segment(segment) => segment,
+            Source::Segment(segment) => segment.as_ref(),
         }
     }
 
