@@ -157,11 +157,11 @@ pub fn render(series: &[QuerySeries], unit: Unit, style: Style) -> String {
     out.push('\n');
     let mut labels = " ".repeat(label_width + 2);
     for (c, text) in &ticks {
-        let at = label_width + 2 + c;
         let len = labels.chars().count();
-        // Leave a space after the previous label; never run past the width.
-        if (at > len || (at == len && len == label_width + 2)) && at + text.chars().count() <= width
-        {
+        // Under its tick, or moved left to end at the chart's edge; always
+        // a space after the previous label.
+        let at = (label_width + 2 + c).min(width.saturating_sub(text.chars().count()));
+        if at > len || (at == len && len == label_width + 2) {
             labels.push_str(&" ".repeat(at - len));
             labels.push_str(text);
         }

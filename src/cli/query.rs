@@ -136,12 +136,15 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode, Error> {
     let now = now_ms();
     let outcome = resolve(args, now).and_then(|when| {
         let expr = strata::parse_expr(&args.expr).map_err(|e| {
-            let pointer = if format == Format::Json {
-                String::new()
+            Failure::bad_data(if format == Format::Json {
+                // Prometheus's wording around our message.
+                format!(
+                    "invalid parameter \"query\": {}:{}: parse error: {}",
+                    e.line, e.column, e.message
+                )
             } else {
-                caret(&args.expr, e.line, e.column)
-            };
-            Failure::bad_data(format!("parse error at {e}{pointer}"))
+                format!("parse error at {e}{}", caret(&args.expr, e.line, e.column))
+            })
         })?;
         let source = Source::open(&args.db)?;
         let options = QueryOptions {

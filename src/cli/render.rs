@@ -3,14 +3,17 @@
 //! programs that already read Prometheus.
 //!
 //! JSON invariants (what `GET /api/v1/query` of Prometheus 2.42 returns,
-//! byte for byte): keys in Prometheus's order, no whitespace, timestamps
-//! as Unix seconds with exactly the millisecond digits that are not zero
-//! at the end (`1.5` is written `1.500`, `2` is `2`), values as strings in
-//! Go's formatting (`"+Inf"`, `"-Inf"`, `"NaN"`, otherwise the shortest
-//! decimal that reads back to the same float, in exponent form below 1e-6
-//! and from 1e21 on), label sets as objects sorted by name, and strings
+//! byte for byte, checked against a running 2.42): keys in Prometheus's
+//! order, no whitespace, label sets as objects sorted by name, strings
 //! escaped as Go's encoding/json does (`<`, `>`, `&`, U+2028 and U+2029 as
-//! `\u` escapes).
+//! `\u` escapes), values as strings: `"+Inf"`, `"-Inf"`, `"NaN"`, otherwise
+//! the shortest decimal that reads back to the same float. Vector and
+//! matrix points write the time as Unix seconds with three decimals unless
+//! the milliseconds are zero (`1.500`, `2`) and the value in exponent form
+//! below 1e-6 and from 1e21 on (`1e-07`, `1e+25`); a scalar or string
+//! result writes the time as the shortest float (`1.5`) and a scalar's
+//! value never in exponent form (`10000000000000000000000000`), because
+//! 2.42 marshals those through Go's encoding/json.
 //!
 //! CSV has the columns of `strata export --format csv`: `series` (the
 //! series in Prometheus text form, `name{a="x",b="y"}`, quoted),
@@ -55,14 +58,30 @@ pub fn go_float(v: f64) -> String {
         };
         format!("{mantissa}e{sign}{digits:0>2}")
     } else {
-        // Rust's Display of a finite f64 is the shortest round-trip
-        // decimal without an exponent, as Go's 'f' with precision -1.
-        format!("{v}")
+        go_float_fixed(v)
     }
 }
 
-/// A timestamp as Prometheus writes it: Unix seconds, then `.` and three
-/// digits unless the milliseconds are zero.
+/// A float as Go's `strconv.FormatFloat(v, 'f', -1, 64)`: the shortest
+/// round-trip digits, never an exponent (`1e25` is
+/// `10000000000000000000000000`).
+fn go_float_fixed(v: f64) -> String {
+    if v.is_finite() {
+        // Rust's Display of a finite f64 is exactly that.
+        format!("{v}")
+    } else {
+        go_float(v)
+    }
+}
+
+/// A scalar's or string's time as Prometheus 2.42 writes it: the float
+/// `ms / 1000` in its shortest form (`1.5`, `1.005`, `2`).
+fn float_seconds(time_ms: i64) -> String {
+    format!("{}", time_ms as f64 / 1000.0)
+}
+
+/// A vector's or matrix's timestamp as Prometheus writes it: Unix
+/// seconds, then `.` and three digits unless the milliseconds are zero.
 pub fn json_timestamp(time_ms: i64) -> String {
     let sign = if time_ms < 0 { "-" } else { "" };
     let magnitude = time_ms.unsigned_abs();
@@ -132,10 +151,19 @@ pub fn write_json(value: &QueryValue, out: &mut impl Write) -> io::Result<()> {
     text.push_str(result_type(value));
     text.push_str(r#"","result":"#);
     match value {
-        QueryValue::Scalar(sample) => push_point(&mut text, sample.timestamp_ms, sample.value),
+        // Prometheus 2.42 marshals scalars and strings through Go's
+        // encoding/json: the time as a float (`1.5`, not `1.500`) and the
+        // value in 'f' format, never with an exponent.
+        QueryValue::Scalar(sample) => {
+            text.push('[');
+            text.push_str(&float_seconds(sample.timestamp_ms));
+            text.push_str(",\"");
+            text.push_str(&go_float_fixed(sample.value));
+            text.push_str("\"]");
+        }
         QueryValue::String { time_ms, value } => {
             text.push('[');
-            text.push_str(&json_timestamp(*time_ms));
+            text.push_str(&float_seconds(*time_ms));
             text.push(',');
             push_json_string(&mut text, value);
             text.push(']');
