@@ -578,6 +578,8 @@ enum Verdict {
     Agree {
         series: usize,
         points: usize,
+        /// Points equal within the tolerance but not bit for bit.
+        inexact: usize,
     },
     /// Both answers are empty: true, but it tests nothing.
     BothEmpty,
@@ -660,9 +662,16 @@ fn compare(theirs: &Result<Answer, String>, ours: &Result<Answer, String>) -> Ve
     if points == 0 {
         return Verdict::BothEmpty;
     }
+    let inexact = theirs
+        .series
+        .iter()
+        .flat_map(|(labels, t_points)| t_points.iter().zip(&ours.series[labels]))
+        .filter(|((_, t), (_, o))| t != o && !(t.is_nan() && o.is_nan()))
+        .count();
     Verdict::Agree {
         series: theirs.series.len(),
         points,
+        inexact,
     }
 }
 
@@ -739,7 +748,16 @@ impl Report {
                 "ok"
             };
             let what = match verdict {
-                Verdict::Agree { series, points } => format!("{series} series, {points} points"),
+                Verdict::Agree {
+                    series,
+                    points,
+                    inexact: 0,
+                } => format!("{series} series, {points} points"),
+                Verdict::Agree {
+                    series,
+                    points,
+                    inexact,
+                } => format!("{series} series, {points} points ({inexact} within tolerance)"),
                 Verdict::BothEmpty if empty_fails => "both empty: tests nothing".to_owned(),
                 Verdict::BothEmpty => "both empty".to_owned(),
                 Verdict::BothRejected { .. } => "both reject it".to_owned(),
@@ -754,8 +772,19 @@ impl Report {
                 _ => {}
             }
         }
+        let (points, inexact) = self
+            .lines
+            .iter()
+            .filter_map(|(_, _, v)| match v {
+                Verdict::Agree {
+                    points, inexact, ..
+                } => Some((*points, *inexact)),
+                _ => None,
+            })
+            .fold((0, 0), |(p, i), (vp, vi)| (p + vp, i + vi));
         println!(
-            "Prometheus answered in {:.2} s (HTTP and JSON included), strata in {:.2} s",
+            "{points} points agree, {inexact} of them within the tolerance but not bit for bit; \
+             Prometheus answered in {:.2} s (HTTP and JSON included), strata in {:.2} s",
             self.prometheus_time.as_secs_f64(),
             self.strata_time.as_secs_f64()
         );
@@ -801,7 +830,18 @@ mod harness {
             agree,
             Verdict::Agree {
                 series: 1,
-                points: 2
+                points: 2,
+                inexact: 0
+            }
+        ));
+        let close = [(0, 1.0), (15_000, 2.0 + 1e-12)];
+        let agree = compare(&answer(&[("{a}", &a)]), &answer(&[("{a}", &close)]));
+        assert!(matches!(
+            agree,
+            Verdict::Agree {
+                series: 1,
+                points: 2,
+                inexact: 1
             }
         ));
 
