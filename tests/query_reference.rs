@@ -994,20 +994,39 @@ fn range_function(
             };
             Some(diff / (interval as f64 / 1000.0))
         }
-        RangeFunc::Avg => Some(incremental_mean(values())),
+        RangeFunc::Avg => Some(running_mean(values(), true)),
         RangeFunc::Min => values().reduce(|m, v| if v < m || m.is_nan() { v } else { m }),
         RangeFunc::Max => values().reduce(|m, v| if v > m || m.is_nan() { v } else { m }),
-        RangeFunc::Sum => Some(values().sum()),
+        RangeFunc::Sum => {
+            let (mut sum, mut c) = (0.0f64, 0.0f64);
+            for v in values() {
+                (sum, c) = neumaier(v, sum, c);
+            }
+            Some(if sum.is_infinite() { sum } else { sum + c })
+        }
         RangeFunc::Count => Some(points.len() as f64),
         RangeFunc::Last => points.last().map(|p| p.1),
     }
 }
 
-/// Prometheus 2.42's running mean (each step divides before subtracting,
-/// an infinite mean stays put for finite values or the same infinity).
-fn incremental_mean(values: impl Iterator<Item = f64>) -> f64 {
-    let mut mean = 0.0f64;
-    let mut count = 0.0f64;
+/// One step of Neumaier's compensated summation: the new sum and the new
+/// compensation (the rounding error collected so far).
+fn neumaier(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let lost = if sum.abs() >= inc.abs() {
+        (sum - t) + inc
+    } else {
+        (inc - t) + sum
+    };
+    (t, c + lost)
+}
+
+/// Prometheus 2.42's running mean: each step adds `v / n - mean / n`
+/// (dividing first, so that no sum overflows), and an infinite mean stays
+/// put for finite values or the same infinity. avg_over_time adds the steps
+/// by compensated summation, the `avg` aggregation plainly.
+fn running_mean(values: impl Iterator<Item = f64>, compensated: bool) -> f64 {
+    let (mut mean, mut c, mut count) = (0.0f64, 0.0f64, 0.0f64);
     for v in values {
         count += 1.0;
         if mean.is_infinite() {
@@ -1018,9 +1037,18 @@ fn incremental_mean(values: impl Iterator<Item = f64>) -> f64 {
                 continue;
             }
         }
-        mean += v / count - mean / count;
+        let step = v / count - mean / count;
+        if compensated {
+            (mean, c) = neumaier(step, mean, c);
+        } else {
+            mean += step;
+        }
     }
-    mean
+    if compensated && !mean.is_infinite() {
+        mean + c
+    } else {
+        mean
+    }
 }
 
 /// rate / increase / delta (see tests/query_golden.rs for the rule).
@@ -1098,7 +1126,7 @@ fn aggregate(op: AggOp, grouping: &Grouping, input: Vector) -> Vector {
         .map(|(key, values)| {
             let value = match op {
                 AggOp::Sum => values.iter().sum(),
-                AggOp::Avg => incremental_mean(values.iter().copied()),
+                AggOp::Avg => running_mean(values.iter().copied(), false),
                 AggOp::Min => values
                     .iter()
                     .copied()
