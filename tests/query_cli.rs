@@ -168,6 +168,12 @@ fn instant_queries_in_every_format() {
         ]
     );
 
+    // An expression may start with '-' (not taken for an option); the
+    // negation drops the metric name.
+    let (code, out, err) = query(db, &["-temperature_celsius{room=\"b\"}", "--time", T10]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "SERIES      VALUE\n{room=\"b\"}    -18\n");
+
     // CSV: the columns of `strata export --format csv`.
     let (code, out, err) = query(
         db,
