@@ -1039,6 +1039,81 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_one_side_series_may_change_between_steps() {
+        // b{x=1} is one series until step 0 and another (v=2) from step 1:
+        // one match per step, so no error; a + on(x) b is 11, 22, then
+        // nothing (no b at step 2).
+        let lhs = vec![series(
+            &[("__name__", "a"), ("x", "1")],
+            &[Some(1.0), Some(2.0), Some(3.0)],
+        )];
+        let churn = vec![
+            series(
+                &[("__name__", "b"), ("x", "1"), ("v", "1")],
+                &[Some(10.0), None, None],
+            ),
+            series(
+                &[("__name__", "b"), ("x", "1"), ("v", "2")],
+                &[None, Some(20.0), None],
+            ),
+        ];
+        let matching = on(&["x"], Cardinality::OneToOne);
+        let out = eval(
+            &node(BinOp::Add, false, matching.clone()),
+            Value::Vector(lhs.clone()),
+            Value::Vector(churn),
+        );
+        assert_eq!(
+            view(out.unwrap()),
+            vec![(labels(&[("x", "1")]), vec![Some(11.0), Some(22.0), None])]
+        );
+        // Both present at step 2: the error names step 2's duplicates.
+        let both = vec![
+            series(
+                &[("__name__", "b"), ("x", "1"), ("v", "1")],
+                &[Some(10.0), None, Some(1.0)],
+            ),
+            series(
+                &[("__name__", "b"), ("x", "1"), ("v", "2")],
+                &[None, Some(20.0), Some(2.0)],
+            ),
+        ];
+        let err = eval(
+            &node(BinOp::Add, false, matching),
+            Value::Vector(lhs),
+            Value::Vector(both),
+        );
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .starts_with("found duplicate series for the match group {x=\"1\"}"));
+    }
+
+    #[test]
+    fn results_of_different_signatures_may_clash() {
+        // on(__name__): a and b are different signatures, but `+` drops the
+        // name and both results are {x="1"} at step 1.
+        let lhs = vec![
+            series(&[("__name__", "a"), ("x", "1")], &[None, Some(1.0)]),
+            series(&[("__name__", "b"), ("x", "1")], &[Some(2.0), Some(2.0)]),
+        ];
+        let rhs = vec![
+            series(&[("__name__", "a")], &[Some(10.0), Some(10.0)]),
+            series(&[("__name__", "b")], &[Some(20.0), Some(20.0)]),
+        ];
+        let matching = on(&["__name__"], Cardinality::ManyToOne(vec![]));
+        let err = eval(
+            &node(BinOp::Add, false, matching),
+            Value::Vector(lhs),
+            Value::Vector(rhs),
+        );
+        assert!(matches!(
+            err,
+            Err(QueryError::DuplicateLabelSet { ref labels, .. }) if labels == "{x=\"1\"}"
+        ));
+    }
+
     fn set(
         op: BinOp,
         lhs: Vec<StepSeries>,
