@@ -60,8 +60,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         ("cpu_usage_guest", "cpu_usage_guest", MINUTE, 5 * MINUTE),
         (
-            "sum_over_time({__name__=~\"cpu_.+\"}[1h])",
-            "{__name__=~\"cpu_.+\"}",
+            "sum_over_time(cpu_usage_user[1h])",
+            "cpu_usage_user",
             HOUR,
             HOUR,
         ),

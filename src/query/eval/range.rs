@@ -307,3 +307,51 @@ pub(super) fn raw_points(
         }))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Not a test: the kernels' cost on the devops shape (100 series ×
+    /// 8,640 samples at 10 s, 24 h), reads excluded. Run with
+    /// `cargo test --release --lib range::tests::kernel_speed -- --ignored
+    /// --nocapture`; prints the best of 20 runs.
+    #[test]
+    #[ignore]
+    fn kernel_speed() {
+        let n = 8640;
+        let cols = SeriesColumns {
+            timestamps_ms: (0..n).map(|i| i as i64 * 10_000).collect(),
+            values: (0..n)
+                .map(|i| 50.0 + ((i * 7919) % 1000) as f64 / 37.0)
+                .collect(),
+        };
+        let cases = [
+            ("avg_over_time[1m] @1m", Kernel::Avg, 60_000, 60_000),
+            ("max_over_time[1h] @1h", Kernel::Max, 3_600_000, 3_600_000),
+            ("rate[5m] @1m", Kernel::Rate, 300_000, 60_000),
+            ("sum_over_time[1h] @1h", Kernel::Sum, 3_600_000, 3_600_000),
+        ];
+        for (name, kernel, range_ms, step_ms) in cases {
+            let ends = Ends {
+                first_ms: 0,
+                step_ms,
+                count: (86_400_000 / step_ms) as usize + 1,
+            };
+            let mut out = StepSeries::empty(Vec::new(), ends.count);
+            let mut scratch = Vec::new();
+            let mut best = std::time::Duration::MAX;
+            for _ in 0..20 {
+                let t0 = std::time::Instant::now();
+                for _ in 0..100 {
+                    slide(kernel, &cols, ends, range_ms, None, &mut scratch, &mut out);
+                }
+                best = best.min(t0.elapsed());
+            }
+            println!(
+                "{name:<24} 100 series: {best:>10.3?}  {:.2} ns/sample",
+                best.as_nanos() as f64 / (100 * n) as f64
+            );
+        }
+    }
+}
