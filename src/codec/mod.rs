@@ -482,18 +482,57 @@ impl DecodedChunk {
     }
 }
 
+/// The first timestamp of a chunk, read without decoding the rest.
+pub fn chunk_first_timestamp(chunk: &[u8]) -> Result<i64, CodecError> {
+    let (header, stream, _) = ChunkHeader::parse(chunk)?;
+    match header.timestamp_encoding {
+        TimestampEncoding::DeltaOfDelta => match stream.first_chunk::<8>() {
+            Some(first) => Ok(i64::from_be_bytes(*first)),
+            None => Err(CodecError::Truncated {
+                column: Column::Timestamps,
+                needed_bits: 64,
+                available_bits: stream.len() as u64 * 8,
+            }),
+        },
+        TimestampEncoding::Regular => {
+            read_varint(stream, &mut 0, Column::Timestamps).map(varint::unzigzag)
+        }
+    }
+}
+
 /// Decodes a chunk into `out` (cleared first) and returns its header.
 pub fn decode_chunk(chunk: &[u8], out: &mut DecodedChunk) -> Result<ChunkHeader, CodecError> {
     out.clear();
+    decode_chunk_append(chunk, &mut out.timestamps, &mut out.values)
+}
+
+/// Decodes a chunk, appending its samples to two columns (the read path
+/// decodes straight into its output this way). On error both columns are
+/// left as they were.
+pub fn decode_chunk_append(
+    chunk: &[u8],
+    timestamps: &mut Vec<i64>,
+    values: &mut Vec<f64>,
+) -> Result<ChunkHeader, CodecError> {
+    let (ts_start, value_start) = (timestamps.len(), values.len());
+    let decoded = decode_columns(chunk, timestamps, values);
+    if decoded.is_err() {
+        timestamps.truncate(ts_start);
+        values.truncate(value_start);
+    }
+    decoded
+}
+
+fn decode_columns(
+    chunk: &[u8],
+    timestamps: &mut Vec<i64>,
+    values: &mut Vec<f64>,
+) -> Result<ChunkHeader, CodecError> {
     let (header, timestamp_stream, value_stream) = ChunkHeader::parse(chunk)?;
     let count = header.sample_count;
     match header.timestamp_encoding {
-        TimestampEncoding::DeltaOfDelta => {
-            timestamp::decode(timestamp_stream, count, &mut out.timestamps)?
-        }
-        TimestampEncoding::Regular => {
-            regular::decode(timestamp_stream, count, &mut out.timestamps)?
-        }
+        TimestampEncoding::DeltaOfDelta => timestamp::decode(timestamp_stream, count, timestamps)?,
+        TimestampEncoding::Regular => regular::decode(timestamp_stream, count, timestamps)?,
     }
     let inflated;
     let (value_encoding, value_stream) = match header.value_encoding {
@@ -505,9 +544,9 @@ pub fn decode_chunk(chunk: &[u8], out: &mut DecodedChunk) -> Result<ChunkHeader,
         other => (other, value_stream),
     };
     match value_encoding {
-        ValueEncoding::GorillaXor => xor::decode(value_stream, count, &mut out.values)?,
-        ValueEncoding::Constant => constant::decode(value_stream, count, &mut out.values)?,
-        ValueEncoding::Decimal => decimal::decode(value_stream, count, &mut out.values)?,
+        ValueEncoding::GorillaXor => xor::decode(value_stream, count, values)?,
+        ValueEncoding::Constant => constant::decode(value_stream, count, values)?,
+        ValueEncoding::Decimal => decimal::decode(value_stream, count, values)?,
         // decompress never returns Zstd as the inner encoding
         ValueEncoding::Zstd => {
             return Err(CodecError::BadEncoding {

@@ -81,6 +81,14 @@ pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<i64>) -> Result<(), Code
     let start = out.len();
     out.extend((0..count).map(|i| grid(first, step, i)));
     let slots = &mut out[start..];
+    // A grid with a positive step that does not wrap is increasing by
+    // construction; only exceptions (or any other grid) need the check.
+    let grid_increasing = step > 0
+        && i64::try_from(count.saturating_sub(1))
+            .ok()
+            .and_then(|n| step.checked_mul(n))
+            .and_then(|span| first.checked_add(span))
+            .is_some();
     let mut index = 0usize;
     for _ in 0..exception_count {
         let gap = next(&mut pos)?;
@@ -95,12 +103,18 @@ pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<i64>) -> Result<(), Code
         slots[index] = slots[index].wrapping_add(offset);
     }
     if pos != bytes.len() {
+        out.truncate(start);
         return Err(CodecError::TrailingBytes {
             column: Column::Timestamps,
             extra_bytes: bytes.len() - pos,
         });
     }
-    if let Some(i) = slots.windows(2).position(|w| w[1] <= w[0]) {
+    let unordered = if grid_increasing && exception_count == 0 {
+        None
+    } else {
+        slots.windows(2).position(|w| w[1] <= w[0])
+    };
+    if let Some(i) = unordered {
         let (previous_ms, timestamp_ms) = (slots[i], slots[i + 1]);
         out.truncate(start);
         return Err(CodecError::NotIncreasing {

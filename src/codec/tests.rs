@@ -170,6 +170,7 @@ proptest! {
         let mut decoded = DecodedChunk::default();
         prop_assert_eq!(decode_chunk(&bytes, &mut decoded).unwrap(), header);
         assert_bit_exact(&timestamps, &values, &decoded);
+        prop_assert_eq!(chunk_first_timestamp(&bytes).unwrap(), timestamps[0]);
         // never larger than plain Gorilla
         let mut gorilla = Vec::new();
         encode_chunk(&timestamps, &values, &mut gorilla).unwrap();
@@ -189,6 +190,16 @@ proptest! {
         let mut decoded = DecodedChunk::default();
         prop_assert_eq!(decode_chunk(&bytes, &mut decoded).unwrap(), header);
         assert_bit_exact(&timestamps, &values, &decoded);
+        prop_assert_eq!(chunk_first_timestamp(&bytes).unwrap(), timestamps[0]);
+        // Appending keeps what the columns held; a failed append leaves
+        // them as they were.
+        let (mut ts, mut vs) = (vec![-7i64], vec![0.5f64]);
+        decode_chunk_append(&bytes, &mut ts, &mut vs).unwrap();
+        prop_assert_eq!(&ts[1..], timestamps.as_slice());
+        prop_assert_eq!(vs.len(), values.len() + 1);
+        prop_assert!(decode_chunk_append(&bytes[..bytes.len() - 1], &mut ts, &mut vs).is_err());
+        prop_assert_eq!(ts.len(), timestamps.len() + 1);
+        prop_assert_eq!(vs.len(), values.len() + 1);
     }
 
     #[test]

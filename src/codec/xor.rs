@@ -16,7 +16,7 @@
 //! Invariant: every f64 bit pattern (NaN payloads, -0.0, infinities,
 //! subnormals) round-trips exactly; values are handled as u64 bits only.
 
-use super::bits::{BitReader, BitWriter};
+use super::bits::BitWriter;
 use super::{CodecError, Column, ColumnEncoder};
 
 /// Header cost of a new window beyond the reuse prefix: 5 + 6 bits + 1.
@@ -96,70 +96,179 @@ impl XorEncoder {
     }
 }
 
+/// Bytes a decoding step may read from its starting byte: a 13-bit new
+/// window header, then 64 bits from there (at most 11 bytes in all).
+const STEP_BYTES: usize = 16;
+
 /// Decodes `count` values from `bytes`, appending them to `out`.
+///
+/// The stream is read by bit position: each step loads the 64 bits at the
+/// position (an unaligned big-endian word and one more byte), so a value
+/// costs two loads and no refill bookkeeping. While at least
+/// [`STEP_BYTES`] bytes remain the steps read `bytes` directly; the last
+/// few bytes are copied into a zero-padded buffer and decoded by the same
+/// steps, so no step reads out of bounds and a truncated stream is caught
+/// by the final length check (or by running out of padding).
 pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<f64>) -> Result<(), CodecError> {
-    let mut reader = BitReader::new(bytes);
     if count == 0 {
-        return super::check_stream_end(&reader, bytes, Column::Values);
+        return check_consumed(0, bytes);
     }
     super::check_min_bits(bytes, count, Column::Values)?;
     let start = out.len();
     out.resize(start + count, 0.0);
-    let slots = &mut out[start..];
-    let mut bits = reader.read_bits(64);
-    slots[0] = f64::from_bits(bits);
-    let mut leading = 0u32;
-    let mut trailing = 0u32;
-    let mut index = 1;
-    while index < count {
-        // One refill per value: 57 bits cover the control bits and, except
-        // for windows wider than 44 bits, the payload too.
-        reader.ensure(57);
-        let register = reader.peek_register();
-        if register >> 63 == 0 {
+    let decoded = decode_into(bytes, &mut out[start..]);
+    if decoded.is_err() {
+        out.truncate(start);
+    }
+    decoded
+}
+
+/// The decoder's state between steps.
+#[derive(Clone, Copy)]
+struct State {
+    /// Bit position of the next step in the buffer being read.
+    pos: usize,
+    /// Bits of the previous value.
+    bits: u64,
+    /// The current window: its width in bits and the zeros below it.
+    width: u32,
+    trailing: u32,
+    /// Values decoded so far.
+    index: usize,
+}
+
+fn decode_into(bytes: &[u8], slots: &mut [f64]) -> Result<(), CodecError> {
+    let first = bytes
+        .first_chunk::<8>()
+        .map(|b| u64::from_be_bytes(*b))
+        .unwrap_or_default();
+    slots[0] = f64::from_bits(first);
+    let mut state = State {
+        pos: 64,
+        bits: first,
+        width: 64,
+        trailing: 0,
+        index: 1,
+    };
+    steps(bytes, &mut state, slots)?;
+    if state.index == slots.len() {
+        return check_consumed(state.pos as u64, bytes);
+    }
+    // The tail: the bytes from the current one on, then zeros.
+    let tail_start = state.pos / 8;
+    let mut tail = [0u8; 2 * STEP_BYTES];
+    let rest = bytes.get(tail_start..).unwrap_or_default();
+    tail[..rest.len()].copy_from_slice(rest);
+    state.pos -= tail_start * 8;
+    steps(&tail, &mut state, slots)?;
+    let consumed = (tail_start * 8 + state.pos) as u64;
+    if state.index < slots.len() {
+        return Err(CodecError::Truncated {
+            column: Column::Values,
+            needed_bits: consumed + 1,
+            available_bits: bytes.len() as u64 * 8,
+        });
+    }
+    check_consumed(consumed, bytes)
+}
+
+/// At least the 57 bits from bit `pos` of `data` (the top bits of the
+/// result; the `pos % 8` lowest are zero); needs `pos / 8 + 8 <= data.len()`.
+#[inline(always)]
+fn peek57(data: &[u8], pos: usize) -> u64 {
+    let byte = pos / 8;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&data[byte..byte + 8]);
+    u64::from_be_bytes(word) << (pos % 8)
+}
+
+/// The 64 bits from bit `pos` of `data`; needs `pos / 8 + 9 <= data.len()`.
+#[inline(always)]
+fn peek64(data: &[u8], pos: usize) -> u64 {
+    let next = u64::from(data[pos / 8 + 8]);
+    // A shift of 8 (an aligned `pos`) clears `next`, as it must.
+    peek57(data, pos) | (next >> (8 - pos % 8))
+}
+
+/// Decodes values while a whole step fits in `data`.
+#[inline(always)]
+fn steps(data: &[u8], state: &mut State, slots: &mut [f64]) -> Result<(), CodecError> {
+    let State {
+        mut pos,
+        mut bits,
+        mut width,
+        mut trailing,
+        mut index,
+    } = *state;
+    let count = slots.len();
+    let end = data.len().saturating_sub(STEP_BYTES) * 8;
+    while index < count && pos < end {
+        let word = peek57(data, pos);
+        if word >> 63 == 0 {
             // A run of `0` codes: the value repeats.
-            let run = reader.zero_run((count - index).min(63) as u32) as usize;
+            let run = (word.leading_zeros().min(57) as usize).min(count - index);
             slots[index..index + run].fill(f64::from_bits(bits));
-            reader.consume(run as u32);
+            pos += run;
             index += run;
             continue;
         }
-        let control_width = if register >> 62 == 0b11 {
-            let header = register >> 51;
-            let new_leading = ((header >> 6) & 31) as u32;
-            let significant = match (header & 63) as u32 {
+        let control = if word >> 62 == 0b11 {
+            let leading = ((word >> 57) & 31) as u32;
+            let significant = match ((word >> 51) & 63) as u32 {
                 0 => 64,
                 n => n,
             };
-            if new_leading + significant > 64 {
-                out.truncate(start + index);
+            if leading + significant > 64 {
                 return Err(CodecError::BadXorWindow {
                     index,
-                    leading: new_leading,
+                    leading,
                     significant,
                 });
             }
-            leading = new_leading;
+            width = significant;
             trailing = 64 - leading - significant;
             13
         } else {
             2
         };
-        let width = 64 - leading - trailing;
-        let meaningful = if control_width + width <= 57 {
-            // width >= 1, so the shift is at most 63.
-            let payload = (register << control_width) >> (64 - width);
-            reader.consume(control_width + width);
-            payload
+        // width >= 1, so the shifts are at most 63; leading + significant
+        // <= 64 keeps `trailing` <= 63.
+        let meaningful = if control + width <= 57 {
+            (word << control) >> (64 - width)
         } else {
-            reader.consume(control_width);
-            reader.read_bits(width)
+            peek64(data, pos + control as usize) >> (64 - width)
         };
-        // leading + significant <= 64 and significant >= 1, so trailing
-        // <= 63 and the shift is in range.
         bits ^= meaningful << trailing;
         slots[index] = f64::from_bits(bits);
+        pos += (control + width) as usize;
         index += 1;
     }
-    super::check_stream_end(&reader, bytes, Column::Values)
+    *state = State {
+        pos,
+        bits,
+        width,
+        trailing,
+        index,
+    };
+    Ok(())
+}
+
+/// A stream must be consumed exactly: no missing and no extra bytes.
+fn check_consumed(consumed_bits: u64, bytes: &[u8]) -> Result<(), CodecError> {
+    let available_bits = bytes.len() as u64 * 8;
+    if consumed_bits > available_bits {
+        return Err(CodecError::Truncated {
+            column: Column::Values,
+            needed_bits: consumed_bits,
+            available_bits,
+        });
+    }
+    let used_bytes = consumed_bits.div_ceil(8) as usize;
+    if used_bytes < bytes.len() {
+        return Err(CodecError::TrailingBytes {
+            column: Column::Values,
+            extra_bytes: bytes.len() - used_bytes,
+        });
+    }
+    Ok(())
 }

@@ -339,7 +339,8 @@ struct Version {
 
 struct LiveSegment {
     meta: SegmentMeta,
-    segment: Segment,
+    /// Shared with the series sets reading it.
+    segment: Arc<Segment>,
 }
 
 struct Inner {
@@ -920,7 +921,10 @@ impl Inner {
                     report.series_written += u64::from(summary.series_count);
                     report.samples_written += summary.sample_count;
                     report.bytes_written += summary.file_len;
-                    written.push(Arc::new(LiveSegment { meta, segment }));
+                    written.push(Arc::new(LiveSegment {
+                        meta,
+                        segment: Arc::new(segment),
+                    }));
                     next.segments.push(meta);
                 }
             }
@@ -1013,7 +1017,7 @@ fn open_segments(
         }
         segments.push(Arc::new(LiveSegment {
             meta: *meta,
-            segment,
+            segment: Arc::new(segment),
         }));
     }
     if pinned_now {

@@ -1,127 +1,146 @@
 //! Queries over a consistent snapshot of segments, frozen and live head
 //! data. The snapshot is taken under the shared gate, so a concurrent flush
-//! cannot move data between places while the reader looks.
+//! cannot move data between places while the reader looks: what it copies
+//! is the current version's segment list (shared, immutable), and of every
+//! matching head series the frozen and live partitions overlapping the
+//! range (chunk bytes shared, out-of-order buffers copied). Everything
+//! else, including all decoding, happens on the [`SeriesSet`] without a
+//! lock.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::{Db, Version};
+use super::Db;
 use crate::error::Result;
-use crate::head::{MemSeries, PartitionSnapshot};
 use crate::index::{self, Matcher};
-use crate::query::{merge_last_wins, SeriesSamples};
+use crate::query::source::{HeadSeries, SegmentRef, SeriesColumns, SeriesSet};
+use crate::query::SeriesSamples;
 use crate::series::{Sample, SeriesKey, TimeRange};
 
-/// Matching head series with copies of their partitions.
-type HeadSnapshot = Vec<(Arc<MemSeries>, Vec<PartitionSnapshot>)>;
-
 impl Db {
+    /// The series matching every matcher that may have samples in
+    /// `range`, sorted by key, for streaming reads; see [`SeriesSet`].
+    /// Takes the snapshot and selects without decoding anything (the same
+    /// as [`crate::Queryable::select_series`]; it does not fail today).
+    pub fn select_series(&self, matchers: &[Matcher], range: TimeRange) -> Result<SeriesSet<'_>> {
+        let inner = &self.inner;
+        let partition_ms = inner.options.partition_duration_ms;
+        let (version, live) = {
+            let _gate = inner.gate.read();
+            let version = inner.version.read().clone();
+            let index = inner.head.index();
+            let live: Vec<_> = index::select(&*index, matchers)
+                .into_iter()
+                .filter_map(|id| index.get(id))
+                .map(|series| (Arc::clone(series), series.snapshot(range, partition_ms)))
+                .collect();
+            (version, live)
+        };
+        let overlaps =
+            |start_ms: i64| range.overlaps(start_ms, start_ms.saturating_add(partition_ms - 1));
+        let heads = live
+            .into_iter()
+            .filter_map(|(series, live_partitions)| {
+                let mut partitions: Vec<_> = version
+                    .frozen
+                    .iter()
+                    .flat_map(|frozen| frozen.partitions(series.series_id))
+                    .filter(|p| overlaps(p.start_ms))
+                    .cloned()
+                    .collect();
+                partitions.extend(live_partitions);
+                (!partitions.is_empty()).then(|| HeadSeries {
+                    key: Arc::clone(&series.key),
+                    partitions,
+                })
+            })
+            .collect();
+        let segments = version
+            .segments
+            .iter()
+            .map(|live| SegmentRef::Shared(Arc::clone(&live.segment)))
+            .collect();
+        Ok(SeriesSet::select(range, matchers, segments, heads))
+    }
+
     /// For every series matching all `matchers` with samples in `range`,
     /// its samples in time order, merged across segments and head (a
     /// repeated timestamp keeps the last write). Sorted by series key.
+    /// A convenience over [`Self::select_series`] that materialises
+    /// everything; queries stream instead.
     pub fn select(&self, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesSamples>> {
-        let (version, head) = self.snapshot(matchers, range);
-        let mut runs: BTreeMap<SeriesKey, Vec<Vec<Sample>>> = BTreeMap::new();
-        for live in &version.segments {
-            if !range.overlaps(live.meta.min_time_ms, live.meta.max_time_ms) {
+        let set = self.select_series(matchers, range)?;
+        let mut columns = SeriesColumns::default();
+        let mut out = Vec::with_capacity(set.len());
+        for i in 0..set.len() {
+            set.read(i, &mut columns)?;
+            if columns.is_empty() {
                 continue;
             }
-            let segment = &live.segment;
-            for id in segment.select(matchers) {
-                let samples = segment.read_samples(id, range)?;
-                if let (Some(key), false) = (segment.series_key(id), samples.is_empty()) {
-                    runs.entry(key.clone()).or_default().push(samples);
-                }
-            }
+            out.push(SeriesSamples {
+                key: set.key(i).clone(),
+                samples: columns
+                    .timestamps_ms
+                    .iter()
+                    .zip(&columns.values)
+                    .map(|(&t, &v)| Sample::new(t, v))
+                    .collect(),
+            });
         }
-        for (series, partitions) in &head {
-            let entry = runs.entry(SeriesKey::clone(&series.key)).or_default();
-            for frozen in &version.frozen {
-                entry.push(frozen.read(series.series_id, range)?);
-            }
-            for partition in partitions {
-                entry.push(partition.samples(range)?);
-            }
-        }
-        Ok(runs
-            .into_iter()
-            .map(|(key, runs)| SeriesSamples {
-                key,
-                samples: merge_last_wins(runs),
-            })
-            .filter(|s| !s.samples.is_empty())
-            .collect())
+        Ok(out)
     }
 
-    /// Keys of every series matching all `matchers`, sorted.
+    /// Keys of every series matching all `matchers`, sorted, whether or
+    /// not they still have samples anywhere.
     pub fn find_series(&self, matchers: &[Matcher]) -> Vec<SeriesKey> {
-        let (version, head) = self.snapshot(matchers, TimeRange::new(0, -1));
-        let mut keys: BTreeSet<SeriesKey> = head
-            .into_iter()
-            .map(|(s, _)| SeriesKey::clone(&s.key))
-            .collect();
+        let version = self.inner.version.read().clone();
+        let head: Vec<Arc<SeriesKey>> = {
+            let index = self.inner.head.index();
+            index::select(&*index, matchers)
+                .into_iter()
+                .filter_map(|id| index.get(id).map(|s| Arc::clone(&s.key)))
+                .collect()
+        };
+        let mut keys: Vec<&SeriesKey> = head.iter().map(|k| &**k).collect();
         for live in &version.segments {
             let segment = &live.segment;
+            let all = segment.series_keys();
             keys.extend(
                 segment
                     .select(matchers)
                     .into_iter()
-                    .filter_map(|id| segment.series_key(id).cloned()),
+                    .map(|id| &all[id as usize]),
             );
         }
-        keys.into_iter().collect()
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter().cloned().collect()
     }
 
     /// Every label name, sorted.
     pub fn label_names(&self) -> Vec<String> {
         let version = self.inner.version.read().clone();
-        let mut names: BTreeSet<String> = self
-            .inner
-            .head
-            .index()
-            .label_names()
-            .map(str::to_owned)
-            .collect();
+        let index = self.inner.head.index();
+        let mut names: Vec<&str> = index.label_names().collect();
         for live in &version.segments {
-            names.extend(live.segment.label_names().into_iter().map(str::to_owned));
+            names.extend(live.segment.label_names());
         }
-        names.into_iter().collect()
+        sorted_unique(names)
     }
 
     /// Every value of label `name`, sorted.
     pub fn label_values(&self, name: &str) -> Vec<String> {
         let version = self.inner.version.read().clone();
-        let mut values: BTreeSet<String> = self
-            .inner
-            .head
-            .index()
-            .label_values(name)
-            .map(str::to_owned)
-            .collect();
+        let index = self.inner.head.index();
+        let mut values: Vec<&str> = index.label_values(name).collect();
         for live in &version.segments {
-            values.extend(
-                live.segment
-                    .label_values(name)
-                    .into_iter()
-                    .map(str::to_owned),
-            );
+            values.extend(live.segment.label_values(name));
         }
-        values.into_iter().collect()
+        sorted_unique(values)
     }
+}
 
-    /// The current segments and frozen data, plus copies of the matching
-    /// head series' partitions overlapping `range`.
-    fn snapshot(&self, matchers: &[Matcher], range: TimeRange) -> (Arc<Version>, HeadSnapshot) {
-        let inner = &self.inner;
-        let partition_ms = inner.options.partition_duration_ms;
-        let _gate = inner.gate.read();
-        let version = inner.version.read().clone();
-        let index = inner.head.index();
-        let head = index::select(&*index, matchers)
-            .into_iter()
-            .filter_map(|id| index.get(id))
-            .map(|series| (Arc::clone(series), series.snapshot(range, partition_ms)))
-            .collect();
-        (version, head)
-    }
+fn sorted_unique(mut strings: Vec<&str>) -> Vec<String> {
+    strings.sort_unstable();
+    strings.dedup();
+    strings.into_iter().map(str::to_owned).collect()
 }

@@ -10,8 +10,8 @@
 //! Invariants:
 //! - chunk samples of a partition are strictly increasing in time;
 //!   everything else goes to the out-of-order buffer, in arrival order, and
-//!   reads and flushes merge it in with [`merge_last_wins`] (a repeated
-//!   timestamp: the last write wins);
+//!   reads and flushes merge it in by [`SeriesColumns::merge_run`] (a
+//!   repeated timestamp: the last write wins);
 //! - [`MemSeries::insert`] never fails: validation happens before the WAL
 //!   append, and replaying the WAL must rebuild exactly the same state;
 //! - a series' data is only touched under its own lock, so a reader copies
@@ -28,11 +28,11 @@ use parking_lot::{Mutex, RwLock};
 pub use index::HeadIndex;
 
 use crate::codec::{
-    self, ChunkHeader, ColumnEncoder, DecodedChunk, DeltaOfDeltaEncoder, TimestampEncoding,
-    ValueEncoding, XorEncoder, HEAD_CHUNK_SAMPLES,
+    self, ChunkHeader, ColumnEncoder, DeltaOfDeltaEncoder, TimestampEncoding, ValueEncoding,
+    XorEncoder, HEAD_CHUNK_SAMPLES,
 };
 use crate::error::CorruptionError;
-use crate::query::merge_last_wins;
+use crate::query::source::SeriesColumns;
 use crate::series::{Sample, SeriesKey, TimeRange};
 
 /// Marks a series not yet defined in any WAL file.
@@ -173,35 +173,82 @@ pub struct PartitionSnapshot {
 }
 
 impl PartitionSnapshot {
-    /// The merged samples inside `range`. Head chunks were encoded by this
-    /// process, so a decode failure is a bug; it is reported as corruption
-    /// rather than hidden.
-    pub fn samples(&self, range: TimeRange) -> Result<Vec<Sample>, CorruptionError> {
-        let mut in_order = Vec::new();
-        let mut decoded = DecodedChunk::default();
-        for chunk in &self.chunks {
-            codec::decode_chunk(chunk, &mut decoded).map_err(|e| CorruptionError {
-                path: "(head)".into(),
-                offset: 0,
-                series: None,
-                kind: e.into(),
-            })?;
-            in_order.extend(
-                decoded
-                    .timestamps
-                    .iter()
-                    .zip(&decoded.values)
-                    .filter(|(t, _)| range.contains(**t))
-                    .map(|(&t, &v)| Sample::new(t, v)),
-            );
+    /// Appends this partition's samples inside `range` to `out` as a newer
+    /// source than what `out` holds (see [`SeriesColumns::merge_run`]):
+    /// the in-order chunks, then the out-of-order samples, which are newer
+    /// than any chunk sample with the same timestamp. Chunks wholly outside
+    /// the range are skipped by their first timestamps, without decoding.
+    ///
+    /// Head chunks were encoded by this process, so a decode failure is a
+    /// bug; it is reported as corruption rather than hidden.
+    pub fn read_into(
+        &self,
+        range: TimeRange,
+        out: &mut SeriesColumns,
+    ) -> Result<(), CorruptionError> {
+        let corrupt = |e: codec::CodecError| CorruptionError {
+            path: "(head)".into(),
+            offset: 0,
+            series: None,
+            kind: e.into(),
+        };
+        let mut next_first = None;
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            let first = match next_first.take() {
+                Some(first) => first,
+                None => codec::chunk_first_timestamp(chunk).map_err(corrupt)?,
+            };
+            if first > range.max_time_ms {
+                break;
+            }
+            if let Some(next) = self.chunks.get(i + 1) {
+                let next = codec::chunk_first_timestamp(next).map_err(corrupt)?;
+                next_first = Some(next);
+                // Every sample of this chunk is before the next one's first.
+                if next <= range.min_time_ms {
+                    continue;
+                }
+            }
+            let start = out.len();
+            codec::decode_chunk_append(chunk, &mut out.timestamps_ms, &mut out.values)
+                .map_err(corrupt)?;
+            out.retain_run_in(start, range);
+            out.merge_run(start);
         }
-        let late: Vec<Sample> = self
+        let mut late: Vec<Sample> = self
             .out_of_order
             .iter()
             .copied()
             .filter(|s| range.contains(s.timestamp_ms))
             .collect();
-        Ok(merge_last_wins(vec![in_order, late]))
+        if !late.is_empty() {
+            // Stable: of equal timestamps the last written stays last.
+            late.sort_by_key(|s| s.timestamp_ms);
+            let start = out.len();
+            for (i, sample) in late.iter().enumerate() {
+                let overwritten = late
+                    .get(i + 1)
+                    .is_some_and(|next| next.timestamp_ms == sample.timestamp_ms);
+                if !overwritten {
+                    out.timestamps_ms.push(sample.timestamp_ms);
+                    out.values.push(sample.value);
+                }
+            }
+            out.merge_run(start);
+        }
+        Ok(())
+    }
+
+    /// The merged samples inside `range` (the flush path's form).
+    pub fn samples(&self, range: TimeRange) -> Result<Vec<Sample>, CorruptionError> {
+        let mut columns = SeriesColumns::default();
+        self.read_into(range, &mut columns)?;
+        Ok(columns
+            .timestamps_ms
+            .iter()
+            .zip(&columns.values)
+            .map(|(&t, &v)| Sample::new(t, v))
+            .collect())
     }
 }
 
@@ -326,15 +373,11 @@ impl FrozenHead {
         self.series.is_empty()
     }
 
-    /// Frozen data of one series inside `range`, one run per partition.
-    pub fn read(&self, series_id: u32, range: TimeRange) -> Result<Vec<Sample>, CorruptionError> {
-        let mut out = Vec::new();
-        if let Some((_, partitions)) = self.series.get(&series_id) {
-            for partition in partitions {
-                out.extend(partition.samples(range)?);
-            }
-        }
-        Ok(out)
+    /// The frozen partitions of one series, oldest first.
+    pub fn partitions(&self, series_id: u32) -> &[PartitionSnapshot] {
+        self.series
+            .get(&series_id)
+            .map_or(&[], |(_, partitions)| partitions.as_slice())
     }
 
     /// The frozen data grouped by partition start: for each, every series

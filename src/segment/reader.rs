@@ -189,6 +189,11 @@ impl Segment {
         self.keys.get(series_id as usize)
     }
 
+    /// Every series key, indexed by series id (sorted).
+    pub fn series_keys(&self) -> &[SeriesKey] {
+        &self.keys
+    }
+
     /// The id of a series, if the segment holds it.
     pub fn find_series(&self, key: &SeriesKey) -> Option<u32> {
         self.keys.binary_search(key).ok().map(|i| i as u32)
@@ -255,6 +260,19 @@ impl Segment {
         chunk: &ChunkRef,
         out: &mut DecodedChunk,
     ) -> Result<()> {
+        out.clear();
+        self.read_chunk_append(series_id, chunk, &mut out.timestamps, &mut out.values)
+    }
+
+    /// Reads, checks and decodes one chunk of a series, appending its
+    /// samples to two columns. On error the columns are left as they were.
+    pub fn read_chunk_append(
+        &self,
+        series_id: u32,
+        chunk: &ChunkRef,
+        timestamps: &mut Vec<i64>,
+        values: &mut Vec<f64>,
+    ) -> Result<()> {
         let corrupt = |offset: u64, kind: Corruption| -> Error {
             CorruptionError {
                 path: self.path.clone(),
@@ -288,14 +306,17 @@ impl Segment {
                 },
             ));
         }
-        let header =
-            codec::decode_chunk(bytes, out).map_err(|e| corrupt(chunk.offset, e.into()))?;
+        let (ts_start, value_start) = (timestamps.len(), values.len());
+        let header = codec::decode_chunk_append(bytes, timestamps, values)
+            .map_err(|e| corrupt(chunk.offset, e.into()))?;
         let matches_ref = header.sample_count == usize::from(chunk.sample_count)
             && header.timestamp_encoding == chunk.timestamp_encoding
             && header.value_encoding == chunk.value_encoding
-            && out.timestamps.first() == Some(&chunk.min_time_ms)
-            && out.timestamps.last() == Some(&chunk.max_time_ms);
+            && timestamps.get(ts_start) == Some(&chunk.min_time_ms)
+            && timestamps.last() == Some(&chunk.max_time_ms);
         if !matches_ref {
+            timestamps.truncate(ts_start);
+            values.truncate(value_start);
             return Err(corrupt(
                 chunk.offset,
                 Corruption::BadLayout(
