@@ -82,8 +82,9 @@ pub(super) struct Scratch {
 pub(super) struct Evaluator<'a> {
     source: &'a dyn Queryable,
     pub options: &'a QueryOptions,
-    /// The range query's first and last step (the instant query's time
-    /// for both): what `@ start()` and `@ end()` mean.
+    /// The range query's start and end parameters (the instant query's
+    /// time for both): what `@ start()` and `@ end()` mean. The end need
+    /// not be a step.
     query_start_ms: i64,
     query_end_ms: i64,
     threads: usize,

@@ -166,7 +166,8 @@ pub fn range_query(
             expr.value_type()
         )));
     }
-    let ev = Evaluator::new(source, options, start_ms, steps.end_ms());
+    // `@ end()` is the requested end, even off the step grid (as Prometheus).
+    let ev = Evaluator::new(source, options, start_ms, end_ms);
     let series = match ev.eval(expr, &steps)? {
         Value::Scalar(values) => vec![value::StepSeries {
             labels: Labels::new(),

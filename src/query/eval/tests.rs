@@ -143,6 +143,12 @@ fn offset_and_at_move_the_read_time() {
         points(&db, "g @ start()", 30 * S, 90 * S, 60 * S),
         vec![(30 * S, 30.0), (90 * S, 30.0)]
     );
+    // end() is the requested end even when no step falls on it: steps 0
+    // and 60 s, end 100 s.
+    assert_eq!(
+        points(&db, "g @ end()", 0, 100 * S, 60 * S),
+        vec![(0, 100.0), (60 * S, 100.0)]
+    );
     // Range selectors too: the window [40 s, 100 s] whatever the step.
     assert_eq!(
         points(&db, "count_over_time(g[1m] @ 100)", 0, 600 * S, 300 * S),
