@@ -2,8 +2,8 @@
 //! `strata bench query --workload devops --series 1000 --duration 24h
 //! --decimals full --dir DIR`.
 //!
-//! `cargo run --release --example query_engine -- DIR [REPEAT]` runs each
-//! query REPEAT times (default 20) as a range query over the data's 24 h
+//! `cargo run --release --example query_engine -- DIR [REPEAT [FILTER]]`
+//! runs each query (or those containing FILTER) REPEAT times (default 20) as a range query over the data's 24 h
 //! and prints the median and best wall times, the CPU time per query
 //! summed over all threads (from /proc/self/stat, so less sensitive to a
 //! busy machine than wall time; Linux only, 10 ms ticks averaged over the
@@ -26,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .ok_or("usage: query_engine DIR [REPEAT] (a devops database, see the module doc)")?;
     let repeat: usize = args.next().map_or(Ok(20), |r| r.parse())?;
+    let filter = args.next().unwrap_or_default();
     let db = Db::open_read_only(&dir)?;
     let start = DevopsConfig::default().start_ms;
     let end = start + 24 * HOUR;
@@ -68,6 +69,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     ];
     for (query, selector, step, lookback) in cases {
+        if !query.contains(&filter) {
+            continue;
+        }
         let expr = parse_expr(query)?;
         let mut times = Vec::with_capacity(repeat);
         let mut series = 0;

@@ -226,6 +226,34 @@ fn slide(
     scratch: &mut Vec<f64>,
     out: &mut StepSeries,
 ) -> bool {
+    // One copy of the loop per kernel, so that the kernel is inlined into
+    // it rather than called and dispatched per window.
+    macro_rules! per_kernel {
+        ($($k:ident),*) => {
+            match kernel {
+                $(Kernel::$k => slide_with(
+                    |w, p, s| Kernel::$k.apply(w, p, s),
+                    cols, ends, range_ms, param, scratch, out,
+                ),)*
+            }
+        };
+    }
+    per_kernel!(
+        Rate, Increase, Delta, Irate, Idelta, Resets, Changes, Deriv, Avg, Min, Max, Sum, Count,
+        Last, Quantile, Stddev, Present
+    )
+}
+
+/// [`slide`] with the kernel as a closure.
+fn slide_with(
+    apply: impl Fn(&Window<'_>, f64, &mut Vec<f64>) -> Option<f64>,
+    cols: &SeriesColumns,
+    ends: Ends,
+    range_ms: i64,
+    param: Option<&[f64]>,
+    scratch: &mut Vec<f64>,
+    out: &mut StepSeries,
+) -> bool {
     let (ts, vs) = (&cols.timestamps_ms[..], &cols.values[..]);
     let param_at = |step: usize| param.and_then(|p| p.get(step)).copied().unwrap_or(0.0);
     let window = |lo: usize, hi: usize, end_ms: i64| Window {
@@ -244,7 +272,7 @@ fn slide(
         if lo == hi {
             return false;
         }
-        let Some(value) = kernel.apply(&window(lo, hi, end_ms), param_at(0), scratch) else {
+        let Some(value) = apply(&window(lo, hi, end_ms), param_at(0), scratch) else {
             return false;
         };
         out.values.iter_mut().for_each(|v| *v = value);
@@ -266,7 +294,7 @@ fn slide(
         if lo == hi {
             continue;
         }
-        if let Some(value) = kernel.apply(&window(lo, hi, end_ms), param_at(step), scratch) {
+        if let Some(value) = apply(&window(lo, hi, end_ms), param_at(step), scratch) {
             out.values[step] = value;
             out.present[step] = true;
             any = true;
