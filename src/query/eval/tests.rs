@@ -310,6 +310,31 @@ fn subqueries_run_on_absolute_multiples_of_their_step() {
     );
     // At 0, [-60 s, 0] → -60, -30, 0 s: only 0 has a value.
     assert_eq!(one(&db, "count_over_time(g[1m:30s])", 0), Some(1.0));
+    // `@` pins the subquery: [40 s, 100 s] → 60 and 90 s at every step.
+    assert_eq!(
+        points(&db, "sum_over_time(g[1m:30s] @ 100)", 0, 600 * S, 300 * S),
+        vec![(0, 150.0), (300 * S, 150.0), (600 * S, 150.0)]
+    );
+    match instant(&db, "g[1m:30s] @ 100", 500 * S).unwrap() {
+        QueryValue::Matrix(m) => assert_eq!(
+            m[0].samples,
+            vec![Sample::new(60 * S, 60.0), Sample::new(90 * S, 90.0)]
+        ),
+        other => panic!("{other:?}"),
+    }
+    // The default step comes from the options: [90 s, 150 s] holds one
+    // multiple of 60 s (120) but three of 30 s.
+    let every_30s = QueryOptions {
+        subquery_step_ms: 30 * S,
+        ..QueryOptions::default()
+    };
+    let expr = parse_expr("count_over_time(g[1m:])").unwrap();
+    let count = |opts: &QueryOptions| match instant_query(&db, &expr, 150 * S, opts).unwrap() {
+        QueryValue::Vector(v) => v[0].samples[0].value,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(count(&QueryOptions::default()), 1.0);
+    assert_eq!(count(&every_30s), 3.0);
     // Nested: the max of 20 s rates sampled each 10 s (all 1 per second,
     // but a rate over [t-20 s, t] with samples at both ends is exactly 1).
     assert_eq!(
