@@ -19,7 +19,7 @@
 //! 2.42's check of the whole result.
 
 use super::engine::{
-    absent_labels, absent_series, arg, ensure_distinct, is_stale, series_slots, Distinct, Ends,
+    absent_labels, absent_series, arg, ensure_unique_labels, is_stale, series_slots, Ends,
     Evaluator,
 };
 use super::subquery;
@@ -210,7 +210,7 @@ pub(super) fn eval_call(
         return Ok(out);
     }
     if !keep_name {
-        ensure_distinct(&series, Distinct::Overall, func.name())?;
+        ensure_unique_labels(&series, func.name())?;
     }
     Ok(series)
 }

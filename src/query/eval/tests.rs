@@ -274,6 +274,26 @@ fn last_over_time_keeps_the_name_and_others_refuse_duplicates() {
 }
 
 #[test]
+fn same_labels_merge_per_step_for_timestamp_but_not_for_range_functions() {
+    let (_d, db) = db_with(&[
+        ("a{x=\"1\"}", vec![(0, 1.0)]),
+        ("b{x=\"1\"}", vec![(400 * S, 2.0)]),
+    ]);
+    // `a` is seen at 0 and 200 s, `b` at 400 and 600 s: without their
+    // names they never meet at a step, so timestamp() merges them into
+    // one series, as Prometheus' per-step evaluation does.
+    assert_eq!(
+        points(&db, "timestamp({x=\"1\"})", 0, 600 * S, 200 * S),
+        vec![(0, 0.0), (200 * S, 0.0), (400 * S, 400.0), (600 * S, 400.0)]
+    );
+    // Range functions check the whole result (2.42): an error even so.
+    assert!(matches!(
+        range(&db, "count_over_time({x=\"1\"}[1m])", 0, 600 * S, 200 * S),
+        Err(QueryError::DuplicateLabelSet { .. })
+    ));
+}
+
+#[test]
 fn subqueries_run_on_absolute_multiples_of_their_step() {
     let (_d, db) = gauge();
     // At 150 s, [30 s, 150 s] holds the multiples of 1 m 60 s and 120 s,

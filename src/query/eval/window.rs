@@ -10,6 +10,7 @@
 //! unknown. A kernel returns `None` where Prometheus returns no sample
 //! (fewer samples than the function needs).
 
+use super::aggregate::quantile;
 use crate::query::ast::Function;
 
 /// The samples of one series in one window; see the module invariants.
@@ -95,7 +96,11 @@ impl Kernel {
             Kernel::Sum => sum(vs),
             Kernel::Count => vs.len() as f64,
             Kernel::Last => last,
-            Kernel::Quantile => quantile(param, vs, scratch),
+            Kernel::Quantile => {
+                scratch.clear();
+                scratch.extend_from_slice(vs);
+                quantile(param, scratch)
+            }
             Kernel::Stddev => stddev(vs),
             Kernel::Present => 1.0,
         })
@@ -347,35 +352,6 @@ fn extreme(vs: &[f64], better: impl Fn(f64, f64) -> bool) -> f64 {
     m
 }
 
-/// Prometheus' quantile: φ < 0 gives -Inf, φ > 1 +Inf, NaN φ NaN;
-/// otherwise linear interpolation between the two closest ranks of the
-/// sorted values (NaN sorting first).
-pub(super) fn quantile(phi: f64, vs: &[f64], scratch: &mut Vec<f64>) -> f64 {
-    if vs.is_empty() || phi.is_nan() {
-        return f64::NAN;
-    }
-    if phi < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if phi > 1.0 {
-        return f64::INFINITY;
-    }
-    scratch.clear();
-    scratch.extend_from_slice(vs);
-    scratch.sort_unstable_by(|a, b| match (a.is_nan(), b.is_nan()) {
-        (true, true) => std::cmp::Ordering::Equal,
-        (true, false) => std::cmp::Ordering::Less,
-        (false, true) => std::cmp::Ordering::Greater,
-        (false, false) => a.total_cmp(b),
-    });
-    let n = scratch.len() as f64;
-    let rank = phi * (n - 1.0);
-    let lower = rank.floor().max(0.0);
-    let upper = (n - 1.0).min(lower + 1.0);
-    let weight = rank - rank.floor();
-    scratch[lower as usize] * (1.0 - weight) + scratch[upper as usize] * weight
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,18 +536,20 @@ mod tests {
     }
 
     #[test]
-    fn quantile_interpolates_between_ranks() {
-        let mut scratch = Vec::new();
+    fn quantile_over_time_interpolates_between_ranks() {
+        let ts = [0, 1, 2, 3];
         let vs = [4.0, 1.0, 3.0, 2.0];
+        let w = window(&ts, &vs, 0, 3);
+        let q = |phi: f64| Kernel::Quantile.apply(&w, phi, &mut Vec::new()).unwrap();
         // Sorted 1,2,3,4; φ = 0.5: rank 1.5 → 2.5. φ = 0.9: rank 2.7 →
         // 3 × 0.3 + 4 × 0.7 = 3.7.
-        assert_eq!(quantile(0.5, &vs, &mut scratch), 2.5);
-        assert!((quantile(0.9, &vs, &mut scratch) - 3.7).abs() < 1e-15);
-        assert_eq!(quantile(0.0, &vs, &mut scratch), 1.0);
-        assert_eq!(quantile(1.0, &vs, &mut scratch), 4.0);
-        assert_eq!(quantile(-0.1, &vs, &mut scratch), f64::NEG_INFINITY);
-        assert_eq!(quantile(1.1, &vs, &mut scratch), f64::INFINITY);
-        assert!(quantile(f64::NAN, &vs, &mut scratch).is_nan());
+        assert_eq!(q(0.5), 2.5);
+        assert!((q(0.9) - 3.7).abs() < 1e-15);
+        assert_eq!(q(0.0), 1.0);
+        assert_eq!(q(1.0), 4.0);
+        assert_eq!(q(-0.1), f64::NEG_INFINITY);
+        assert_eq!(q(1.1), f64::INFINITY);
+        assert!(q(f64::NAN).is_nan());
     }
 
     #[test]
