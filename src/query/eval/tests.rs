@@ -583,3 +583,46 @@ fn threads_give_the_same_answer_in_the_same_order() {
         assert_eq!(one_thread, run(4), "{q}");
     }
 }
+
+#[test]
+fn extreme_times_are_errors_or_answers_never_overflows() {
+    let (_d, db) = gauge();
+    let huge = "292000000y";
+    let queries = [
+        format!("rate(g[{huge}])"),
+        format!("rate(g[{huge}] offset -{huge})"),
+        format!("deriv(g[{huge}] offset {huge})"),
+        format!("g offset {huge}"),
+        format!("g offset -{huge}"),
+        format!("sum_over_time(g[{huge}:{huge}])"),
+        format!("max_over_time(g[1m:{huge}] offset -{huge})"),
+        format!("count_over_time(g[{huge}:1ms])"),
+        format!("irate(g[{huge}] @ 2251799813685)"),
+        format!("absent_over_time(g[{huge}] @ -2251799813685)"),
+        format!("timestamp(g offset -{huge})"),
+    ];
+    for q in &queries {
+        let expr = parse_expr(q).unwrap();
+        for t in [i64::MIN, -1, 0, 300 * S, i64::MAX] {
+            let _ = instant_query(&db, &expr, t, &QueryOptions::default());
+        }
+        for (start, end, step) in [
+            (i64::MIN, i64::MAX, i64::MAX),
+            (i64::MIN, i64::MIN + 10, 1),
+            (i64::MAX - 10, i64::MAX, 3),
+            (0, 600 * S, 100 * S),
+        ] {
+            let _ = range_query(&db, &expr, start, end, step, &QueryOptions::default());
+        }
+    }
+    // A finite answer still comes out where the numbers allow: the whole
+    // gauge (0..=600 at 10 s) over a huge range: 61 samples.
+    assert_eq!(
+        one(&db, &format!("count_over_time(g[{huge}])"), 600 * S),
+        Some(61.0)
+    );
+    assert!(matches!(
+        range(&db, "g", i64::MIN, i64::MAX, i64::MAX),
+        Err(QueryError::BadRange(_))
+    ));
+}

@@ -119,6 +119,12 @@ fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     (t, c)
 }
 
+/// `to - from` in milliseconds as a float, exact where the difference
+/// fits an i64 (as Prometheus computes it) and without overflow beyond.
+fn ms_between(from: i64, to: i64) -> f64 {
+    (i128::from(to) - i128::from(from)) as f64
+}
+
 /// Go's `time.Duration.Seconds()` of a millisecond count.
 fn seconds(ms: i64) -> f64 {
     (ms / 1000) as f64 + ((ms % 1000) * 1_000_000) as f64 / 1e9
@@ -148,9 +154,9 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<
             prev = v;
         }
     }
-    let mut to_start = (ts[0] - w.start_ms) as f64 / 1000.0;
-    let to_end = (w.end_ms - ts[n - 1]) as f64 / 1000.0;
-    let sampled = (ts[n - 1] - ts[0]) as f64 / 1000.0;
+    let mut to_start = ms_between(w.start_ms, ts[0]) / 1000.0;
+    let to_end = ms_between(ts[n - 1], w.end_ms) / 1000.0;
+    let sampled = ms_between(ts[0], ts[n - 1]) / 1000.0;
     let average = sampled / (n - 1) as f64;
     if is_counter && result > 0.0 && first >= 0.0 {
         let to_zero = sampled * (first / result);
@@ -190,12 +196,12 @@ fn instant_value(w: &Window<'_>, is_rate: bool) -> Option<f64> {
     } else {
         last - prev
     };
-    let interval = w.ts[n - 1] - w.ts[n - 2];
-    if interval == 0 {
+    let interval = ms_between(w.ts[n - 2], w.ts[n - 1]);
+    if interval == 0.0 {
         return None;
     }
     if is_rate {
-        result /= interval as f64 / 1000.0;
+        result /= interval / 1000.0;
     }
     Some(result)
 }
@@ -221,7 +227,7 @@ fn deriv(w: &Window<'_>) -> Option<f64> {
             constant = false;
         }
         n += 1.0;
-        let x = (t - origin) as f64 / 1e3;
+        let x = ms_between(origin, t) / 1e3;
         (sum_x, c_x) = kahan_inc(x, sum_x, c_x);
         (sum_y, c_y) = kahan_inc(v, sum_y, c_y);
         (sum_xy, c_xy) = kahan_inc(x * v, sum_xy, c_xy);
