@@ -179,7 +179,8 @@ pub(super) fn eval_call(
             param.as_deref(),
             &mut scratch.values,
             &mut out,
-        );
+            &|| ev.check(),
+        )?;
         ev.release(loaded);
         if !any {
             return Ok(None);
@@ -215,8 +216,14 @@ pub(super) fn eval_call(
     Ok(series)
 }
 
+/// Samples the window loop reads between two calls of its `check`.
+const SAMPLES_PER_CHECK: usize = 1 << 20;
+
 /// Runs `kernel` over the window of every step, writing `out`'s slots;
-/// true if any step has a value.
+/// true if any step has a value. `check` (cancellation, deadline) runs
+/// every [`SAMPLES_PER_CHECK`] window samples, so one series with huge
+/// overlapping windows cannot hold a query past its deadline.
+#[allow(clippy::too_many_arguments)]
 fn slide(
     kernel: Kernel,
     cols: &SeriesColumns,
@@ -225,7 +232,8 @@ fn slide(
     param: Option<&[f64]>,
     scratch: &mut Vec<f64>,
     out: &mut StepSeries,
-) -> bool {
+    check: &dyn Fn() -> Result<(), QueryError>,
+) -> Result<bool, QueryError> {
     // One copy of the loop per kernel, so that the kernel is inlined into
     // it rather than called and dispatched per window.
     macro_rules! per_kernel {
@@ -233,7 +241,7 @@ fn slide(
             match kernel {
                 $(Kernel::$k => slide_with(
                     |w, p, s| Kernel::$k.apply(w, p, s),
-                    cols, ends, range_ms, param, scratch, out,
+                    cols, ends, range_ms, param, scratch, out, check,
                 ),)*
             }
         };
@@ -245,6 +253,7 @@ fn slide(
 }
 
 /// [`slide`] with the kernel as a closure.
+#[allow(clippy::too_many_arguments)]
 fn slide_with(
     apply: impl Fn(&Window<'_>, f64, &mut Vec<f64>) -> Option<f64>,
     cols: &SeriesColumns,
@@ -253,7 +262,8 @@ fn slide_with(
     param: Option<&[f64]>,
     scratch: &mut Vec<f64>,
     out: &mut StepSeries,
-) -> bool {
+    check: &dyn Fn() -> Result<(), QueryError>,
+) -> Result<bool, QueryError> {
     let (ts, vs) = (&cols.timestamps_ms[..], &cols.values[..]);
     let param_at = |step: usize| param.and_then(|p| p.get(step)).copied().unwrap_or(0.0);
     let window = |lo: usize, hi: usize, end_ms: i64| Window {
@@ -270,17 +280,18 @@ fn slide_with(
         let lo = ts.partition_point(|&t| t < end_ms.saturating_sub(range_ms));
         let hi = ts.partition_point(|&t| t <= end_ms);
         if lo == hi {
-            return false;
+            return Ok(false);
         }
         let Some(value) = apply(&window(lo, hi, end_ms), param_at(0), scratch) else {
-            return false;
+            return Ok(false);
         };
         out.values.iter_mut().for_each(|v| *v = value);
         out.present.iter_mut().for_each(|p| *p = true);
-        return true;
+        return Ok(true);
     }
     let (mut lo, mut hi) = (0, 0);
     let mut any = false;
+    let mut unchecked = 0;
     for step in 0..ends.count {
         let end_ms = ends.at(step);
         let start_ms = end_ms.saturating_sub(range_ms);
@@ -294,13 +305,18 @@ fn slide_with(
         if lo == hi {
             continue;
         }
+        unchecked += hi - lo;
+        if unchecked >= SAMPLES_PER_CHECK {
+            check()?;
+            unchecked = 0;
+        }
         if let Some(value) = apply(&window(lo, hi, end_ms), param_at(step), scratch) {
             out.values[step] = value;
             out.present[step] = true;
             any = true;
         }
     }
-    any
+    Ok(any)
 }
 
 /// The raw samples of a range vector at `time_ms` (an instant query of
@@ -372,7 +388,17 @@ mod tests {
             for _ in 0..20 {
                 let t0 = std::time::Instant::now();
                 for _ in 0..100 {
-                    slide(kernel, &cols, ends, range_ms, None, &mut scratch, &mut out);
+                    slide(
+                        kernel,
+                        &cols,
+                        ends,
+                        range_ms,
+                        None,
+                        &mut scratch,
+                        &mut out,
+                        &|| Ok(()),
+                    )
+                    .unwrap();
                 }
                 best = best.min(t0.elapsed());
             }

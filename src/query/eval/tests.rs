@@ -545,6 +545,19 @@ fn cancellation_and_deadline_stop_the_query() {
         range_query(&db, &expr, 0, 600 * S, S, &late),
         Err(QueryError::DeadlineExceeded { .. })
     ));
+    // A deadline stops even one series whose windows are huge: the outer
+    // subquery has 3.6 M steps of 1 ms, each taking the max over up to
+    // 900 K inner points; without the check inside the window loop this
+    // runs for hours.
+    let heavy = parse_expr("max_over_time(max_over_time(g[1h:1ms])[1h:1ms])").unwrap();
+    let soon = QueryOptions {
+        deadline: Some(Instant::now() + Duration::from_millis(200)),
+        ..QueryOptions::default()
+    };
+    assert!(matches!(
+        instant_query(&db, &heavy, 600 * S, &soon),
+        Err(QueryError::DeadlineExceeded { .. })
+    ));
     let not_yet = QueryOptions {
         cancel: Some(Arc::new(AtomicBool::new(false))),
         deadline: Some(Instant::now() + Duration::from_secs(3600)),
