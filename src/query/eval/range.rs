@@ -168,8 +168,10 @@ pub(super) fn eval_call(
     let keep_name = kernel == Kernel::Last;
     let series = ev.map_series(input.len(), |index, scratch| {
         input.read(index, &mut scratch.columns)?;
-        let loaded = scratch.columns.len();
-        ev.charge(loaded)?;
+        // The loaded samples and the result's slots, charged before the
+        // slots are allocated.
+        let held = scratch.columns.len() + steps.count;
+        ev.charge(held)?;
         let mut out = StepSeries::empty(Vec::new(), steps.count);
         let any = slide(
             kernel,
@@ -181,11 +183,11 @@ pub(super) fn eval_call(
             &mut out,
             &|| ev.check(),
         )?;
-        ev.release(loaded);
         if !any {
+            ev.release(held);
             return Ok(None);
         }
-        ev.charge(steps.count)?;
+        ev.release(held - steps.count);
         out.labels = input.labels(index);
         if !keep_name {
             drop_metric_name(&mut out.labels);
