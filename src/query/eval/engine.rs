@@ -15,8 +15,9 @@
 //!   samples loaded for the series being processed; it never exceeds
 //!   `QueryOptions::max_samples` by more than one node's output before the
 //!   query fails with [`QueryError::TooManySamples`];
-//! - cancellation and the deadline are checked before each node and
-//!   between series, so a query stops within one series' work of either.
+//! - cancellation and the deadline are checked before each node, between
+//!   series and every million window samples within a series, so a query
+//!   stops soon after either.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
