@@ -17,6 +17,11 @@
 //! Functions drop the metric name except `last_over_time` (as 2.42); two
 //! results with the same labels are an error, whatever their steps, as
 //! 2.42's check of the whole result.
+//!
+//! Everything a function sees of its argument goes through [`RangeArg`]
+//! (labels, then one series' columns at a time), so another source of
+//! samples, such as a downsampled tier standing in for raw chunks, is one
+//! more [`Source`] variant.
 
 use super::engine::{
     absent_labels, absent_series, arg, ensure_unique_labels, is_stale, series_slots, Ends,
