@@ -444,19 +444,22 @@ pub(super) fn series_slots(series: &[StepSeries]) -> usize {
     series.iter().map(|s| s.values.len()).sum()
 }
 
-/// The labels `absent` and `absent_over_time` give their result: those of
-/// the selector's equality matchers (not the metric name), the first one
-/// of a name winning, as Prometheus 2.42.
+/// The labels `absent` and `absent_over_time` give their result, as
+/// Prometheus 2.42: a label for each name (not the metric name) whose only
+/// matcher is an equality with a non-empty value; a name with any other
+/// matcher, or two, is left out.
 pub(super) fn absent_labels(matchers: &[Matcher]) -> Labels {
-    let mut labels: Labels = Vec::new();
-    for m in matchers {
-        if m.op() != MatchOp::Equal || m.name() == METRIC_NAME_LABEL || m.value().is_empty() {
-            continue;
-        }
-        if let Err(at) = labels.binary_search_by(|l| (*l.name).cmp(m.name())) {
-            labels.insert(at, Label::new(m.name(), m.value()));
-        }
-    }
+    let mut labels: Labels = matchers
+        .iter()
+        .filter(|m| {
+            m.op() == MatchOp::Equal
+                && m.name() != METRIC_NAME_LABEL
+                && !m.value().is_empty()
+                && matchers.iter().filter(|o| o.name() == m.name()).count() == 1
+        })
+        .map(|m| Label::new(m.name(), m.value()))
+        .collect();
+    labels.sort();
     labels
 }
 

@@ -367,10 +367,13 @@ fn subqueries_run_on_absolute_multiples_of_their_step() {
 fn absent_and_absent_over_time() {
     let (_d, db) = db_with(&[("a", vec![(0, 1.0)])]);
     assert_eq!(one(&db, "absent(a)", 0), None);
-    match instant(&db, "absent(nope{job=\"x\", env=~\"p.*\", job=\"y\"})", 0).unwrap() {
+    // Only names with a single matcher, an equality: `job` has two, `env`
+    // is a regex, `e` is empty.
+    let q = "absent(nope{job=\"x\", env=~\"p.*\", job=\"y\", k=\"v\", e=\"\"})";
+    match instant(&db, q, 0).unwrap() {
         QueryValue::Vector(v) => {
             assert_eq!(v.len(), 1);
-            assert_eq!(v[0].labels, labels(&[("job", "x")]));
+            assert_eq!(v[0].labels, labels(&[("k", "v")]));
             assert_eq!(v[0].samples[0].value, 1.0);
         }
         other => panic!("{other:?}"),
