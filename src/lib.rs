@@ -47,7 +47,9 @@ pub use db::{
 pub use error::{Corruption, CorruptionError, Error, InputError, Result};
 pub use index::{parse_selector, MatchOp, Matcher};
 pub use query::ast::Expr;
-pub use query::eval::{instant_query, range_query, QueryError, QueryOptions, QuerySeries, QueryValue};
+pub use query::eval::{
+    instant_query, range_query, QueryError, QueryOptions, QuerySeries, QueryValue,
+};
 pub use query::parse::{parse_expr, ParseError};
 pub use query::source::{Queryable, SeriesColumns, SeriesSet};
 pub use query::SeriesSamples;

@@ -21,7 +21,12 @@ fn demo_then_inspect_and_verify_then_detect_damage() {
     let data = data_dir.to_str().unwrap();
     let (code, out) = strata(&["demo", "--dir", data, "--hours", "0.1", "--instances", "2"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("gateway requests/s"), "{out}");
+    // KPIs are PromQL rules judged against thresholds.
+    assert!(
+        out.contains("BREACH IF") && out.contains("gateway error ratio"),
+        "{out}"
+    );
+    assert!(out.contains(" OK\n") && !out.contains("ERROR"), "{out}");
     assert!(out.contains("bytes/sample"), "{out}");
 
     let (code, out) = strata(&["inspect", data, "--series"]);

@@ -138,9 +138,10 @@ fn prometheus_and_influx_text_import_with_selection() {
         exported,
         "{\"metric\":\"cpu_idle\",\"labels\":{\"host\":\"a\"},\"timestamp_ms\":3000,\"value\":\"99.0\"}\n"
     );
+    // A bad selector is a usage error naming line and column.
     let (code, _, err) = strata(&["export", "--db", db.to_str().unwrap(), "--match", "up{"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("column 4"), "{err}");
+    assert_eq!(code, 2);
+    assert!(err.contains("1:4:"), "{err}");
 }
 
 /// Regression (issue 7): `--batch` with a huge value panicked (capacity

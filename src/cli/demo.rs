@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use strata::{Db, Error, Matcher, Options, SeriesSamples};
+use strata::{Db, Error, Options};
 
-use super::inspect::dir_size;
-use super::kpi::{increase, latency_quantile_ms};
+use super::inspect::{dir_size, format_utc};
+use super::kpi;
 use super::owned_dir;
-use strata::workload::{one_second_range, CollectionPoint};
+use strata::workload::CollectionPoint;
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -74,12 +74,15 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, Error> {
     let stats = db.stats();
 
     outln!()?;
+    // The newest sample: every KPI is judged as of the end of the data.
+    let last_ms = START_MS + (seconds - 1) * 1000;
     outln!(
-        "KPIs read back through the query API from {}:",
-        args.dir.display()
+        "KPIs evaluated as PromQL on {} at the last sample, {}:",
+        args.dir.display(),
+        format_utc(last_ms)
     )?;
     let started = Instant::now();
-    print_kpis(&db, seconds)?;
+    kpi::report(&db, kpi::DEMO_KPIS, last_ms)?;
     let query_secs = started.elapsed().as_secs_f64();
     db.close()?;
 
@@ -108,8 +111,16 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, Error> {
     )?;
     outln!("  queries   {query_secs:.3} s for the KPIs above")?;
     outln!()?;
+    outln!("Next:")?;
+    outln!("  strata kpis --db {}", args.dir.display())?;
     outln!(
-        "Next: strata inspect {0}   strata verify {0}   strata export --db {0} --match 'heartbeat_up'",
+        "  strata query --db {} 'sum by (route) (rate(gateway_requests_total[5m]))' --start {} --end {} --plot",
+        args.dir.display(),
+        START_MS / 1000,
+        last_ms / 1000
+    )?;
+    outln!(
+        "  strata cardinality --db {0}   strata inspect {0}   strata verify {0}",
         args.dir.display()
     )?;
     Ok(ExitCode::SUCCESS)
@@ -155,68 +166,4 @@ fn simulate(db: &Db, instances: usize, threads: usize, seconds: i64) -> Result<u
             })
             .sum()
     })
-}
-
-fn metric(name: &str) -> Matcher {
-    Matcher::equal("__name__", name)
-}
-
-fn print_kpis(db: &Db, seconds: i64) -> Result<(), Error> {
-    let range = one_second_range(START_MS, seconds);
-    let span_s = (range.max_time_ms - range.min_time_ms).max(1) as f64 / 1000.0;
-    let select =
-        |name: &str| -> Result<Vec<SeriesSamples>, Error> { db.select(&[metric(name)], range) };
-
-    let requests = select("gateway_requests_total")?;
-    let total: f64 = requests.iter().map(|s| increase(&s.samples)).sum();
-    let errors: f64 = requests
-        .iter()
-        .filter(|s| s.key.get("code") == Some("500"))
-        .map(|s| increase(&s.samples))
-        .sum();
-    outln!("  gateway requests/s           {:>10.1}", total / span_s)?;
-    outln!(
-        "  gateway error ratio          {:>10.3} %",
-        100.0 * errors / total.max(1.0)
-    )?;
-
-    let buckets = select("gateway_request_duration_seconds_bucket")?;
-    for q in [0.5, 0.99] {
-        outln!(
-            "  gateway latency p{:<2}          {:>10.1} ms",
-            (q * 100.0) as u32,
-            latency_quantile_ms(q, &buckets)
-        )?;
-    }
-
-    let values = |series: &[SeriesSamples]| -> Vec<f64> {
-        series
-            .iter()
-            .flat_map(|s| s.samples.iter().map(|x| x.value))
-            .collect()
-    };
-    let max_depth = values(&select("spawn_queue_depth")?)
-        .into_iter()
-        .fold(0.0, f64::max);
-    outln!("  spawn queue depth, max       {max_depth:>10.0}")?;
-    let sessions = values(&select("agent_sessions_active")?);
-    outln!("  agent sessions, mean         {:>10.1}", mean(&sessions))?;
-    let jobs: f64 = select("scheduler_jobs_total")?
-        .iter()
-        .map(|s| increase(&s.samples))
-        .sum();
-    outln!(
-        "  scheduler jobs/min           {:>10.1}",
-        60.0 * jobs / span_s
-    )?;
-    let up = values(&select("heartbeat_up")?);
-    outln!(
-        "  heartbeat availability       {:>10.3} %",
-        100.0 * mean(&up)
-    )?;
-    Ok(())
-}
-
-fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len().max(1) as f64
 }

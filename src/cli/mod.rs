@@ -28,11 +28,17 @@ macro_rules! errln {
 
 mod bench;
 mod demo;
+mod discover;
 mod export;
 mod import;
 mod inspect;
 mod kpi;
 mod owned_dir;
+mod plot;
+mod query;
+mod render;
+mod source;
+mod time;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -45,9 +51,10 @@ use strata::Error;
 #[command(
     name = "strata",
     version,
-    about = "Embedded time-series storage engine: inspect, verify and demo strata data",
+    about = "Embedded time-series storage engine: query, inspect, verify and demo strata data",
     long_about = "strata stores metric samples in Gorilla-compressed, checksummed segment \
-                  files. This tool works offline on those files: no running writer needed."
+                  files. This tool queries them with PromQL and works offline on them: \
+                  no running writer needed, and a running writer is not disturbed."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -85,6 +92,26 @@ enum Command {
         #[arg(long)]
         series: bool,
     },
+    /// Evaluate a PromQL expression: an instant query (--time) or a range
+    /// query (--start, --end, --step), as a table, CSV, Prometheus API
+    /// JSON, or a chart (--plot).
+    ///
+    /// Reads a data directory (read-only, beside a running writer or not)
+    /// or a single segment file.
+    Query(query::QueryArgs),
+    /// Evaluate the demo's KPIs (PromQL with thresholds) on any data:
+    /// value, threshold and OK / BREACH for each.
+    Kpis(kpi::KpisArgs),
+    /// List label names, sorted.
+    Labels(discover::LabelsArgs),
+    /// List the values of one label, sorted.
+    #[command(name = "label-values")]
+    LabelValues(discover::LabelValuesArgs),
+    /// List the series matching a selector, in Prometheus text form.
+    Series(discover::SeriesArgs),
+    /// Report series counts like `promtool tsdb analyze`: top metric
+    /// names, labels by distinct values, label pairs by series.
+    Cardinality(discover::CardinalityArgs),
     /// Benchmarks: write throughput, latency, bytes/sample and head memory
     /// (`write`), query speed (`query`).
     Bench(bench::BenchArgs),
@@ -142,6 +169,12 @@ pub fn run() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::Query(args) => query::run(&args),
+        Command::Kpis(args) => kpi::run(&args),
+        Command::Labels(args) => discover::labels(&args),
+        Command::LabelValues(args) => discover::label_values(&args),
+        Command::Series(args) => discover::series(&args),
+        Command::Cardinality(args) => discover::cardinality_report(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,12 +1,31 @@
 //! The PromQL evaluator: instant and range queries over a [`Queryable`].
 //!
-//! (Module doc to be completed by the engine's author: evaluation model,
-//! Prometheus semantics kept, invariants.)
+//! Every node of the expression is evaluated once for all the query's
+//! evaluation times (a [`value::Steps`] grid; an instant query is a grid of
+//! one), so a selector is one `select_series` and one read of each series
+//! whatever the number of steps, and operators work on whole columns.
+//! The semantics are Prometheus 2.42's (docs/QUERY.md, "Evaluation"):
+//! a 5-minute lookback closed at both ends, closed range windows,
+//! staleness markers, rate extrapolation, subqueries on absolute multiples
+//! of their step.
+//!
+//! Invariants: a query never holds more than
+//! [`QueryOptions::max_samples`] samples and result slots (beyond one
+//! node's output) before failing with a typed error; it checks
+//! cancellation and its deadline before every node and between series;
+//! series of a result are sorted by labels.
 
 mod aggregate;
 mod binary;
+mod engine;
 mod functions;
+mod range;
+mod selector;
+mod subquery;
+#[cfg(test)]
+mod tests;
 pub mod value;
+mod window;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -15,8 +34,9 @@ use std::time::Instant;
 use crate::query::ast::Expr;
 use crate::query::source::Queryable;
 use crate::series::Sample;
+use engine::Evaluator;
 pub use value::QueryError;
-use value::Labels;
+use value::{Labels, Steps, Value};
 
 /// Limits and knobs of one query.
 #[derive(Debug, Clone)]
@@ -29,7 +49,9 @@ pub struct QueryOptions {
     pub max_samples: usize,
     /// Most series one selector may match. Default 1 million.
     pub max_series: usize,
-    /// Most steps of a range query. Default 11,000, as Prometheus.
+    /// Most intervals between the points of a range query,
+    /// `(end - start) / step` (so at most `max_steps + 1` points). Default
+    /// 11,000, as Prometheus.
     pub max_steps: usize,
     /// Fail with [`QueryError::DeadlineExceeded`] after this instant.
     pub deadline: Option<Instant>,
@@ -37,6 +59,10 @@ pub struct QueryOptions {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Threads reading and computing series; 0 means all cores.
     pub threads: usize,
+    /// The step of a subquery written without one (`x[1h:]`): Prometheus'
+    /// global evaluation interval, 1 minute by default (Prometheus does
+    /// not use the range query's step here).
+    pub subquery_step_ms: i64,
 }
 
 impl Default for QueryOptions {
@@ -49,6 +75,7 @@ impl Default for QueryOptions {
             deadline: None,
             cancel: None,
             threads: 0,
+            subquery_step_ms: 60_000,
         }
     }
 }
@@ -65,7 +92,10 @@ pub struct QuerySeries {
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryValue {
     Scalar(Sample),
-    String { time_ms: i64, value: String },
+    String {
+        time_ms: i64,
+        value: String,
+    },
     /// An instant query's vector: each series has exactly one sample.
     Vector(Vec<QuerySeries>),
     /// A range query's result, or an instant query of a range vector.
@@ -80,8 +110,20 @@ pub fn instant_query(
     time_ms: i64,
     options: &QueryOptions,
 ) -> Result<QueryValue, QueryError> {
-    let _ = (source, expr, time_ms, options);
-    todo!("engine")
+    let ev = Evaluator::new(source, options, time_ms, time_ms);
+    if matches!(expr, Expr::Matrix { .. } | Expr::Subquery(_)) {
+        let mut series = range::raw_points(&ev, expr, time_ms)?;
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        return Ok(QueryValue::Matrix(series));
+    }
+    Ok(match ev.eval(expr, &Steps::instant(time_ms))? {
+        Value::Scalar(values) => QueryValue::Scalar(Sample::new(
+            time_ms,
+            values.first().copied().unwrap_or(f64::NAN),
+        )),
+        Value::String(value) => QueryValue::String { time_ms, value },
+        Value::Vector(series) => QueryValue::Vector(to_query_series(series, |_| time_ms)),
+    })
 }
 
 /// Evaluates `expr` at `start_ms`, `start_ms + step_ms`, … up to `end_ms`;
@@ -95,6 +137,77 @@ pub fn range_query(
     step_ms: i64,
     options: &QueryOptions,
 ) -> Result<QueryValue, QueryError> {
-    let _ = (source, expr, start_ms, end_ms, step_ms, options);
-    todo!("engine")
+    if step_ms <= 0 {
+        return Err(QueryError::BadRange(format!(
+            "the step must be positive, got {step_ms} ms"
+        )));
+    }
+    if end_ms < start_ms {
+        return Err(QueryError::BadRange(format!(
+            "the end ({end_ms} ms) is before the start ({start_ms} ms)"
+        )));
+    }
+    let intervals = (end_ms as i128 - start_ms as i128) / step_ms as i128;
+    if intervals > options.max_steps as i128 {
+        return Err(QueryError::TooManySteps {
+            count: u64::try_from(intervals + 1).unwrap_or(u64::MAX),
+            limit: options.max_steps,
+        });
+    }
+    // `intervals` ≤ max_steps, a usize.
+    let steps = Steps {
+        start_ms,
+        step_ms,
+        count: intervals as usize + 1,
+    };
+    if let Expr::Matrix { .. } | Expr::Subquery(_) | Expr::String(_) = expr {
+        return Err(QueryError::BadRange(format!(
+            "a range query needs a scalar or an instant vector, and {expr} is a {}",
+            expr.value_type()
+        )));
+    }
+    let ev = Evaluator::new(source, options, start_ms, steps.end_ms());
+    let series = match ev.eval(expr, &steps)? {
+        Value::Scalar(values) => vec![value::StepSeries {
+            labels: Labels::new(),
+            present: vec![true; values.len()],
+            values,
+        }],
+        Value::Vector(series) => series,
+        Value::String(_) => {
+            return Err(QueryError::BadRange(format!(
+                "a range query needs a scalar or an instant vector, and {expr} is a string"
+            )))
+        }
+    };
+    Ok(QueryValue::Matrix(to_query_series(series, |i| {
+        steps.time(i)
+    })))
+}
+
+/// Result series from step series: one sample per present slot, at the
+/// slot's time; series without samples left out; sorted by labels.
+fn to_query_series(
+    series: Vec<value::StepSeries>,
+    time_of: impl Fn(usize) -> i64,
+) -> Vec<QuerySeries> {
+    let mut out: Vec<QuerySeries> = series
+        .into_iter()
+        .filter_map(|s| {
+            let samples: Vec<Sample> = s
+                .values
+                .iter()
+                .zip(&s.present)
+                .enumerate()
+                .filter(|(_, (_, &present))| present)
+                .map(|(i, (&v, _))| Sample::new(time_of(i), v))
+                .collect();
+            (!samples.is_empty()).then_some(QuerySeries {
+                labels: s.labels,
+                samples,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    out
 }

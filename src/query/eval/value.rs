@@ -142,3 +142,113 @@ pub enum QueryError {
     #[error("{0}")]
     BadArgument(String),
 }
+
+/// The labels that identify a series for vector matching or grouping:
+/// with `keep` (`on`, `by`) only the labels named in `names`, the metric
+/// name included if named; without it (`ignoring`, `without`) every label
+/// except those named and the metric name. Sorted, as `labels` is.
+pub fn label_subset(labels: &[Label], names: &[String], keep: bool) -> Labels {
+    labels
+        .iter()
+        .filter(|l| {
+            let named = names.iter().any(|n| **n == *l.name);
+            if keep {
+                named
+            } else {
+                !named && &*l.name != METRIC_NAME_LABEL
+            }
+        })
+        .cloned()
+        .collect()
+}
+
+/// Numbers the distinct keys in order of first appearance: returns each
+/// item's number and the distinct keys in that order.
+pub fn dense_ids<K: std::hash::Hash + Eq>(
+    keys: impl IntoIterator<Item = K>,
+) -> (Vec<usize>, Vec<K>) {
+    let mut map: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    let ids = keys
+        .into_iter()
+        .map(|key| {
+            let next = map.len();
+            *map.entry(key).or_insert(next)
+        })
+        .collect();
+    let mut distinct: Vec<(K, usize)> = map.into_iter().collect();
+    distinct.sort_unstable_by_key(|&(_, id)| id);
+    (ids, distinct.into_iter().map(|(key, _)| key).collect())
+}
+
+/// Two series of one result with the same labels at the same step: what
+/// Prometheus rejects with "vector cannot contain metrics with the same
+/// labelset".
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelSetClash {
+    /// The first step where the two series are both present.
+    pub step: usize,
+    pub labels: Labels,
+}
+
+impl LabelSetClash {
+    /// The query error, `context` naming the operation that made the clash.
+    pub fn into_error(self, context: impl Into<String>) -> QueryError {
+        QueryError::DuplicateLabelSet {
+            context: context.into(),
+            labels: FormatLabels(&self.labels).to_string(),
+        }
+    }
+}
+
+/// Merges the series that have the same labels into one (keeping the first
+/// one's place) and drops series with no sample; series with the same
+/// labels must not be present at the same step, else the clash at the
+/// earliest such step is returned.
+pub fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, LabelSetClash> {
+    let series: Vec<StepSeries> = series.into_iter().filter(StepSeries::any_present).collect();
+    let mut first: std::collections::HashMap<&Labels, usize> =
+        std::collections::HashMap::with_capacity(series.len());
+    // `into[i]`: the index of the first series with the labels of series `i`.
+    let into: Vec<usize> = series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| *first.entry(&s.labels).or_insert(i))
+        .collect();
+    drop(first);
+    if into.iter().enumerate().all(|(i, &j)| i == j) {
+        return Ok(series);
+    }
+    let mut clash: Option<LabelSetClash> = None;
+    let mut merged: Vec<Option<StepSeries>> = series.into_iter().map(Some).collect();
+    for (i, &j) in into.iter().enumerate() {
+        if i == j {
+            continue;
+        }
+        let Some(src) = merged[i].take() else {
+            continue;
+        };
+        let Some(dst) = merged[j].as_mut() else {
+            continue;
+        };
+        for (t, &p) in src.present.iter().enumerate() {
+            if !p {
+                continue;
+            }
+            if dst.present[t] {
+                if clash.as_ref().is_none_or(|c| t < c.step) {
+                    clash = Some(LabelSetClash {
+                        step: t,
+                        labels: src.labels.clone(),
+                    });
+                }
+            } else {
+                dst.present[t] = true;
+                dst.values[t] = src.values[t];
+            }
+        }
+    }
+    match clash {
+        Some(clash) => Err(clash),
+        None => Ok(merged.into_iter().flatten().collect()),
+    }
+}
