@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use strata::workload::DevopsConfig;
 use strata::{
-    parse_expr, parse_selector, range_query, Db, QueryOptions, QueryValue, Queryable,
-    SeriesColumns, TimeRange,
+    parse_expr, parse_selector, range_query, Db, QueryOptions, QueryValue, SeriesColumns, TimeRange,
 };
 
 const MINUTE: i64 = 60_000;
