@@ -105,7 +105,7 @@ const STEP_BYTES: usize = 16;
 /// The stream is read by bit position: each step loads the 64 bits at the
 /// position (an unaligned big-endian word and one more byte), so a value
 /// costs two loads and no refill bookkeeping. While at least
-/// [`STEP_BYTES`] bytes remain the steps read `bytes` directly; the last
+/// `STEP_BYTES` (16) bytes remain the steps read `bytes` directly; the last
 /// few bytes are copied into a zero-padded buffer and decoded by the same
 /// steps, so no step reads out of bounds and a truncated stream is caught
 /// by the final length check (or by running out of padding).
@@ -211,36 +211,34 @@ fn steps(data: &[u8], state: &mut State, slots: &mut [f64]) -> Result<(), CodecE
         let word = peek57(data, pos);
         // `aligned`: the stream from the window's first bit on, when
         // control and window fit the 57 bits of `word`.
-        let (control, aligned) = match word >> 62 {
-            0 | 1 => {
-                // `0`: the value repeats.
-                slots[index] = f64::from_bits(bits);
-                pos += 1;
-                index += 1;
-                continue;
-            }
+        let (control, aligned) = if word >> 63 == 0 {
+            // `0`: the value repeats.
+            slots[index] = f64::from_bits(bits);
+            pos += 1;
+            index += 1;
+            continue;
+        } else if word & (1 << 62) == 0 {
             // `10`: the XOR fits the current window.
-            2 => (2, word << 2),
-            _ => {
-                // `11`: a new window.
-                let new_leading = ((word >> 57) & 31) as u32;
-                let significant = match ((word >> 51) & 63) as u32 {
-                    0 => 64,
-                    n => n,
-                };
-                if new_leading + significant > 64 {
-                    return Err(CodecError::BadXorWindow {
-                        index,
-                        leading: new_leading,
-                        significant,
-                    });
-                }
-                leading = new_leading;
-                width = significant;
-                // 1 <= width <= 64 - leading: the shifts stay below 64.
-                mask = (u64::MAX >> (64 - width)) << (64 - leading - width);
-                (13, word << 13)
+            (2, word << 2)
+        } else {
+            // `11`: a new window.
+            let new_leading = ((word >> 57) & 31) as u32;
+            let significant = match ((word >> 51) & 63) as u32 {
+                0 => 64,
+                n => n,
+            };
+            if new_leading + significant > 64 {
+                return Err(CodecError::BadXorWindow {
+                    index,
+                    leading: new_leading,
+                    significant,
+                });
             }
+            leading = new_leading;
+            width = significant;
+            // 1 <= width <= 64 - leading: the shifts stay below 64.
+            mask = (u64::MAX >> (64 - width)) << (64 - leading - width);
+            (13, word << 13)
         };
         let window = if control + width <= 57 {
             aligned

@@ -17,7 +17,7 @@
 //! samples is appended; a run that starts after everything read so far (the
 //! common case: partitions do not overlap) is kept as is, otherwise the
 //! overlapping tail is merged in place, a repeated timestamp keeping the
-//! newer source's sample ([`SeriesColumns::merge_run`]). The cost of that
+//! newer source's sample (`SeriesColumns::merge_run`). The cost of that
 //! merge is the overlap, not the series.
 //!
 //! Invariants:
