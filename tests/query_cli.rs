@@ -168,6 +168,12 @@ fn instant_queries_in_every_format() {
         ]
     );
 
+    // An expression may start with '-' (not taken for an option); the
+    // negation drops the metric name.
+    let (code, out, err) = query(db, &["-temperature_celsius{room=\"b\"}", "--time", T10]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "SERIES      VALUE\n{room=\"b\"}    -18\n");
+
     // CSV: the columns of `strata export --format csv`.
     let (code, out, err) = query(
         db,
@@ -524,4 +530,76 @@ fn kpis_on_foreign_data_have_no_data() {
     assert!(out.contains("gateway error ratio"), "{out}");
     assert!(out.contains("NO DATA"), "{out}");
     assert!(!out.contains("BREACH\n") && !out.contains("ERROR"), "{out}");
+}
+
+/// `strata kpis` judges hand-built gateway and heartbeat data. From T0,
+/// one sample a minute for 10 minutes:
+/// - `gateway_requests_total{code="200"}` = 540 * minute (9 requests/s),
+///   `{code="500"}` = 60 * minute (1/s): at T0+10m the 5 m rates are
+///   (5400 - 2700) / 300 = 9 and (600 - 300) / 300 = 1, so 10 requests/s
+///   (OK: the breach is below 1/s) with an error ratio of 1 / 10 = 10 %
+///   (BREACH: above 5 %);
+/// - `heartbeat_last_seen_seconds` stays at T0, so at T0+10m it is 600 s
+///   old: one stale heartbeat (BREACH: above 0).
+#[test]
+fn kpis_judge_hand_built_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tsv = String::new();
+    for minute in 0..=10i64 {
+        let ms = (T0 + minute * 60) * 1000;
+        for (series, value) in [
+            (
+                r#"gateway_requests_total{code="200",instance="a"}"#,
+                540 * minute,
+            ),
+            (
+                r#"gateway_requests_total{code="500",instance="a"}"#,
+                60 * minute,
+            ),
+            (
+                r#"heartbeat_last_seen_seconds{instance="a",service="x"}"#,
+                T0,
+            ),
+        ] {
+            tsv.push_str(&format!("{series}\t{ms}\t{value}\n"));
+        }
+    }
+    let file = dir.path().join("kpi.tsv");
+    std::fs::write(&file, tsv).unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let (code, out, err) = strata(&["import", "--db", db, file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let (code, out, err) = strata(&["kpis", "--db", db]);
+    assert_eq!(code, 1, "a breach exits 1: {out}{err}");
+    let row = |name: &str| -> Vec<String> {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("{name}: {out}"));
+        line[name.len() + 2..]
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        row("gateway request rate"),
+        ["10.0", "/s", "<", "1.0", "/s", "OK"]
+    );
+    assert_eq!(
+        row("gateway error ratio"),
+        ["10.00", "%", ">", "5.00", "%", "BREACH"]
+    );
+    assert_eq!(row("heartbeats stale over 30 s"), ["1", ">", "0", "BREACH"]);
+    assert_eq!(
+        row("gateway latency p95"),
+        ["-", ">", "250.0", "ms", "NO", "DATA"]
+    );
+
+    // At T0 a rate has one sample to work with: no data; the heartbeat is
+    // 0 s old: fresh. Nothing is breached.
+    let (code, out, err) = strata(&["kpis", "--db", db, "--time", "1609459200"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("BREACH\n"), "{out}");
 }

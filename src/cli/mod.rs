@@ -63,12 +63,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Simulate telemetry collection points, store them, read KPIs back.
+    /// Simulate telemetry collection points, store them, judge KPIs.
     ///
     /// Generates counters, gauges and histograms (gateway, scheduler, agent
     /// sessions, spawn queue, inbox, heartbeats) at 1 s resolution from
-    /// several threads, writes them to a segment file, reopens it and
-    /// prints a few KPIs with the storage figures.
+    /// several threads, writes them to a data directory, evaluates the KPIs
+    /// (PromQL rules with thresholds, each OK or BREACH; see `strata kpis`)
+    /// and prints them with the storage figures.
     Demo(demo::DemoArgs),
     /// Load samples from text (canonical TSV, Prometheus text, Influx line
     /// protocol) into a data directory.

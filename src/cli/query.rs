@@ -42,7 +42,8 @@ pub struct QueryArgs {
     /// seeing the data as of the open) or a single segment file (*.seg).
     #[arg(long)]
     db: PathBuf,
-    /// The PromQL expression.
+    /// The PromQL expression (it may start with `-`: '-x + 1').
+    #[arg(allow_hyphen_values = true)]
     expr: String,
     /// Evaluation time of an instant query. Default: now (when the result
     /// is empty because the data is older, a hint says where it ends).
