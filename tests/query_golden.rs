@@ -459,16 +459,12 @@ fn absent_returns_one_with_the_equality_matchers_labels() {
     );
 }
 
-/// Engine regression found by this suite, ignored so that CI stays green
-/// until the engine is fixed (run it with `cargo test --test query_golden
-/// -- --ignored`, and drop the `ignore` with the fix): Prometheus
+/// Regression (found by this suite, fixed in the engine): Prometheus
 /// 2.42's `absent` labels (`createLabelsForAbsentFunction`) leave out every
 /// label that has any matcher besides its first `=` one: a second `=`, or
-/// a `!=`, `=~` or `!~` on the same name. The engine keeps the first `=`
-/// value (`absent_labels` in src/query/eval/engine.rs), so it answers
-/// `{foo="bar", job="x"}` where Prometheus answers `{foo="bar"}`.
+/// a `!=`, `=~` or `!~` on the same name. The engine used to keep the
+/// first `=` value and answer `{foo="bar", job="x"}` for the first case.
 #[test]
-#[ignore = "engine bug: absent keeps a label that has several matchers (see the comment)"]
 fn regression_absent_leaves_out_a_label_with_several_matchers() {
     let db = gauge_db();
     // Prometheus' own cases (promql/testdata/functions.test).
