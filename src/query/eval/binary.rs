@@ -34,6 +34,75 @@ use super::value::{
 use crate::query::ast::{BinOp, Binary, Cardinality, VectorMatching};
 use crate::series::Label;
 
+/// Evaluates `$body` with `$f` bound to the operation of `$op` on two
+/// samples, a closure `(l, r) -> (value, keep)` (for a comparison the
+/// value is `l`, `keep` whether the comparison holds), so that a loop over
+/// samples inside `$body` is compiled once per operator instead of
+/// branching on the operator at every sample. Set operators have no
+/// sample operation (`binary` routes them elsewhere); they keep nothing.
+macro_rules! with_elem_op {
+    ($op:expr, |$f:ident| $body:expr) => {
+        match $op {
+            BinOp::Add => {
+                let $f = |l: f64, r: f64| (l + r, true);
+                $body
+            }
+            BinOp::Sub => {
+                let $f = |l: f64, r: f64| (l - r, true);
+                $body
+            }
+            BinOp::Mul => {
+                let $f = |l: f64, r: f64| (l * r, true);
+                $body
+            }
+            BinOp::Div => {
+                let $f = |l: f64, r: f64| (l / r, true);
+                $body
+            }
+            BinOp::Mod => {
+                let $f = |l: f64, r: f64| (l % r, true);
+                $body
+            }
+            BinOp::Pow => {
+                let $f = |l: f64, r: f64| (l.powf(r), true);
+                $body
+            }
+            BinOp::Atan2 => {
+                let $f = |l: f64, r: f64| (l.atan2(r), true);
+                $body
+            }
+            BinOp::Eql => {
+                let $f = |l: f64, r: f64| (l, l == r);
+                $body
+            }
+            BinOp::Neq => {
+                let $f = |l: f64, r: f64| (l, l != r);
+                $body
+            }
+            BinOp::Gtr => {
+                let $f = |l: f64, r: f64| (l, l > r);
+                $body
+            }
+            BinOp::Lss => {
+                let $f = |l: f64, r: f64| (l, l < r);
+                $body
+            }
+            BinOp::Gte => {
+                let $f = |l: f64, r: f64| (l, l >= r);
+                $body
+            }
+            BinOp::Lte => {
+                let $f = |l: f64, r: f64| (l, l <= r);
+                $body
+            }
+            BinOp::And | BinOp::Or | BinOp::Unless => {
+                let $f = |l: f64, _: f64| (l, false);
+                $body
+            }
+        }
+    };
+}
+
 /// `lhs op rhs` at every step; `lhs` and `rhs` are the evaluated operands
 /// (scalars or vectors, as `binary.lhs`/`binary.rhs` typed).
 pub(super) fn binary(
@@ -62,7 +131,7 @@ pub(super) fn binary(
             lhs.iter()
                 .zip(&rhs)
                 .map(|(&l, &r)| {
-                    let (value, keep) = elem_op(op, l, r);
+                    let (value, keep) = with_elem_op!(op, |f| f(l, r));
                     // Between scalars a comparison always returns 0 or 1.
                     if op.is_comparison() {
                         f64::from(u8::from(keep))
@@ -82,27 +151,6 @@ pub(super) fn binary(
             "operator {} needs scalar or instant vector operands",
             op.symbol()
         ))),
-    }
-}
-
-/// The value of `l op r` and whether a filtering comparison keeps it (for
-/// a comparison the value is `l`). Never called with a set operator.
-fn elem_op(op: BinOp, l: f64, r: f64) -> (f64, bool) {
-    match op {
-        BinOp::Add => (l + r, true),
-        BinOp::Sub => (l - r, true),
-        BinOp::Mul => (l * r, true),
-        BinOp::Div => (l / r, true),
-        BinOp::Mod => (l % r, true),
-        BinOp::Pow => (l.powf(r), true),
-        BinOp::Atan2 => (l.atan2(r), true),
-        BinOp::Eql => (l, l == r),
-        BinOp::Neq => (l, l != r),
-        BinOp::Gtr => (l, l > r),
-        BinOp::Lss => (l, l < r),
-        BinOp::Gte => (l, l >= r),
-        BinOp::Lte => (l, l <= r),
-        BinOp::And | BinOp::Or | BinOp::Unless => (l, false),
     }
 }
 
@@ -128,21 +176,23 @@ fn vector_scalar(
     swapped: bool,
 ) -> Result<Vec<StepSeries>, QueryError> {
     let op = binary.op;
+    let (return_bool, comparison) = (binary.return_bool, op.is_comparison());
     for s in &mut vector {
-        for ((v, p), &k) in s.values.iter_mut().zip(s.present.iter_mut()).zip(scalar) {
-            if !*p {
-                continue;
+        with_elem_op!(op, |f| {
+            // Absent slots are computed too (their value is ignored): no
+            // branch per sample.
+            for ((v, p), &k) in s.values.iter_mut().zip(s.present.iter_mut()).zip(scalar) {
+                let (value, keep) = if swapped { f(k, *v) } else { f(*v, k) };
+                if return_bool {
+                    *v = f64::from(u8::from(keep));
+                } else {
+                    if !comparison {
+                        *v = value;
+                    }
+                    *p &= keep;
+                }
             }
-            let (l, r) = if swapped { (k, *v) } else { (*v, k) };
-            let (value, keep) = elem_op(op, l, r);
-            if binary.return_bool {
-                *v = f64::from(u8::from(keep));
-            } else if !op.is_comparison() {
-                *v = value;
-            } else {
-                *p = keep;
-            }
-        }
+        });
     }
     if drops_metric_name(op) || binary.return_bool {
         for s in &mut vector {
@@ -249,7 +299,7 @@ fn vector_vector(
     let one_to_one = matching.card == Cardinality::OneToOne;
     // The "many" side drives the matching, the "one" side is looked up:
     // for group_right the right side is the many side.
-    let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
+    let (mut many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
     let (ids, sigs) = dense_ids(
         many.iter()
             .chain(&one)
@@ -266,8 +316,10 @@ fn vector_vector(
 
     let mut error = FirstError::default();
     let one_side = if one_to_many { "left" } else { "right" };
-    for (g, members) in one_of.iter().enumerate() {
-        if let Some((t, first, second)) = first_overlap(members, &one, n) {
+    for (g, members) in one_of.iter().enumerate().filter(|(_, m)| m.len() > 1) {
+        let presence = members.iter().map(|&i| &one[i].present[..]);
+        if let Some((t, first, second)) = first_overlap(presence, n) {
+            let (first, second) = (members[first], members[second]);
             error.offer((t, DUPLICATE_ON_ONE_SIDE, second), || {
                 QueryError::Matching(format!(
                     "found duplicate series for the match group {} on the {one_side} hand-side \
@@ -281,72 +333,91 @@ fn vector_vector(
         }
     }
 
-    let op = binary.op;
-    let mut out = Vec::new();
-    let mut local: Vec<StepSeries> = Vec::new();
+    let (op, return_bool) = (binary.op, binary.return_bool);
+    let mut out: Vec<StepSeries> = Vec::new();
+    // This signature's results: all pairs, then merged by labels.
+    let mut pairs: Vec<StepSeries> = Vec::new();
     let mut local_index: HashMap<Labels, usize> = HashMap::new();
-    let mut claimed = vec![false; n];
     for (ms, os) in many_of.iter().zip(&one_of) {
         if ms.is_empty() || os.is_empty() {
             continue;
         }
-        local_index.clear();
-        claimed.fill(false);
-        // One to one, two kept matches of one signature at a step are an
-        // error whatever their labels.
-        let count_claims = one_to_one && ms.len() > 1;
         for &m in ms {
             for &o in os {
                 let labels = result_labels(binary, matching, include, &many[m], &one[o]);
-                let at = *local_index.entry(labels).or_insert_with_key(|labels| {
-                    local.push(StepSeries::empty(labels.clone(), n));
-                    local.len() - 1
+                // A many series with a single partner (the usual case) is
+                // computed in place.
+                let mut s = if os.len() == 1 {
+                    StepSeries {
+                        labels,
+                        values: std::mem::take(&mut many[m].values),
+                        present: std::mem::take(&mut many[m].present),
+                    }
+                } else {
+                    StepSeries {
+                        labels,
+                        ..many[m].clone()
+                    }
+                };
+                let o = &one[o];
+                with_elem_op!(op, |f| {
+                    let slots = s.values.iter_mut().zip(s.present.iter_mut());
+                    for ((v, p), (&ov, &op)) in slots.zip(o.values.iter().zip(&o.present)) {
+                        // The operands in their written order.
+                        let (value, keep) = if one_to_many { f(ov, *v) } else { f(*v, ov) };
+                        *v = if return_bool {
+                            f64::from(u8::from(keep))
+                        } else {
+                            value
+                        };
+                        *p &= op && (keep || return_bool);
+                    }
                 });
-                let dst = &mut local[at];
-                let (m, o) = (&many[m], &one[o]);
-                for t in (0..n).filter(|&t| m.present[t] && o.present[t]) {
-                    // The operands in their written order.
-                    let (l, r) = if one_to_many {
-                        (o.values[t], m.values[t])
-                    } else {
-                        (m.values[t], o.values[t])
-                    };
-                    let (mut value, keep) = elem_op(op, l, r);
-                    if binary.return_bool {
-                        value = f64::from(u8::from(keep));
-                    } else if !keep {
-                        continue;
+                pairs.push(s);
+            }
+        }
+        // One to one, two kept matches of one signature at a step are an
+        // error whatever their labels.
+        if one_to_one && ms.len() > 1 {
+            if let Some((t, _, _)) = first_overlap(pairs.iter().map(|s| &s.present[..]), n) {
+                error.offer((t, MULTIPLE_MATCHES, 0), || {
+                    QueryError::Matching(
+                        "multiple matches for labels: many-to-one matching must be explicit \
+                         (group_left/group_right)"
+                            .to_owned(),
+                    )
+                });
+            }
+        }
+        local_index.clear();
+        for s in pairs.drain(..) {
+            let Some(&at) = local_index.get(&s.labels) else {
+                local_index.insert(s.labels.clone(), out.len());
+                out.push(s);
+                continue;
+            };
+            let dst = &mut out[at];
+            for (t, (&v, &p)) in s.values.iter().zip(&s.present).enumerate() {
+                if !p {
+                    continue;
+                }
+                if dst.present[t] {
+                    // One to one this is the overlap found above.
+                    if !one_to_one {
+                        error.offer((t, MULTIPLE_MATCHES, 0), || {
+                            QueryError::Matching(
+                                "multiple matches for labels: grouping labels must ensure \
+                                 unique matches"
+                                    .to_owned(),
+                            )
+                        });
                     }
-                    if count_claims {
-                        if claimed[t] {
-                            error.offer((t, MULTIPLE_MATCHES, 0), || {
-                                QueryError::Matching(
-                                    "multiple matches for labels: many-to-one matching must be \
-                                     explicit (group_left/group_right)"
-                                        .to_owned(),
-                                )
-                            });
-                        }
-                        claimed[t] = true;
-                    }
-                    if dst.present[t] {
-                        if !one_to_one {
-                            error.offer((t, MULTIPLE_MATCHES, 0), || {
-                                QueryError::Matching(
-                                    "multiple matches for labels: grouping labels must ensure \
-                                     unique matches"
-                                        .to_owned(),
-                                )
-                            });
-                        }
-                        continue;
-                    }
+                } else {
                     dst.present[t] = true;
-                    dst.values[t] = value;
+                    dst.values[t] = v;
                 }
             }
         }
-        out.append(&mut local);
     }
     // Results of different signatures may still share labels (say, with
     // `on(__name__)` and arithmetic dropping the name).
@@ -362,30 +433,24 @@ fn vector_vector(
     }
 }
 
-/// The earliest step where two of `members` (indices into `series`, in
-/// order) are both present: (step, first present there, second).
-fn first_overlap(
-    members: &[usize],
-    series: &[StepSeries],
+/// The earliest step where two of the presence columns are both true:
+/// (step, position of the first column true there, of the second).
+fn first_overlap<'a>(
+    presence: impl IntoIterator<Item = &'a [bool]>,
     n: usize,
 ) -> Option<(usize, usize, usize)> {
-    if members.len() < 2 {
-        return None;
-    }
-    let mut owner: Vec<Option<usize>> = vec![None; n];
+    const NONE: usize = usize::MAX;
+    let mut owner = vec![NONE; n];
     let mut best: Option<(usize, usize, usize)> = None;
-    for &i in members {
-        for (slot, (t, &p)) in owner.iter_mut().zip(series[i].present.iter().enumerate()) {
+    for (i, present) in presence.into_iter().enumerate() {
+        for (t, (first, &p)) in owner.iter_mut().zip(present).enumerate() {
             if !p {
                 continue;
             }
-            match *slot {
-                None => *slot = Some(i),
-                Some(first) => {
-                    if best.is_none_or(|(bt, _, _)| t < bt) {
-                        best = Some((t, first, i));
-                    }
-                }
+            if *first == NONE {
+                *first = i;
+            } else if best.is_none_or(|(bt, _, _)| t < bt) {
+                best = Some((t, *first, i));
             }
         }
     }
@@ -972,6 +1037,81 @@ mod tests {
             err.unwrap_err().to_string(),
             "multiple matches for labels: grouping labels must ensure unique matches"
         );
+    }
+
+    #[test]
+    fn a_one_side_series_may_change_between_steps() {
+        // b{x=1} is one series until step 0 and another (v=2) from step 1:
+        // one match per step, so no error; a + on(x) b is 11, 22, then
+        // nothing (no b at step 2).
+        let lhs = vec![series(
+            &[("__name__", "a"), ("x", "1")],
+            &[Some(1.0), Some(2.0), Some(3.0)],
+        )];
+        let churn = vec![
+            series(
+                &[("__name__", "b"), ("x", "1"), ("v", "1")],
+                &[Some(10.0), None, None],
+            ),
+            series(
+                &[("__name__", "b"), ("x", "1"), ("v", "2")],
+                &[None, Some(20.0), None],
+            ),
+        ];
+        let matching = on(&["x"], Cardinality::OneToOne);
+        let out = eval(
+            &node(BinOp::Add, false, matching.clone()),
+            Value::Vector(lhs.clone()),
+            Value::Vector(churn),
+        );
+        assert_eq!(
+            view(out.unwrap()),
+            vec![(labels(&[("x", "1")]), vec![Some(11.0), Some(22.0), None])]
+        );
+        // Both present at step 2: the error names step 2's duplicates.
+        let both = vec![
+            series(
+                &[("__name__", "b"), ("x", "1"), ("v", "1")],
+                &[Some(10.0), None, Some(1.0)],
+            ),
+            series(
+                &[("__name__", "b"), ("x", "1"), ("v", "2")],
+                &[None, Some(20.0), Some(2.0)],
+            ),
+        ];
+        let err = eval(
+            &node(BinOp::Add, false, matching),
+            Value::Vector(lhs),
+            Value::Vector(both),
+        );
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .starts_with("found duplicate series for the match group {x=\"1\"}"));
+    }
+
+    #[test]
+    fn results_of_different_signatures_may_clash() {
+        // on(__name__): a and b are different signatures, but `+` drops the
+        // name and both results are {x="1"} at step 1.
+        let lhs = vec![
+            series(&[("__name__", "a"), ("x", "1")], &[None, Some(1.0)]),
+            series(&[("__name__", "b"), ("x", "1")], &[Some(2.0), Some(2.0)]),
+        ];
+        let rhs = vec![
+            series(&[("__name__", "a")], &[Some(10.0), Some(10.0)]),
+            series(&[("__name__", "b")], &[Some(20.0), Some(20.0)]),
+        ];
+        let matching = on(&["__name__"], Cardinality::ManyToOne(vec![]));
+        let err = eval(
+            &node(BinOp::Add, false, matching),
+            Value::Vector(lhs),
+            Value::Vector(rhs),
+        );
+        assert!(matches!(
+            err,
+            Err(QueryError::DuplicateLabelSet { ref labels, .. }) if labels == "{x=\"1\"}"
+        ));
     }
 
     fn set(
