@@ -431,6 +431,8 @@ fn telemetry_runs() -> Vec<Run> {
         Run::range("15s+7.5s", at(0, 7.5), END_MS, 15_000),
         // Past the end of the data: series fade out of the lookback.
         Run::range("60s", at(0, 1.0), END_MS + 6 * MINUTE_MS, 60_000),
+        // Before the first sample.
+        Run::instant("@-00:00.001", START_MS - 1),
         Run::instant("@00:00", START_MS),
         // The edge series' first staleness marker.
         Run::instant("@10:00", at(10, 0.0)),

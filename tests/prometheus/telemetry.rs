@@ -18,7 +18,8 @@
 //! `instance="edge"` holds hand-written series, scraped every 15 s on the
 //! minute unless said otherwise: `edge_value{case}` (negative, huge, tiny,
 //! ±Inf, NaN, staleness markers, a single sample, wildly irregular
-//! intervals), `edge_requests_total{case}` (counters with resets, negative,
+//! intervals), `edge_labels{path, script}` (a quote, a backslash, a newline
+//! and non-ASCII letters in label values), `edge_requests_total{case}` (counters with resets, negative,
 //! fractional, late start, NaN) and `edge_latency_seconds_bucket{case, le}`
 //! (histograms with non-monotonic buckets, no `+Inf`, only `+Inf`, no
 //! observations, a duplicate bound written two ways, negative bounds).
@@ -58,6 +59,7 @@ pub fn generate() -> BTreeMap<SeriesKey, Vec<(i64, f64)>> {
         workload_target(&mut data, instance);
     }
     edge_values(&mut data);
+    edge_labels(&mut data);
     edge_counters(&mut data);
     edge_histograms(&mut data);
     data.series
@@ -239,6 +241,31 @@ fn edge_values(data: &mut Data) {
         data.push(&irregular, t, (k * k) as f64 / 7.0);
         t += gaps[k % gaps.len()];
         k += 1;
+    }
+}
+
+/// `edge_labels{instance="edge", path, script}`: label values with a
+/// quote, a backslash, a newline and non-ASCII letters.
+fn edge_labels(data: &mut Data) {
+    let odd = key(
+        "edge_labels",
+        &[
+            ("instance", "edge"),
+            ("path", "/a\"b\\c\nd"),
+            ("script", "日本語"),
+        ],
+    );
+    let plain = key(
+        "edge_labels",
+        &[
+            ("instance", "edge"),
+            ("path", "/plain"),
+            ("script", "ascii"),
+        ],
+    );
+    for k in 0..240 {
+        data.push(&odd, START_MS + k * 15_000, 1.0);
+        data.push(&plain, START_MS + k * 15_000, 2.0);
     }
 }
 
