@@ -226,6 +226,52 @@ fn queries(json: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The result of the query named `name`.
+fn query<'a>(results: &'a [(String, String)], name: &str) -> &'a str {
+    &results
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no query {name:?} in {results:?}"))
+        .1
+}
+
+/// The full scan, three ways, reads every sample and agrees on the sum.
+fn check_full_scans(results: &[(String, String)], series: u64, samples: u64) {
+    let select = query(results, "full scan, select");
+    assert_eq!(results[0].0, "full scan, select");
+    let sum = num(select, "result");
+    for name in [
+        "full scan, select",
+        "full scan, read",
+        "full scan, sum_over_time, 1 core",
+        "full scan, sum_over_time",
+    ] {
+        let q = query(results, name);
+        assert_eq!(int(q, "samples"), samples, "{name}: {q}");
+        // PromQL adds in another order: equal within rounding.
+        let result = num(q, "result");
+        assert!(
+            (result - sum).abs() <= 1e-9 * sum.abs(),
+            "{name}: {result} vs {sum}"
+        );
+    }
+    assert_eq!(int(select, "series"), series);
+    assert_eq!(int(query(results, "full scan, read"), "series"), series);
+    assert_eq!(int(query(results, "full scan, read"), "threads"), 1);
+    assert_eq!(
+        int(
+            query(results, "full scan, sum_over_time, 1 core"),
+            "threads"
+        ),
+        1
+    );
+    assert_eq!(raw(select, "kind"), "select");
+    assert_eq!(
+        raw(query(results, "full scan, sum_over_time"), "kind"),
+        "promql instant"
+    );
+}
+
 #[test]
 fn query_scans_everything_written_and_runs_the_kpis() {
     let json = bench_json(&[
@@ -243,26 +289,34 @@ fn query_scans_everything_written_and_runs_the_kpis() {
     assert_eq!(raw(&json, "bench"), "query");
     assert_eq!(raw(&json, "workload"), "telemetry");
     assert_eq!(int(&json, "samples_written"), 58 * 300);
+    assert_eq!(int(&json, "samples"), 58 * 300);
     let results = queries(&json);
-    let names: Vec<&str> = results.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names[0], "full scan", "{json}");
-    assert!(names.len() >= 5, "{names:?}");
+    check_full_scans(&results, 58, 58 * 300);
     for (name, q) in &results {
         assert!(int(q, "samples") > 0, "{name}: {q}");
         assert!(num(q, "seconds") >= num(q, "best_seconds"), "{name}: {q}");
         assert!(num(q, "samples_per_second") > 0.0, "{name}: {q}");
     }
-    let full = &results[0].1;
-    assert_eq!(int(full, "samples"), 58 * 300);
-    assert_eq!(int(full, "series"), 58);
-    let requests = &results
-        .iter()
-        .find(|(n, _)| n.starts_with("requests/s"))
-        .unwrap()
-        .1;
-    // 3 routes x 2 codes of one instance, ~165 requests/s in total.
-    assert_eq!(int(requests, "series"), 6);
-    assert!(num(requests, "result") > 50.0, "{requests}");
+    // The demo's KPIs as PromQL: 3 routes x 2 codes of one instance,
+    // about 165 requests/s in all.
+    let rate = query(&results, "gateway request rate");
+    assert_eq!(raw(rate, "kind"), "promql instant");
+    assert_eq!(int(rate, "series"), 1);
+    let requests = num(rate, "result");
+    assert!(requests > 50.0 && requests < 500.0, "{rate}");
+    // The same counters as a range query: one series per route.
+    let by_route = query(&results, "requests/s by route");
+    assert_eq!(raw(by_route, "kind"), "promql range");
+    assert_eq!(int(by_route, "step_ms"), 60_000);
+    assert_eq!(int(by_route, "series"), 3);
+    // One metric three ways: the same series and samples.
+    let select = query(&results, "one metric, select");
+    for name in ["one metric, read", "one metric, promql"] {
+        let q = query(&results, name);
+        assert_eq!(int(q, "series"), 6, "{name}: {q}");
+        assert_eq!(int(q, "samples"), int(select, "samples"), "{name}: {q}");
+    }
+    assert_eq!(int(select, "samples"), 6 * 300);
 }
 
 #[test]
@@ -289,19 +343,21 @@ fn query_an_existing_directory_written_by_bench_write() {
     assert_eq!(raw(&json, "workload"), "churn", "recognized: {json}");
     assert_eq!(raw(&json, "written"), "false");
     let results = queries(&json);
-    let full = &results[0].1;
-    assert_eq!(int(full, "samples"), int(&write, "samples"));
-    assert_eq!(int(full, "series"), int(&write, "series"));
+    check_full_scans(&results, int(&write, "series"), int(&write, "samples"));
     let names: Vec<&str> = results.iter().map(|(n, _)| n.as_str()).collect();
-    assert!(names.contains(&"one pod"), "{names:?}");
+    for name in ["one pod, select", "one pod, read", "one pod, promql"] {
+        assert!(names.contains(&name), "{name}: {names:?}");
+    }
+    // 30 pods alive at any moment, each sampled in the last 10 minutes.
+    let active = query(&results, "active series, last 10 min");
+    assert!(num(active, "result") >= 30.0, "{active}");
 
     // The human report too.
     let (code, out, err) = strata(&["bench", "query", "--dir", db, "--repeat", "1"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains("full scan") && out.contains("churn data"),
-        "{out}"
-    );
+    for figure in ["full scan, read", "churn data", "M samples/s", "ms"] {
+        assert!(out.contains(figure), "{figure}: {out}");
+    }
 
     // A directory with data is never written into.
     let (code, out, err) = strata(&["bench", "write", "--dir", db]);

@@ -232,3 +232,51 @@ fn a_segment_file_is_queryable_on_its_own() {
         vec!["a", "b"]
     );
 }
+
+#[test]
+fn a_read_only_db_refreshes_to_see_a_live_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Db::open(dir.path(), options()).unwrap();
+    let s = writer.series(&key("m", "a")).unwrap();
+    writer.append_ref(&s, 1_000, 1.0).unwrap();
+    writer.flush().unwrap(); // segment 1
+    writer.append_ref(&s, 2_000, 2.0).unwrap();
+    writer.sync_wal().unwrap();
+    let count = |db: &Db| -> usize {
+        db.select(&[], TimeRange::ALL)
+            .unwrap()
+            .iter()
+            .map(|s| s.samples.len())
+            .sum()
+    };
+    let mut reader = Db::open_read_only(dir.path()).unwrap();
+    assert_eq!(count(&reader), 2);
+
+    // New WAL records and a new series: invisible until refreshed.
+    writer.append_ref(&s, 3_000, 3.0).unwrap();
+    writer.append(&key("m", "b"), 3_000, 30.0).unwrap();
+    writer.sync_wal().unwrap();
+    assert_eq!(count(&reader), 2);
+    reader.refresh().unwrap();
+    assert_eq!(count(&reader), 4);
+    assert_eq!(reader.label_values("job"), vec!["a", "b"]);
+
+    // A flush moves everything into a second segment and drops the WAL
+    // files: after a refresh every sample is there exactly once.
+    writer.flush().unwrap();
+    writer.append_ref(&s, 4_000, 4.0).unwrap();
+    writer.sync_wal().unwrap();
+    reader.refresh().unwrap();
+    let a = reader
+        .select(&[Matcher::equal("job", "a")], TimeRange::ALL)
+        .unwrap();
+    let times: Vec<i64> = a[0].samples.iter().map(|s| s.timestamp_ms).collect();
+    assert_eq!(times, vec![1_000, 2_000, 3_000, 4_000]);
+    assert_eq!(reader.stats().segments, 2);
+    assert_eq!(count(&reader), 5);
+
+    // Refreshing the writer itself changes nothing.
+    let mut writer = writer;
+    writer.refresh().unwrap();
+    assert_eq!(count(&writer), 5);
+}

@@ -12,7 +12,15 @@
 //!   writers for a fixed wall time, and 100,000 series for the memory
 //!   figure) that docs/PERFORMANCE.md shows.
 //! - `bench query` writes a workload (or opens an existing directory) and
-//!   times a full scan, selective queries and the demo's KPI queries.
+//!   times the read path three ways on the same data: `Db::select` (every
+//!   series materialised), the streaming read (`select_series` and one
+//!   reused column buffer, one thread) and PromQL through
+//!   `strata::range_query` / `instant_query`: a full scan, the workload's
+//!   dashboard queries (devops: TSBS-style aggregations; telemetry: the
+//!   demo's KPI rules; churn: rates and active series) and raw samples of
+//!   one series and one metric. Every query reports the stored samples it
+//!   reads per second, and per core: select and read run on one thread,
+//!   PromQL on every core unless its name says "1 core".
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -26,7 +34,8 @@ use strata::workload::{
     Churn, ChurnConfig, CollectionPoint, Devops, DevopsConfig, CHURN_METRIC, DEVOPS_CPU_FIELDS,
 };
 use strata::{
-    parse_selector, Db, Error, Options, SeriesKey, SeriesRef, SeriesSamples, SyncMode, TimeRange,
+    instant_query, parse_expr, parse_selector, range_query, Db, Error, Options, QueryError,
+    QueryOptions, QueryValue, SeriesColumns, SeriesKey, SeriesRef, SyncMode, TimeRange,
 };
 
 use super::inspect::dir_size;
@@ -69,17 +78,23 @@ enum BenchKind {
     /// --seconds of wall time, after a head memory measurement with
     /// --memory-series series.
     Write(WriteArgs),
-    /// Scan and query speed: full scan, selective queries, the demo's KPIs.
+    /// Read and query speed: select, streaming read and PromQL on the same
+    /// data.
     ///
     /// Writes a workload (same options as `bench write`) into --dir or a
     /// temporary directory, closes it, opens it read-only and times each
-    /// query --repeat times (the median is reported): a full scan of every
-    /// series, a selective query on one metric, and workload-specific
-    /// queries (devops: TSBS cpu-only style; telemetry: the demo's KPIs;
-    /// churn: one pod, one namespace, series active recently). With --dir
-    /// pointing at an existing database, nothing is written: the queries
-    /// run on what is there (the workload is recognized by its metrics
-    /// unless --workload says otherwise).
+    /// query --repeat times (the median is reported): a full scan as
+    /// select, as streaming read and as PromQL sum_over_time (on one core
+    /// and on all), then workload-specific PromQL queries over the data's
+    /// span (devops: avg(avg_over_time(cpu_usage_guest[1m])) at 1m, max by
+    /// (hostname) (max_over_time(cpu_usage_guest[1h])) at 1h, sum by
+    /// (hostname) (rate(cpu_usage_user[5m])) at 1m; telemetry: the demo's
+    /// KPI rules; churn: rates and active series) and raw samples of one
+    /// series and one metric three ways. Samples/s count the stored
+    /// samples each query's selectors read. With --dir pointing at an
+    /// existing database, nothing is written: the queries run on what is
+    /// there (the workload is recognized by its metrics unless --workload
+    /// says otherwise).
     Query(QueryArgs),
 }
 
@@ -303,14 +318,20 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Error> {
             Ok(ExitCode::from(2))
         }
         Err(Failure::Engine(error)) => Err(error),
+        Err(Failure::Query(message)) => {
+            errln!("strata bench: query failed: {message}");
+            Ok(ExitCode::from(1))
+        }
         Ok(code) => Ok(code),
     }
 }
 
-/// A bad combination of options (exit 2) or an engine error (exit 1).
+/// A bad combination of options (exit 2), an engine error or a query
+/// the engine refused (exit 1).
 enum Failure {
     Usage(String),
     Engine(Error),
+    Query(String),
 }
 
 impl From<Error> for Failure {
@@ -1188,215 +1209,437 @@ fn write_json(r: &WriteReport, dir: &Path, kept: bool) -> Json {
 // ---------------------------------------------------------------------------
 // `bench query`.
 
-/// One timed query: a selector over a range, reduced to one figure.
-struct QuerySpec {
-    name: &'static str,
-    selector: String,
-    range: TimeRange,
-    range_label: String,
-    /// What `reduce` computes.
-    result_label: &'static str,
-    reduce: Reduce,
+/// How a timed query reads the data.
+enum QueryKind {
+    /// `Db::select` of a selector: every matching series materialised.
+    Select { selector: String, range: TimeRange },
+    /// The streaming read path on one thread: `select_series`, then every
+    /// series read into one reused column buffer and its values summed.
+    Read { selector: String, range: TimeRange },
+    /// A PromQL range query.
+    Range {
+        expr: String,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    },
+    /// A PromQL instant query.
+    Instant { expr: String, time_ms: i64 },
 }
 
-/// Turns a query's series into its one figure.
-type Reduce = Box<dyn Fn(&[SeriesSamples]) -> f64>;
+/// One timed query.
+struct QuerySpec {
+    name: String,
+    kind: QueryKind,
+    /// Threads the query may use: select and read use one; PromQL as
+    /// given (0: all cores).
+    threads: usize,
+    /// The stored samples the query reads (selector and range), counted
+    /// once before timing, so that every kind reports samples/s of data.
+    reads: (String, TimeRange),
+    range_label: String,
+}
+
+impl QuerySpec {
+    fn kind_name(&self) -> &'static str {
+        match self.kind {
+            QueryKind::Select { .. } => "select",
+            QueryKind::Read { .. } => "read",
+            QueryKind::Range { .. } => "promql range",
+            QueryKind::Instant { .. } => "promql instant",
+        }
+    }
+
+    fn text(&self) -> &str {
+        match &self.kind {
+            QueryKind::Select { selector, .. } | QueryKind::Read { selector, .. } => selector,
+            QueryKind::Range { expr, .. } | QueryKind::Instant { expr, .. } => expr,
+        }
+    }
+
+    fn step_ms(&self) -> Option<i64> {
+        match self.kind {
+            QueryKind::Range { step_ms, .. } => Some(step_ms),
+            _ => None,
+        }
+    }
+
+    /// Threads actually used: all cores for PromQL with 0.
+    fn threads_used(&self) -> usize {
+        match (&self.kind, self.threads) {
+            (QueryKind::Range { .. } | QueryKind::Instant { .. }, 0) => cores(),
+            (_, threads) => threads.max(1),
+        }
+    }
+}
 
 struct QueryResult {
-    name: &'static str,
-    selector: String,
+    name: String,
+    kind: &'static str,
+    text: String,
     range_label: String,
+    step_ms: Option<i64>,
+    threads: usize,
+    /// Series in the answer.
     series: usize,
+    /// Stored samples the query reads.
     samples: u64,
     median_seconds: f64,
     best_seconds: f64,
+    /// select/read: the sum of every value read; PromQL: the last value
+    /// of a one-series answer, else the number of points answered.
     result: f64,
     result_label: &'static str,
-    /// Newest timestamp returned.
-    max_ts: Option<i64>,
 }
 
-fn count_series(selected: &[SeriesSamples]) -> f64 {
-    selected.len() as f64
-}
-
-/// Sum of the counters' increases per second of the selected span.
-fn requests_per_second(selected: &[SeriesSamples]) -> f64 {
-    selected
-        .iter()
-        .map(|series| kpi::increase(&series.samples))
-        .sum::<f64>()
-        / span_seconds(selected)
-}
-
-fn span_seconds(selected: &[SeriesSamples]) -> f64 {
-    let min = selected
-        .iter()
-        .filter_map(|s| s.samples.first())
-        .map(|s| s.timestamp_ms)
-        .min();
-    let max = selected
-        .iter()
-        .filter_map(|s| s.samples.last())
-        .map(|s| s.timestamp_ms)
-        .max();
-    match (min, max) {
-        (Some(min), Some(max)) if max > min => (max - min) as f64 / 1000.0,
-        _ => f64::NAN,
-    }
-}
-
-fn all_values(selected: &[SeriesSamples]) -> impl Iterator<Item = f64> + '_ {
-    selected
-        .iter()
-        .flat_map(|s| s.samples.iter().map(|x| x.value))
-}
-
-fn mean(selected: &[SeriesSamples]) -> f64 {
-    let (sum, n) = all_values(selected).fold((0.0, 0u64), |(s, n), v| (s + v, n + 1));
-    sum / n.max(1) as f64
-}
-
-fn query(
-    name: &'static str,
-    selector: impl Into<String>,
-    range: (TimeRange, String),
+/// What one run of a query returned: series, and the figure reported.
+struct Answer {
+    series: usize,
+    result: f64,
     result_label: &'static str,
-    reduce: impl Fn(&[SeriesSamples]) -> f64 + 'static,
-) -> QuerySpec {
-    QuerySpec {
-        name,
-        selector: selector.into(),
-        range: range.0,
-        range_label: range.1,
-        result_label,
-        reduce: Box::new(reduce),
-    }
 }
 
-/// The queries after the full scan, for data spanning `[min, max]`.
-fn workload_queries(kind: Option<WorkloadKind>, db: &Db, max: i64) -> Vec<QuerySpec> {
-    let all = || (TimeRange::ALL, "all".to_owned());
-    let last = |ms: i64| {
-        (
-            TimeRange::new(max - ms + 1, max),
-            format!("last {}", format_duration_ms(ms)),
-        )
+/// What one streaming pass over a selector found.
+struct Scan {
+    series: usize,
+    samples: u64,
+    /// Of every value read.
+    sum: f64,
+    /// The oldest and newest timestamps read (0, 0 when nothing was).
+    min_ms: i64,
+    max_ms: i64,
+}
+
+/// Selects `selector` over `range` and reads every series once, on this
+/// thread, into one reused column buffer.
+fn stream(db: &Db, selector: &str, range: TimeRange) -> Outcome<Scan> {
+    let matchers = parse_selector(selector).map_err(Error::from)?;
+    let set = db.select_series(&matchers, range)?;
+    let mut columns = SeriesColumns::default();
+    let (mut samples, mut sum, mut bounds) = (0u64, 0.0, None::<(i64, i64)>);
+    for i in 0..set.len() {
+        set.read(i, &mut columns)?;
+        samples += columns.len() as u64;
+        sum += columns.values.iter().sum::<f64>();
+        if let (Some(&first), Some(&last)) =
+            (columns.timestamps_ms.first(), columns.timestamps_ms.last())
+        {
+            bounds = Some(bounds.map_or((first, last), |(lo, hi)| (lo.min(first), hi.max(last))));
+        }
+    }
+    let (min_ms, max_ms) = bounds.unwrap_or((0, 0));
+    Ok(Scan {
+        series: set.len(),
+        samples,
+        sum,
+        min_ms,
+        max_ms,
+    })
+}
+
+const ALL_SERIES: &str = r#"{__name__=~".+"}"#;
+
+fn run_once(db: &Db, spec: &QuerySpec) -> Outcome<Answer> {
+    let promql = |value: QueryValue| -> Answer {
+        let series = match &value {
+            QueryValue::Vector(s) | QueryValue::Matrix(s) => s.as_slice(),
+            QueryValue::Scalar(_) | QueryValue::String { .. } => &[],
+        };
+        match (&value, series) {
+            (QueryValue::Scalar(sample), _) => Answer {
+                series: 1,
+                result: sample.value,
+                result_label: "value",
+            },
+            (_, [one]) => Answer {
+                series: 1,
+                result: one.samples.last().map_or(f64::NAN, |s| s.value),
+                result_label: "last value",
+            },
+            _ => Answer {
+                series: series.len(),
+                result: series.iter().map(|s| s.samples.len()).sum::<usize>() as f64,
+                result_label: "points",
+            },
+        }
     };
-    match kind {
-        Some(WorkloadKind::Devops) => vec![
-            query("one metric", "cpu_usage_user", all(), "mean", mean),
-            query(
-                "one host, one metric, 12h",
-                r#"cpu_usage_user{hostname="host_0"}"#,
-                last(12 * 3_600_000),
-                "max",
-                |s| all_values(s).fold(f64::NAN, f64::max),
-            ),
-            query(
-                "one host, all metrics, 1h",
-                r#"{hostname="host_0"}"#,
-                last(3_600_000),
-                "max",
-                |s| all_values(s).fold(f64::NAN, f64::max),
-            ),
-            query(
-                "high cpu (> 90)",
-                "cpu_usage_user",
-                all(),
-                "samples > 90",
-                |s| all_values(s).filter(|&v| v > 90.0).count() as f64,
-            ),
-            query(
-                "lastpoint",
-                r#"{__name__=~"cpu_.+"}"#,
-                last(60_000),
-                "series",
-                count_series,
-            ),
-        ],
-        Some(WorkloadKind::Telemetry) => vec![
-            query(
-                "requests/s (one metric)",
-                "gateway_requests_total",
-                all(),
-                "requests/s",
-                requests_per_second,
-            ),
-            query(
-                "error ratio",
-                "gateway_requests_total",
-                all(),
-                "% errors",
-                |s| {
-                    let total: f64 = s.iter().map(|series| kpi::increase(&series.samples)).sum();
-                    let errors: f64 = s
-                        .iter()
-                        .filter(|x| x.key.get("code") == Some("500"))
-                        .map(|series| kpi::increase(&series.samples))
-                        .sum();
-                    100.0 * errors / total.max(1.0)
-                },
-            ),
-            query(
-                "latency p99 (histogram)",
-                "gateway_request_duration_seconds_bucket",
-                all(),
-                "ms",
-                |s| kpi::latency_quantile_ms(0.99, s),
-            ),
-            query(
-                "spawn queue depth max",
-                "spawn_queue_depth",
-                all(),
-                "max",
-                |s| all_values(s).fold(f64::NAN, f64::max),
-            ),
-            query(
-                "heartbeat availability",
-                "heartbeat_up",
-                all(),
-                "% up",
-                |s| 100.0 * mean(s),
-            ),
-            query(
-                "requests/s, last 5 min",
-                "gateway_requests_total",
-                last(300_000),
-                "requests/s",
-                requests_per_second,
-            ),
-        ],
-        Some(WorkloadKind::Churn) => vec![
-            query(
-                "one pod",
-                format!(r#"{CHURN_METRIC}{{pod="0"}}"#),
-                all(),
-                "cpu seconds",
-                |s| s.iter().map(|series| kpi::increase(&series.samples)).sum(),
-            ),
-            query(
-                "one namespace",
-                r#"{namespace="web"}"#,
-                all(),
-                "cpu seconds",
-                |s| s.iter().map(|series| kpi::increase(&series.samples)).sum(),
-            ),
-            query(
-                "active series, last 10 min",
-                CHURN_METRIC,
-                last(600_000),
-                "series",
-                count_series,
-            ),
-        ],
-        None => {
-            // Unknown data: every series of the first metric.
-            match db.label_values("__name__").into_iter().next() {
-                Some(metric) => vec![query("one metric", metric, all(), "series", count_series)],
-                None => Vec::new(),
+    let options = QueryOptions {
+        threads: spec.threads,
+        ..QueryOptions::default()
+    };
+    let failed = |e: QueryError| match e {
+        QueryError::Storage(error) => Failure::Engine(error),
+        other => Failure::Query(format!("{}: {other}", spec.text())),
+    };
+    let parse = |expr: &str| parse_expr(expr).map_err(|e| Failure::Query(format!("{expr}: {e}")));
+    Ok(match &spec.kind {
+        QueryKind::Select { selector, range } => {
+            let matchers = parse_selector(selector).map_err(Error::from)?;
+            let selected = db.select(&matchers, *range)?;
+            Answer {
+                series: selected.len(),
+                result: selected
+                    .iter()
+                    .flat_map(|s| s.samples.iter().map(|x| x.value))
+                    .sum(),
+                result_label: "sum",
             }
         }
+        QueryKind::Read { selector, range } => {
+            let scan = stream(db, selector, *range)?;
+            Answer {
+                series: scan.series,
+                result: scan.sum,
+                result_label: "sum",
+            }
+        }
+        QueryKind::Range {
+            expr,
+            start_ms,
+            end_ms,
+            step_ms,
+        } => promql(
+            range_query(db, &parse(expr)?, *start_ms, *end_ms, *step_ms, &options)
+                .map_err(failed)?,
+        ),
+        QueryKind::Instant { expr, time_ms } => {
+            promql(instant_query(db, &parse(expr)?, *time_ms, &options).map_err(failed)?)
+        }
+    })
+}
+
+fn time_query(db: &Db, spec: &QuerySpec, repeat: usize) -> Outcome<QueryResult> {
+    let samples = stream(db, &spec.reads.0, spec.reads.1)?.samples;
+    let mut times = Vec::with_capacity(repeat);
+    let mut answer = None;
+    for _ in 0..repeat {
+        let started = Instant::now();
+        let this = run_once(db, spec)?;
+        times.push(started.elapsed().as_secs_f64());
+        answer = Some(this);
+    }
+    times.sort_by(f64::total_cmp);
+    let answer = answer.unwrap_or(Answer {
+        series: 0,
+        result: f64::NAN,
+        result_label: "",
+    });
+    Ok(QueryResult {
+        name: spec.name.clone(),
+        kind: spec.kind_name(),
+        text: spec.text().to_owned(),
+        range_label: spec.range_label.clone(),
+        step_ms: spec.step_ms(),
+        threads: spec.threads_used(),
+        series: answer.series,
+        samples,
+        median_seconds: times[times.len() / 2],
+        best_seconds: times[0],
+        result: answer.result,
+        result_label: answer.result_label,
+    })
+}
+
+/// The full scan three ways: today's `select`, the streaming read and a
+/// PromQL `sum_over_time` of everything, on one thread (samples/s per
+/// core) and on every core.
+///
+/// Applied to every series at once, `sum_over_time` drops the metric
+/// names, and series that differ only by name (devops: ten metrics per
+/// host) would collide, which Prometheus (and strata) refuse. So the
+/// PromQL form sums per metric and adds the sums:
+/// `sum(sum_over_time(m1[R])) + sum(sum_over_time(m2[R])) + …`, R the
+/// data's span, evaluated at its newest sample: one query reading every
+/// sample once.
+fn full_scan_queries(db: &Db, data: &Scan) -> Vec<QuerySpec> {
+    let all = (ALL_SERIES.to_owned(), TimeRange::ALL);
+    let span_ms = (data.max_ms - data.min_ms).max(1);
+    let expr = db
+        .label_values("__name__")
+        .iter()
+        .map(|metric| {
+            format!(
+                "sum(sum_over_time({metric}[{}]))",
+                format_duration_ms(span_ms)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let scan = |name: &str, kind: QueryKind, threads: usize| QuerySpec {
+        name: name.to_owned(),
+        kind,
+        threads,
+        reads: all.clone(),
+        range_label: "all".to_owned(),
+    };
+    let promql = || QueryKind::Instant {
+        expr: expr.clone(),
+        time_ms: data.max_ms,
+    };
+    vec![
+        scan(
+            "full scan, select",
+            QueryKind::Select {
+                selector: ALL_SERIES.to_owned(),
+                range: TimeRange::ALL,
+            },
+            1,
+        ),
+        scan(
+            "full scan, read",
+            QueryKind::Read {
+                selector: ALL_SERIES.to_owned(),
+                range: TimeRange::ALL,
+            },
+            1,
+        ),
+        scan("full scan, sum_over_time, 1 core", promql(), 1),
+        scan("full scan, sum_over_time", promql(), 0),
+    ]
+}
+
+/// The workload's queries after the full scans, over the data's time span.
+fn workload_queries(kind: Option<WorkloadKind>, db: &Db, data: &Scan) -> Vec<QuerySpec> {
+    let (start_ms, end_ms) = (data.min_ms, data.max_ms);
+    let span_label = "all".to_owned();
+    // A range query over the whole span; `reads` is what its selector
+    // covers, `window_ms` back from the first step included.
+    let range = |name: &str, expr: &str, step_ms: i64, reads: &str, window_ms: i64| QuerySpec {
+        name: name.to_owned(),
+        kind: QueryKind::Range {
+            expr: expr.to_owned(),
+            start_ms,
+            end_ms,
+            step_ms,
+        },
+        threads: 0,
+        reads: (
+            reads.to_owned(),
+            TimeRange::new(start_ms.saturating_sub(window_ms), end_ms),
+        ),
+        range_label: span_label.clone(),
+    };
+    // An instant query at the newest sample reading `window_ms` back.
+    let instant = |name: &str, expr: &str, reads: &str, window_ms: i64| QuerySpec {
+        name: name.to_owned(),
+        kind: QueryKind::Instant {
+            expr: expr.to_owned(),
+            time_ms: end_ms,
+        },
+        threads: 0,
+        reads: (
+            reads.to_owned(),
+            TimeRange::new(end_ms.saturating_sub(window_ms), end_ms),
+        ),
+        range_label: format!("last {}", format_duration_ms(window_ms)),
+    };
+    // One selector three ways: select, read and PromQL's raw samples.
+    let raw = |name: &str, selector: &str| {
+        let all = (selector.to_owned(), TimeRange::ALL);
+        let spec = |suffix: &str, kind: QueryKind, range_label: String| QuerySpec {
+            name: format!("{name}, {suffix}"),
+            kind,
+            threads: 1,
+            reads: all.clone(),
+            range_label,
+        };
+        let window_ms = end_ms - start_ms;
+        vec![
+            spec(
+                "select",
+                QueryKind::Select {
+                    selector: selector.to_owned(),
+                    range: TimeRange::ALL,
+                },
+                "all".to_owned(),
+            ),
+            spec(
+                "read",
+                QueryKind::Read {
+                    selector: selector.to_owned(),
+                    range: TimeRange::ALL,
+                },
+                "all".to_owned(),
+            ),
+            spec(
+                "promql",
+                QueryKind::Instant {
+                    expr: format!("{selector}[{}]", format_duration_ms(window_ms.max(1))),
+                    time_ms: end_ms,
+                },
+                span_label.clone(),
+            ),
+        ]
+    };
+    const MINUTE: i64 = 60_000;
+    const HOUR: i64 = 60 * MINUTE;
+    match kind {
+        Some(WorkloadKind::Devops) => {
+            let mut specs = vec![
+                range(
+                    "avg of avg_over_time 1m",
+                    "avg(avg_over_time(cpu_usage_guest[1m]))",
+                    MINUTE,
+                    "cpu_usage_guest",
+                    MINUTE,
+                ),
+                range(
+                    "max by host of max_over_time 1h",
+                    "max by (hostname) (max_over_time(cpu_usage_guest[1h]))",
+                    HOUR,
+                    "cpu_usage_guest",
+                    HOUR,
+                ),
+                range(
+                    "rate by host",
+                    "sum by (hostname) (rate(cpu_usage_user[5m]))",
+                    MINUTE,
+                    "cpu_usage_user",
+                    5 * MINUTE,
+                ),
+            ];
+            specs.extend(raw("one series", r#"cpu_usage_user{hostname="host_0"}"#));
+            specs.extend(raw("one metric", "cpu_usage_guest"));
+            specs
+        }
+        Some(WorkloadKind::Telemetry) => {
+            let mut specs: Vec<QuerySpec> = kpi::DEMO_KPIS
+                .iter()
+                .map(|rule| instant(rule.name, rule.expr, "{__name__=~\".+\"}", HOUR))
+                .collect();
+            specs.push(range(
+                "requests/s by route",
+                "sum by (route) (rate(gateway_requests_total[5m]))",
+                MINUTE,
+                "gateway_requests_total",
+                5 * MINUTE,
+            ));
+            specs.extend(raw("one metric", "gateway_requests_total"));
+            specs
+        }
+        Some(WorkloadKind::Churn) => {
+            let mut specs = vec![
+                range(
+                    "cpu/s by namespace",
+                    &format!("sum by (namespace) (rate({CHURN_METRIC}[5m]))"),
+                    MINUTE,
+                    CHURN_METRIC,
+                    5 * MINUTE,
+                ),
+                instant(
+                    "active series, last 10 min",
+                    &format!("count(last_over_time({CHURN_METRIC}[10m]))"),
+                    CHURN_METRIC,
+                    10 * MINUTE,
+                ),
+            ];
+            specs.extend(raw("one pod", &format!(r#"{CHURN_METRIC}{{pod="0"}}"#)));
+            specs
+        }
+        None => match db.label_values("__name__").into_iter().next() {
+            Some(metric) => raw("one metric", &metric),
+            None => Vec::new(),
+        },
     }
 }
 
@@ -1413,39 +1656,6 @@ fn recognize(db: &Db) -> Option<WorkloadKind> {
     } else {
         None
     }
-}
-
-fn time_query(db: &Db, spec: &QuerySpec, repeat: usize) -> Outcome<QueryResult> {
-    let matchers = parse_selector(&spec.selector).map_err(Error::from)?;
-    let mut times = Vec::with_capacity(repeat);
-    let mut last = None;
-    for _ in 0..repeat {
-        let started = Instant::now();
-        let selected = db.select(&matchers, spec.range)?;
-        let result = (spec.reduce)(&selected);
-        times.push(started.elapsed().as_secs_f64());
-        let samples: u64 = selected.iter().map(|s| s.samples.len() as u64).sum();
-        let max_ts = selected
-            .iter()
-            .filter_map(|s| s.samples.last())
-            .map(|s| s.timestamp_ms)
-            .max();
-        last = Some((selected.len(), samples, result, max_ts));
-    }
-    times.sort_by(f64::total_cmp);
-    let (series, samples, result, max_ts) = last.unwrap_or((0, 0, f64::NAN, None));
-    Ok(QueryResult {
-        name: spec.name,
-        selector: spec.selector.clone(),
-        range_label: spec.range_label.clone(),
-        series,
-        samples,
-        median_seconds: times[times.len() / 2],
-        best_seconds: times[0],
-        result,
-        result_label: spec.result_label,
-        max_ts,
-    })
 }
 
 fn run_query(args: &QueryArgs) -> Outcome<ExitCode> {
@@ -1477,26 +1687,20 @@ fn run_query(args: &QueryArgs) -> Outcome<ExitCode> {
         (None, None) => recognize(&db),
     };
 
-    let full = query(
-        "full scan",
-        r#"{__name__=~".+"}"#,
-        (TimeRange::ALL, "all".to_owned()),
-        "series",
-        count_series,
-    );
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new_spinner()
     } else {
         ProgressBar::hidden()
     };
     bar.enable_steady_tick(Duration::from_millis(100));
-    bar.set_message(full.name);
-    let mut results = vec![time_query(&db, &full, args.repeat)?];
-    // The newest timestamp, for the "last ..." windows.
-    let max = results[0].max_ts.unwrap_or(0);
-    for spec in workload_queries(kind, &db, max) {
-        bar.set_message(spec.name);
-        results.push(time_query(&db, &spec, args.repeat)?);
+    bar.set_message("counting");
+    let data = stream(&db, ALL_SERIES, TimeRange::ALL)?;
+    let mut specs = full_scan_queries(&db, &data);
+    specs.extend(workload_queries(kind, &db, &data));
+    let mut results = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        bar.set_message(spec.name.clone());
+        results.push(time_query(&db, spec, args.repeat)?);
     }
     bar.finish_and_clear();
 
@@ -1519,20 +1723,29 @@ fn run_query(args: &QueryArgs) -> Outcome<ExitCode> {
                 .null("write_samples_per_second"),
         };
         json.num("open_read_only_seconds", open_seconds)
+            .int("series", data.series as u64)
+            .int("samples", data.samples)
             .int("repeat", args.repeat as u64)
             .int("cores", cores() as u64);
         let queries = results
             .iter()
             .map(|q| {
                 let mut o = Json::default();
-                o.str("name", q.name)
-                    .str("selector", &q.selector)
+                o.str("name", &q.name)
+                    .str("kind", q.kind)
+                    .str("query", &q.text)
                     .str("range", &q.range_label)
+                    .opt_int("step_ms", q.step_ms.map(|s| s as u64))
+                    .int("threads", q.threads as u64)
                     .int("series", q.series as u64)
                     .int("samples", q.samples)
                     .num("seconds", q.median_seconds)
                     .num("best_seconds", q.best_seconds)
                     .num("samples_per_second", q.samples as f64 / q.median_seconds)
+                    .num(
+                        "samples_per_second_per_core",
+                        q.samples as f64 / q.median_seconds / q.threads as f64,
+                    )
                     .num("result", q.result)
                     .str("result_unit", q.result_label);
                 o
@@ -1558,34 +1771,46 @@ fn run_query(args: &QueryArgs) -> Outcome<ExitCode> {
         )?,
     }
     outln!(
-        "  opened read-only in {:.3} s; each query {} times, median time ({} cores)",
+        "  opened read-only in {:.3} s: {} series, {} samples; each query {} times, median time ({} cores)",
         open_seconds,
+        data.series,
+        data.samples,
         args.repeat,
         cores()
     )?;
     outln!(
-        "  {:<28} {:<44} {:>9} {:>8} {:>11} {:>10} {:>11}  result",
+        "  {:<36} {:<14} {:>9} {:>5} {:>7} {:>7} {:>10} {:>10} {:>11} {:>11}  result",
         "query",
-        "selector",
+        "kind",
         "range",
+        "step",
+        "threads",
         "series",
         "samples",
-        "time",
-        "M samples/s"
+        "ms",
+        "M samples/s",
+        "M/s/core",
     )?;
     for q in &results {
         outln!(
-            "  {:<28} {:<44} {:>9} {:>8} {:>11} {:>10} {:>11.2}  {} {}",
+            "  {:<36} {:<14} {:>9} {:>5} {:>7} {:>7} {:>10} {:>10.3} {:>11.2} {:>11.2}  {} {}",
             q.name,
-            q.selector,
+            q.kind,
             q.range_label,
+            q.step_ms.map_or("-".to_owned(), format_duration_ms),
+            q.threads,
             q.series,
             q.samples,
-            format_ns((q.median_seconds * 1e9) as u64),
+            q.median_seconds * 1e3,
             q.samples as f64 / q.median_seconds / 1e6,
+            q.samples as f64 / q.median_seconds / 1e6 / q.threads as f64,
             format_figure(q.result),
             q.result_label
         )?;
+    }
+    outln!("  queries:")?;
+    for q in &results {
+        outln!("    {:<36} {}", q.name, q.text)?;
     }
     Ok(ExitCode::SUCCESS)
 }

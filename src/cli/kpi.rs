@@ -8,12 +8,9 @@
 //! breach. A value exactly at the threshold is OK; NaN (a ratio of two
 //! zero rates) and an empty result are NO DATA, neither OK nor a breach.
 
-mod legacy;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub use legacy::{increase, latency_quantile_ms};
 use strata::{Error, QueryOptions, QueryValue, Queryable};
 
 use super::render::series_text;

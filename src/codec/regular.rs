@@ -79,7 +79,13 @@ pub fn decode(bytes: &[u8], count: usize, out: &mut Vec<i64>) -> Result<(), Code
         });
     }
     let start = out.len();
-    out.extend((0..count).map(|i| grid(first, step, i)));
+    // A running sum: the same values as `grid`, cheaper than a multiply.
+    let mut next_grid = first;
+    out.extend((0..count).map(|_| {
+        let timestamp = next_grid;
+        next_grid = next_grid.wrapping_add(step);
+        timestamp
+    }));
     let slots = &mut out[start..];
     // A grid with a positive step that does not wrap is increasing by
     // construction; only exceptions (or any other grid) need the check.

@@ -105,7 +105,7 @@ const STEP_BYTES: usize = 16;
 /// The stream is read by bit position: each step loads the 64 bits at the
 /// position (an unaligned big-endian word and one more byte), so a value
 /// costs two loads and no refill bookkeeping. While at least
-/// [`STEP_BYTES`] bytes remain the steps read `bytes` directly; the last
+/// `STEP_BYTES` (16) bytes remain the steps read `bytes` directly; the last
 /// few bytes are copied into a zero-padded buffer and decoded by the same
 /// steps, so no step reads out of bounds and a truncated stream is caught
 /// by the final length check (or by running out of padding).
@@ -130,9 +130,11 @@ struct State {
     pos: usize,
     /// Bits of the previous value.
     bits: u64,
-    /// The current window: its width in bits and the zeros below it.
+    /// The current window: zeros above it, its width, and a mask of its
+    /// bits in place (a value's XOR is the window's bits, nothing else).
+    leading: u32,
     width: u32,
-    trailing: u32,
+    mask: u64,
     /// Values decoded so far.
     index: usize,
 }
@@ -146,8 +148,9 @@ fn decode_into(bytes: &[u8], slots: &mut [f64]) -> Result<(), CodecError> {
     let mut state = State {
         pos: 64,
         bits: first,
+        leading: 0,
         width: 64,
-        trailing: 0,
+        mask: u64::MAX,
         index: 1,
     };
     steps(bytes, &mut state, slots)?;
@@ -190,55 +193,61 @@ fn peek64(data: &[u8], pos: usize) -> u64 {
     peek57(data, pos) | (next >> (8 - pos % 8))
 }
 
-/// Decodes values while a whole step fits in `data`.
-#[inline(always)]
+/// Decodes values while a whole step fits in `data`. Not inlined: on its
+/// own the loop keeps its whole state in registers.
+#[inline(never)]
 fn steps(data: &[u8], state: &mut State, slots: &mut [f64]) -> Result<(), CodecError> {
     let State {
         mut pos,
         mut bits,
+        mut leading,
         mut width,
-        mut trailing,
+        mut mask,
         mut index,
     } = *state;
     let count = slots.len();
     let end = data.len().saturating_sub(STEP_BYTES) * 8;
     while index < count && pos < end {
         let word = peek57(data, pos);
-        if word >> 63 == 0 {
-            // A run of `0` codes: the value repeats.
-            let run = (word.leading_zeros().min(57) as usize).min(count - index);
-            slots[index..index + run].fill(f64::from_bits(bits));
-            pos += run;
-            index += run;
+        // `aligned`: the stream from the window's first bit on, when
+        // control and window fit the 57 bits of `word`.
+        let (control, aligned) = if word >> 63 == 0 {
+            // `0`: the value repeats.
+            slots[index] = f64::from_bits(bits);
+            pos += 1;
+            index += 1;
             continue;
-        }
-        let control = if word >> 62 == 0b11 {
-            let leading = ((word >> 57) & 31) as u32;
+        } else if word & (1 << 62) == 0 {
+            // `10`: the XOR fits the current window.
+            (2, word << 2)
+        } else {
+            // `11`: a new window.
+            let new_leading = ((word >> 57) & 31) as u32;
             let significant = match ((word >> 51) & 63) as u32 {
                 0 => 64,
                 n => n,
             };
-            if leading + significant > 64 {
+            if new_leading + significant > 64 {
                 return Err(CodecError::BadXorWindow {
                     index,
-                    leading,
+                    leading: new_leading,
                     significant,
                 });
             }
+            leading = new_leading;
             width = significant;
-            trailing = 64 - leading - significant;
-            13
-        } else {
-            2
+            // 1 <= width <= 64 - leading: the shifts stay below 64.
+            mask = (u64::MAX >> (64 - width)) << (64 - leading - width);
+            (13, word << 13)
         };
-        // width >= 1, so the shifts are at most 63; leading + significant
-        // <= 64 keeps `trailing` <= 63.
-        let meaningful = if control + width <= 57 {
-            (word << control) >> (64 - width)
+        let window = if control + width <= 57 {
+            aligned
         } else {
-            peek64(data, pos + control as usize) >> (64 - width)
+            peek64(data, pos + control as usize)
         };
-        bits ^= meaningful << trailing;
+        // The window's bits moved to their place; what follows them in
+        // the stream is masked off.
+        bits ^= (window >> leading) & mask;
         slots[index] = f64::from_bits(bits);
         pos += (control + width) as usize;
         index += 1;
@@ -246,8 +255,9 @@ fn steps(data: &[u8], state: &mut State, slots: &mut [f64]) -> Result<(), CodecE
     *state = State {
         pos,
         bits,
+        leading,
         width,
-        trailing,
+        mask,
         index,
     };
     Ok(())

@@ -386,22 +386,51 @@ impl Db {
     /// Creates or opens the data directory `dir` for writing. Fails with
     /// [`Error::Locked`] if another process has it open for writing.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Db> {
-        Self::open_mode(dir.as_ref(), options, false)
+        Self::open_mode(dir.as_ref(), options, false, &[])
     }
 
     /// Opens `dir` for queries only, alongside a writer or without one. The
     /// view is a snapshot at open time; nothing on disk is changed.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Db> {
+        Self::open_read_only_reusing(dir.as_ref(), &[])
+    }
+
+    /// For a read-only database: catches up with what a live writer has
+    /// committed and appended since this one was opened or last
+    /// refreshed (new segments, new WAL records, a flush that moved data
+    /// from the WAL into segments), without the caller reopening. The view
+    /// is replaced as a whole, so it stays consistent, exactly as a new
+    /// [`Self::open_read_only`] would see the directory.
+    ///
+    /// Cost: that of a read-only open minus the segments already open
+    /// (each is kept when the manifest still lists it with the same pin):
+    /// the manifest is read again, new segments are opened and the WAL
+    /// from the manifest's replay point on is replayed in full. A writer
+    /// flushes complete partitions, so that is the unflushed tail only.
+    ///
+    /// A writable database sees its own writes already: refreshing it
+    /// does nothing. On error the database keeps its previous view.
+    pub fn refresh(&mut self) -> Result<()> {
+        if self.inner.wal.is_some() {
+            return Ok(());
+        }
+        let open = self.inner.version.read().segments.clone();
+        *self = Self::open_read_only_reusing(&self.inner.dir, &open)?;
+        Ok(())
+    }
+
+    /// [`Self::open_read_only`], taking segments from `open` where the
+    /// manifest lists them unchanged.
+    fn open_read_only_reusing(dir: &Path, open: &[Arc<LiveSegment>]) -> Result<Db> {
         // A running writer may commit a flush while we read: it publishes new
         // segments in a new manifest and deletes the WAL files they replace.
         // A view taken across that commit could miss data, so the manifest
         // must be the same after the open as before it; otherwise (or if a
         // file vanished under us) start over.
-        let dir = dir.as_ref();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match Self::open_mode(dir, Options::default(), true) {
+            match Self::open_mode(dir, Options::default(), true, open) {
                 Ok(db) => {
                     let unchanged =
                         Manifest::load(dir)?.unwrap_or_default() == *db.inner.manifest.lock();
@@ -425,7 +454,12 @@ impl Db {
         }
     }
 
-    fn open_mode(dir: &Path, options: Options, read_only: bool) -> Result<Db> {
+    fn open_mode(
+        dir: &Path,
+        options: Options,
+        read_only: bool,
+        open: &[Arc<LiveSegment>],
+    ) -> Result<Db> {
         options.validate()?;
         let wal_dir = dir.join(WAL_DIR);
         let lock = dir::prepare(dir, read_only)?;
@@ -434,7 +468,7 @@ impl Db {
             read_only,
             ..RecoveryReport::default()
         };
-        let segments = open_segments(dir, &mut manifest, read_only)?;
+        let segments = open_segments(dir, &mut manifest, read_only, open)?;
 
         let head = Head::new(options.partition_duration_ms);
         let recovered = recover_wal(&head, dir, &wal_dir, &manifest, read_only, &mut recovery)?;
@@ -983,16 +1017,26 @@ impl Inner {
 
 /// Opens every segment the manifest lists and checks it against its pin.
 /// A version-1 manifest has no pins: a writer computes them and stores the
-/// manifest again (as the current version).
+/// manifest again (as the current version). A segment in `open` listed
+/// with the same metadata and a pin is the same immutable file: it is
+/// taken as it is.
 fn open_segments(
     dir: &Path,
     manifest: &mut Manifest,
     read_only: bool,
+    open: &[Arc<LiveSegment>],
 ) -> Result<Vec<Arc<LiveSegment>>> {
     let segment_dir = dir.join(SEGMENT_DIR);
     let mut segments = Vec::with_capacity(manifest.segments.len());
     let mut pinned_now = false;
     for meta in &mut manifest.segments {
+        if let Some(live) = open
+            .iter()
+            .find(|live| live.meta == *meta && meta.pin.is_some())
+        {
+            segments.push(Arc::clone(live));
+            continue;
+        }
         let path = segment_dir.join(SegmentMeta::file_name(meta.seq));
         if !path.exists() {
             return Err(CorruptionError {

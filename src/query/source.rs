@@ -17,7 +17,7 @@
 //! samples is appended; a run that starts after everything read so far (the
 //! common case: partitions do not overlap) is kept as is, otherwise the
 //! overlapping tail is merged in place, a repeated timestamp keeping the
-//! newer source's sample ([`SeriesColumns::merge_run`]). The cost of that
+//! newer source's sample (`SeriesColumns::merge_run`). The cost of that
 //! merge is the overlap, not the series.
 //!
 //! Invariants:
@@ -201,39 +201,39 @@ impl<'a> SeriesSet<'a> {
         range: TimeRange,
         matchers: &[Matcher],
         segments: Vec<SegmentRef<'a>>,
-        heads: Vec<HeadSeries>,
+        mut heads: Vec<HeadSeries>,
     ) -> SeriesSet<'a> {
         let segments: Vec<SegmentRef<'a>> = segments
             .into_iter()
             .filter(|s| range.overlaps(s.footer().min_time_ms, s.footer().max_time_ms))
             .collect();
-        let mut parts = Vec::new();
-        for (index, segment) in segments.iter().enumerate() {
-            for series_id in segment.select(matchers) {
-                let refs = segment.chunk_refs(series_id);
-                if let (Some(first), Some(last)) = (refs.first(), refs.last()) {
-                    if range.overlaps(first.min_time_ms, last.max_time_ms) {
-                        parts.push(SegmentPart {
-                            segment: index as u32,
-                            series_id,
-                        });
-                    }
-                }
-            }
-        }
-        let (parts, entries) = if heads.is_empty() && segments.len() <= 1 {
-            // One segment's ids are already in key order and unique.
-            let entries = (0..parts.len() as u32)
-                .map(|i| Entry {
-                    parts_start: i,
-                    parts_end: i + 1,
-                    head: NO_HEAD,
-                })
-                .collect();
-            (parts, entries)
-        } else {
-            group_by_key(&segments, parts, &heads)
-        };
+        // Per segment, its matching series with a chunk in the range, in
+        // key order (as segment series ids are).
+        let lists: Vec<Vec<SegmentPart>> = segments
+            .iter()
+            .enumerate()
+            .map(|(index, segment)| {
+                segment
+                    .select(matchers)
+                    .into_iter()
+                    .filter(|&series_id| {
+                        let refs = segment.chunk_refs(series_id);
+                        match (refs.first(), refs.last()) {
+                            (Some(first), Some(last)) => {
+                                range.overlaps(first.min_time_ms, last.max_time_ms)
+                            }
+                            _ => false,
+                        }
+                    })
+                    .map(|series_id| SegmentPart {
+                        segment: index as u32,
+                        series_id,
+                    })
+                    .collect()
+            })
+            .collect();
+        heads.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let (parts, entries) = merge_by_key(&segments, &lists, &heads);
         SeriesSet {
             range,
             segments,
@@ -322,61 +322,68 @@ impl<'a> SeriesSet<'a> {
     }
 }
 
-/// Groups segment parts and head series by key: entries sorted by key,
-/// each entry's parts in segment order (oldest first).
-fn group_by_key(
+/// Merges the key-sorted series lists of the segments (oldest first) and
+/// of the head into entries sorted by key, each entry's parts in segment
+/// order. A k-way merge: each step compares the k list heads with the
+/// smallest key so far, so a key found in every segment costs k - 1
+/// comparisons, and nothing is sorted.
+fn merge_by_key(
     segments: &[SegmentRef<'_>],
-    parts: Vec<SegmentPart>,
+    lists: &[Vec<SegmentPart>],
     heads: &[HeadSeries],
 ) -> (Vec<SegmentPart>, Vec<Entry>) {
-    /// A part (`head == NO_HEAD`) or a head series.
-    struct Candidate<'k> {
-        key: &'k SeriesKey,
-        part: SegmentPart,
-        head: u32,
-    }
-    let mut candidates: Vec<Candidate<'_>> = parts
-        .iter()
-        .map(|&part| Candidate {
-            key: &segments[part.segment as usize].series_keys()[part.series_id as usize],
-            part,
+    let key_at = |list: usize, position: usize| -> Option<&SeriesKey> {
+        match lists.get(list) {
+            Some(parts) => parts.get(position).map(|part| {
+                &segments[part.segment as usize].series_keys()[part.series_id as usize]
+            }),
+            None => heads.get(position).map(|head| &*head.key),
+        }
+    };
+    let mut parts = Vec::with_capacity(lists.iter().map(Vec::len).sum());
+    let mut entries = Vec::new();
+    // One cursor per segment list, then the head's.
+    let mut cursors = vec![0usize; lists.len() + 1];
+    let mut holders: Vec<usize> = Vec::with_capacity(cursors.len());
+    loop {
+        let mut smallest: Option<&SeriesKey> = None;
+        holders.clear();
+        for (list, &position) in cursors.iter().enumerate() {
+            let Some(key) = key_at(list, position) else {
+                continue;
+            };
+            match smallest.map(|s| key.cmp(s)) {
+                Some(std::cmp::Ordering::Greater) => {}
+                Some(std::cmp::Ordering::Equal) => holders.push(list),
+                _ => {
+                    smallest = Some(key);
+                    holders.clear();
+                    holders.push(list);
+                }
+            }
+        }
+        if smallest.is_none() {
+            break;
+        }
+        let mut entry = Entry {
+            parts_start: parts.len() as u32,
+            parts_end: parts.len() as u32,
             head: NO_HEAD,
-        })
-        .chain(heads.iter().enumerate().map(|(i, head)| Candidate {
-            key: &head.key,
-            part: SegmentPart {
-                segment: 0,
-                series_id: 0,
-            },
-            head: i as u32,
-        }))
-        .collect();
-    // Stable: parts keep their segment order within a key.
-    candidates.sort_by(|a, b| a.key.cmp(b.key));
-    let mut grouped = Vec::with_capacity(parts.len());
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut previous: Option<&SeriesKey> = None;
-    for candidate in &candidates {
-        if previous != Some(candidate.key) {
-            let at = grouped.len() as u32;
-            entries.push(Entry {
-                parts_start: at,
-                parts_end: at,
-                head: NO_HEAD,
-            });
-            previous = Some(candidate.key);
-        }
-        let Some(entry) = entries.last_mut() else {
-            continue;
         };
-        if candidate.head == NO_HEAD {
-            grouped.push(candidate.part);
-            entry.parts_end = grouped.len() as u32;
-        } else {
-            entry.head = candidate.head;
+        for &list in &holders {
+            let position = cursors[list];
+            cursors[list] += 1;
+            match lists.get(list) {
+                Some(list_parts) => {
+                    parts.push(list_parts[position]);
+                    entry.parts_end = parts.len() as u32;
+                }
+                None => entry.head = position as u32,
+            }
         }
+        entries.push(entry);
     }
-    (grouped, entries)
+    (parts, entries)
 }
 
 impl Queryable for crate::Db {

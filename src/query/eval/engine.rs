@@ -15,13 +15,16 @@
 //!   samples loaded for the series being processed; it never exceeds
 //!   `QueryOptions::max_samples` by more than one node's output before the
 //!   query fails with [`QueryError::TooManySamples`];
-//! - cancellation and the deadline are checked before each node and
-//!   between series, so a query stops within one series' work of either.
+//! - cancellation and the deadline are checked before each node, between
+//!   series and every million window samples within a series, so a query
+//!   stops soon after either.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use super::value::{drop_metric_name, FormatLabels, Labels, QueryError, StepSeries, Steps, Value};
+use super::value::{
+    drop_metric_name, merge_same_labels, FormatLabels, Labels, QueryError, StepSeries, Steps, Value,
+};
 use super::{aggregate, binary, functions, range, selector, QueryOptions};
 use crate::index::{MatchOp, Matcher};
 use crate::query::ast::{At, Expr, Function};
@@ -82,8 +85,9 @@ pub(super) struct Scratch {
 pub(super) struct Evaluator<'a> {
     source: &'a dyn Queryable,
     pub options: &'a QueryOptions,
-    /// The range query's first and last step (the instant query's time
-    /// for both): what `@ start()` and `@ end()` mean.
+    /// The range query's start and end parameters (the instant query's
+    /// time for both): what `@ start()` and `@ end()` mean. The end need
+    /// not be a step.
     query_start_ms: i64,
     query_end_ms: i64,
     threads: usize,
@@ -300,7 +304,7 @@ impl<'a> Evaluator<'a> {
                         drop_metric_name(&mut s.labels);
                         s.values.iter_mut().for_each(|v| *v = -*v);
                     }
-                    ensure_distinct(&series, Distinct::Overall, "unary minus")?;
+                    ensure_unique_labels(&series, "unary minus")?;
                     Ok(Value::Vector(series))
                 }
                 Value::String(_) => Err(type_error("unary minus", "a string")),
@@ -382,7 +386,9 @@ impl<'a> Evaluator<'a> {
         series
             .iter_mut()
             .for_each(|s| drop_metric_name(&mut s.labels));
-        ensure_distinct(&series, Distinct::PerStep, "timestamp")?;
+        // Per step, as Prometheus' instant functions: series that now share
+        // labels merge unless present at the same step.
+        let series = merge_same_labels(series).map_err(|clash| clash.into_error("timestamp"))?;
         Ok(Value::Vector(series))
     }
 
@@ -438,19 +444,22 @@ pub(super) fn series_slots(series: &[StepSeries]) -> usize {
     series.iter().map(|s| s.values.len()).sum()
 }
 
-/// The labels `absent` and `absent_over_time` give their result: those of
-/// the selector's equality matchers (not the metric name), the first one
-/// of a name winning, as Prometheus 2.42.
+/// The labels `absent` and `absent_over_time` give their result, as
+/// Prometheus 2.42: a label for each name (not the metric name) whose only
+/// matcher is an equality with a non-empty value; a name with any other
+/// matcher, or two, is left out.
 pub(super) fn absent_labels(matchers: &[Matcher]) -> Labels {
-    let mut labels: Labels = Vec::new();
-    for m in matchers {
-        if m.op() != MatchOp::Equal || m.name() == METRIC_NAME_LABEL || m.value().is_empty() {
-            continue;
-        }
-        if let Err(at) = labels.binary_search_by(|l| (*l.name).cmp(m.name())) {
-            labels.insert(at, Label::new(m.name(), m.value()));
-        }
-    }
+    let mut labels: Labels = matchers
+        .iter()
+        .filter(|m| {
+            m.op() == MatchOp::Equal
+                && m.name() != METRIC_NAME_LABEL
+                && !m.value().is_empty()
+                && matchers.iter().filter(|o| o.name() == m.name()).count() == 1
+        })
+        .map(|m| Label::new(m.name(), m.value()))
+        .collect();
+    labels.sort();
     labels
 }
 
@@ -467,52 +476,17 @@ pub(super) fn absent_series(labels: Labels, covered: &[bool]) -> Vec<StepSeries>
     }]
 }
 
-/// Which duplicate label sets are an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Distinct {
-    /// Any two series with the same labels (Prometheus 2.42 checks the
-    /// whole result of range functions and unary minus this way).
-    Overall,
-    /// Two series with the same labels present at the same step (the
-    /// check of instant-vector functions).
-    PerStep,
-}
-
-/// Fails with [`QueryError::DuplicateLabelSet`] when two series share a
-/// label set in the way `rule` forbids.
-pub(super) fn ensure_distinct(
-    series: &[StepSeries],
-    rule: Distinct,
-    context: &str,
-) -> Result<(), QueryError> {
-    let mut order: Vec<usize> = (0..series.len()).collect();
-    order.sort_unstable_by(|&a, &b| series[a].labels.cmp(&series[b].labels));
-    let mut seen: Vec<bool> = Vec::new();
-    for (k, pair) in order.windows(2).enumerate() {
-        let (a, b) = (&series[pair[0]], &series[pair[1]]);
-        if a.labels != b.labels {
-            continue;
-        }
-        let clash = match rule {
-            Distinct::Overall => true,
-            Distinct::PerStep => {
-                // Steps taken by the earlier series of this label set.
-                let starts_group = k == 0 || series[order[k - 1]].labels != a.labels;
-                if starts_group {
-                    seen.clear();
-                    seen.extend_from_slice(&a.present);
-                }
-                let clash = seen.iter().zip(&b.present).any(|(&x, &y)| x && y);
-                seen.iter_mut().zip(&b.present).for_each(|(x, &y)| *x |= y);
-                clash
-            }
-        };
-        if clash {
-            return Err(QueryError::DuplicateLabelSet {
-                context: context.to_owned(),
-                labels: FormatLabels(&a.labels).to_string(),
-            });
-        }
+/// Fails with [`QueryError::DuplicateLabelSet`] when two series have the
+/// same labels, whatever their steps: Prometheus 2.42 checks the whole
+/// result of range functions and unary minus this way.
+pub(super) fn ensure_unique_labels(series: &[StepSeries], context: &str) -> Result<(), QueryError> {
+    let mut order: Vec<&Labels> = series.iter().map(|s| &s.labels).collect();
+    order.sort_unstable();
+    match order.windows(2).find(|pair| pair[0] == pair[1]) {
+        Some(pair) => Err(QueryError::DuplicateLabelSet {
+            context: context.to_owned(),
+            labels: FormatLabels(pair[0]).to_string(),
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }

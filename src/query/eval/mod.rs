@@ -147,7 +147,13 @@ pub fn range_query(
             "the end ({end_ms} ms) is before the start ({start_ms} ms)"
         )));
     }
-    let intervals = (end_ms as i128 - start_ms as i128) / step_ms as i128;
+    let span = end_ms as i128 - start_ms as i128;
+    if span > i64::MAX as i128 {
+        return Err(QueryError::BadRange(format!(
+            "the range from {start_ms} ms to {end_ms} ms is too wide"
+        )));
+    }
+    let intervals = span / step_ms as i128;
     if intervals > options.max_steps as i128 {
         return Err(QueryError::TooManySteps {
             count: u64::try_from(intervals + 1).unwrap_or(u64::MAX),
@@ -166,7 +172,8 @@ pub fn range_query(
             expr.value_type()
         )));
     }
-    let ev = Evaluator::new(source, options, start_ms, steps.end_ms());
+    // `@ end()` is the requested end, even off the step grid (as Prometheus).
+    let ev = Evaluator::new(source, options, start_ms, end_ms);
     let series = match ev.eval(expr, &steps)? {
         Value::Scalar(values) => vec![value::StepSeries {
             labels: Labels::new(),

@@ -38,8 +38,10 @@ pub(super) fn eval(
     let set = ev.select(&sel.matchers, range)?;
     ev.map_series(set.len(), |index, scratch| {
         set.read(index, &mut scratch.columns)?;
-        let loaded = scratch.columns.len();
-        ev.charge(loaded)?;
+        // The loaded samples and the result's slots, charged before the
+        // slots are allocated.
+        let held = scratch.columns.len() + ends.count;
+        ev.charge(held)?;
         let cols = &scratch.columns;
         let (ts, vs) = (&cols.timestamps_ms, &cols.values);
         let mut out = StepSeries::empty(Vec::new(), ends.count);
@@ -64,11 +66,11 @@ pub(super) fn eval(
             out.present[step] = true;
             any = true;
         }
-        ev.release(loaded);
         if !any {
+            ev.release(held);
             return Ok(None);
         }
-        ev.charge(ends.count)?;
+        ev.release(held - ends.count);
         out.labels = set.key(index).labels().to_vec();
         Ok(Some(out))
     })

@@ -86,12 +86,14 @@ fn inner_steps(from_ms: i64, to_ms: i64, step_ms: i64) -> Result<Option<Steps>, 
     if start_ms > to_ms {
         return Ok(None);
     }
-    let span = (to_ms as i128 - start_ms as i128) / step_ms as i128;
-    let count = usize::try_from(span + 1).map_err(|_| {
+    // Steps::time computes `index * step` in an i64: the span must fit.
+    let too_wide = || {
         QueryError::BadRange(format!(
-            "the subquery step of {step_ms} ms gives too many points"
+            "a subquery spans {from_ms} ms to {to_ms} ms, too wide"
         ))
-    })?;
+    };
+    let span = i64::try_from(to_ms as i128 - start_ms as i128).map_err(|_| too_wide())?;
+    let count = usize::try_from(span / step_ms + 1).map_err(|_| too_wide())?;
     Ok(Some(Steps {
         start_ms,
         step_ms,

@@ -143,6 +143,12 @@ fn offset_and_at_move_the_read_time() {
         points(&db, "g @ start()", 30 * S, 90 * S, 60 * S),
         vec![(30 * S, 30.0), (90 * S, 30.0)]
     );
+    // end() is the requested end even when no step falls on it: steps 0
+    // and 60 s, end 100 s.
+    assert_eq!(
+        points(&db, "g @ end()", 0, 100 * S, 60 * S),
+        vec![(0, 100.0), (60 * S, 100.0)]
+    );
     // Range selectors too: the window [40 s, 100 s] whatever the step.
     assert_eq!(
         points(&db, "count_over_time(g[1m] @ 100)", 0, 600 * S, 300 * S),
@@ -268,6 +274,26 @@ fn last_over_time_keeps_the_name_and_others_refuse_duplicates() {
 }
 
 #[test]
+fn same_labels_merge_per_step_for_timestamp_but_not_for_range_functions() {
+    let (_d, db) = db_with(&[
+        ("a{x=\"1\"}", vec![(0, 1.0)]),
+        ("b{x=\"1\"}", vec![(400 * S, 2.0)]),
+    ]);
+    // `a` is seen at 0 and 200 s, `b` at 400 and 600 s: without their
+    // names they never meet at a step, so timestamp() merges them into
+    // one series, as Prometheus' per-step evaluation does.
+    assert_eq!(
+        points(&db, "timestamp({x=\"1\"})", 0, 600 * S, 200 * S),
+        vec![(0, 0.0), (200 * S, 0.0), (400 * S, 400.0), (600 * S, 400.0)]
+    );
+    // Range functions check the whole result (2.42): an error even so.
+    assert!(matches!(
+        range(&db, "count_over_time({x=\"1\"}[1m])", 0, 600 * S, 200 * S),
+        Err(QueryError::DuplicateLabelSet { .. })
+    ));
+}
+
+#[test]
 fn subqueries_run_on_absolute_multiples_of_their_step() {
     let (_d, db) = gauge();
     // At 150 s, [30 s, 150 s] holds the multiples of 1 m 60 s and 120 s,
@@ -304,6 +330,31 @@ fn subqueries_run_on_absolute_multiples_of_their_step() {
     );
     // At 0, [-60 s, 0] → -60, -30, 0 s: only 0 has a value.
     assert_eq!(one(&db, "count_over_time(g[1m:30s])", 0), Some(1.0));
+    // `@` pins the subquery: [40 s, 100 s] → 60 and 90 s at every step.
+    assert_eq!(
+        points(&db, "sum_over_time(g[1m:30s] @ 100)", 0, 600 * S, 300 * S),
+        vec![(0, 150.0), (300 * S, 150.0), (600 * S, 150.0)]
+    );
+    match instant(&db, "g[1m:30s] @ 100", 500 * S).unwrap() {
+        QueryValue::Matrix(m) => assert_eq!(
+            m[0].samples,
+            vec![Sample::new(60 * S, 60.0), Sample::new(90 * S, 90.0)]
+        ),
+        other => panic!("{other:?}"),
+    }
+    // The default step comes from the options: [90 s, 150 s] holds one
+    // multiple of 60 s (120) but three of 30 s.
+    let every_30s = QueryOptions {
+        subquery_step_ms: 30 * S,
+        ..QueryOptions::default()
+    };
+    let expr = parse_expr("count_over_time(g[1m:])").unwrap();
+    let count = |opts: &QueryOptions| match instant_query(&db, &expr, 150 * S, opts).unwrap() {
+        QueryValue::Vector(v) => v[0].samples[0].value,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(count(&QueryOptions::default()), 1.0);
+    assert_eq!(count(&every_30s), 3.0);
     // Nested: the max of 20 s rates sampled each 10 s (all 1 per second,
     // but a rate over [t-20 s, t] with samples at both ends is exactly 1).
     assert_eq!(
@@ -316,10 +367,13 @@ fn subqueries_run_on_absolute_multiples_of_their_step() {
 fn absent_and_absent_over_time() {
     let (_d, db) = db_with(&[("a", vec![(0, 1.0)])]);
     assert_eq!(one(&db, "absent(a)", 0), None);
-    match instant(&db, "absent(nope{job=\"x\", env=~\"p.*\", job=\"y\"})", 0).unwrap() {
+    // Only names with a single matcher, an equality: `job` has two, `env`
+    // is a regex, `e` is empty.
+    let q = "absent(nope{job=\"x\", env=~\"p.*\", job=\"y\", k=\"v\", e=\"\"})";
+    match instant(&db, q, 0).unwrap() {
         QueryValue::Vector(v) => {
             assert_eq!(v.len(), 1);
-            assert_eq!(v[0].labels, labels(&[("job", "x")]));
+            assert_eq!(v[0].labels, labels(&[("k", "v")]));
             assert_eq!(v[0].samples[0].value, 1.0);
         }
         other => panic!("{other:?}"),
@@ -494,6 +548,19 @@ fn cancellation_and_deadline_stop_the_query() {
         range_query(&db, &expr, 0, 600 * S, S, &late),
         Err(QueryError::DeadlineExceeded { .. })
     ));
+    // A deadline stops even one series whose windows are huge: the outer
+    // subquery has 3.6 M steps of 1 ms, each taking the max over up to
+    // 900 K inner points; without the check inside the window loop this
+    // runs for hours.
+    let heavy = parse_expr("max_over_time(max_over_time(g[1h:1ms])[1h:1ms])").unwrap();
+    let soon = QueryOptions {
+        deadline: Some(Instant::now() + Duration::from_millis(200)),
+        ..QueryOptions::default()
+    };
+    assert!(matches!(
+        instant_query(&db, &heavy, 600 * S, &soon),
+        Err(QueryError::DeadlineExceeded { .. })
+    ));
     let not_yet = QueryOptions {
         cancel: Some(Arc::new(AtomicBool::new(false))),
         deadline: Some(Instant::now() + Duration::from_secs(3600)),
@@ -531,4 +598,47 @@ fn threads_give_the_same_answer_in_the_same_order() {
         }
         assert_eq!(one_thread, run(4), "{q}");
     }
+}
+
+#[test]
+fn extreme_times_are_errors_or_answers_never_overflows() {
+    let (_d, db) = gauge();
+    let huge = "292000000y";
+    let queries = [
+        format!("rate(g[{huge}])"),
+        format!("rate(g[{huge}] offset -{huge})"),
+        format!("deriv(g[{huge}] offset {huge})"),
+        format!("g offset {huge}"),
+        format!("g offset -{huge}"),
+        format!("sum_over_time(g[{huge}:{huge}])"),
+        format!("max_over_time(g[1m:{huge}] offset -{huge})"),
+        format!("count_over_time(g[{huge}:1ms])"),
+        format!("irate(g[{huge}] @ 2251799813685)"),
+        format!("absent_over_time(g[{huge}] @ -2251799813685)"),
+        format!("timestamp(g offset -{huge})"),
+    ];
+    for q in &queries {
+        let expr = parse_expr(q).unwrap();
+        for t in [i64::MIN, -1, 0, 300 * S, i64::MAX] {
+            let _ = instant_query(&db, &expr, t, &QueryOptions::default());
+        }
+        for (start, end, step) in [
+            (i64::MIN, i64::MAX, i64::MAX),
+            (i64::MIN, i64::MIN + 10, 1),
+            (i64::MAX - 10, i64::MAX, 3),
+            (0, 600 * S, 100 * S),
+        ] {
+            let _ = range_query(&db, &expr, start, end, step, &QueryOptions::default());
+        }
+    }
+    // A finite answer still comes out where the numbers allow: the whole
+    // gauge (0..=600 at 10 s) over a huge range: 61 samples.
+    assert_eq!(
+        one(&db, &format!("count_over_time(g[{huge}])"), 600 * S),
+        Some(61.0)
+    );
+    assert!(matches!(
+        range(&db, "g", i64::MIN, i64::MAX, i64::MAX),
+        Err(QueryError::BadRange(_))
+    ));
 }
