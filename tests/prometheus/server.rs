@@ -1,6 +1,7 @@
 //! A real Prometheus for tests/prometheus_diff.rs: finding the binaries,
 //! building a TSDB from OpenMetrics text with `promtool`, running the server
-//! on a free loopback port, and a minimal HTTP/1.0 GET client for its API.
+//! on a free loopback port (with the remote-write receiver on), and a
+//! minimal HTTP/1.0 client for its API (GET, and POST for remote write).
 //!
 //! Invariants: a started [`Prometheus`] is killed and reaped when dropped,
 //! also when the test panics; every wait on the process or a socket is
@@ -105,8 +106,8 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Starts Prometheus on `tsdb` (no scrape jobs) in `work` (config and
-    /// log files) and waits until it reports ready. A port taken between
+    /// Starts Prometheus on `tsdb` (no scrape jobs; remote write accepted)
+    /// in `work` (config and log files) and waits until it reports ready. A port taken between
     /// choosing and binding it is retried with another port.
     pub fn start(tools: &Tools, tsdb: &Path, work: &Path) -> Prometheus {
         let config = work.join("prometheus.yml");
@@ -123,6 +124,7 @@ impl Prometheus {
                 "--storage.tsdb.retention.time=100y".to_owned(),
                 format!("--web.listen-address=127.0.0.1:{port}"),
                 "--query.lookback-delta=5m".to_owned(),
+                "--web.enable-remote-write-receiver".to_owned(),
                 "--log.level=warn".to_owned(),
             ];
             let command_line = format!("{} {}", tools.prometheus.display(), args.join(" "));
@@ -160,7 +162,7 @@ impl Prometheus {
                     self.log_text()
                 ));
             }
-            if let Ok((200, _)) = http_get(self.port, "/-/ready") {
+            if let Ok((200, _)) = self.get("/-/ready") {
                 return Ok(());
             }
             if started.elapsed() > READY_LIMIT {
@@ -181,7 +183,17 @@ impl Prometheus {
     /// GETs `path` (with its query string) from the server: the HTTP
     /// status and body.
     pub fn get(&self, path: &str) -> io::Result<(u16, String)> {
-        http_get(self.port, path)
+        http_request(self.port, "GET", path, &[], &[])
+    }
+
+    /// POSTs `body` with `headers` to `path`: the HTTP status and body.
+    pub fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<(u16, String)> {
+        http_request(self.port, "POST", path, headers, body)
     }
 }
 
@@ -200,17 +212,29 @@ fn free_port() -> u16 {
         .unwrap()
 }
 
-/// One HTTP/1.0 GET: the server closes the connection after the response,
-/// so the body is everything after the headers (no chunked encoding, no
-/// compression: the request asks for neither).
-fn http_get(port: u16, path: &str) -> io::Result<(u16, String)> {
+/// One HTTP/1.0 request: the server closes the connection after the
+/// response, so the body is everything after the headers (no chunked
+/// encoding, no compression: the request asks for neither).
+fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(HTTP_LIMIT))?;
     stream.set_write_timeout(Some(HTTP_LIMIT))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let response =
