@@ -188,12 +188,12 @@ fn scan(segment: &Segment) {
             .collect();
         let matchers = [
             Matcher::new(first, MatchOp::NotEqual, "").expect("literal matcher"),
-            Matcher::new(last, MatchOp::Regex, ".+").expect("valid regex"),
+            Matcher::new(last, MatchOp::Regex, "(?s).+").expect("valid regex"),
         ];
         assert_eq!(
             segment.select(&matchers),
             both,
-            "select {first}!=\"\", {last}=~\".+\""
+            "select {first}!=\"\", {last}=~\"(?s).+\""
         );
     }
 

@@ -51,7 +51,7 @@ impl Matcher {
         let pattern = match op {
             MatchOp::Equal | MatchOp::NotEqual => Pattern::Literal,
             MatchOp::Regex | MatchOp::NotRegex => {
-                Pattern::Regex(Regex::new(&format!("^(?s:{value})$")).map_err(|e| {
+                Pattern::Regex(Regex::new(&format!("^(?:{value})$")).map_err(|e| {
                     InputError::BadRegex {
                         pattern: value.to_owned(),
                         reason: e.to_string(),
@@ -90,8 +90,8 @@ impl Matcher {
     }
 
     /// Whether a label value (or "" for an absent label) is accepted.
-    /// Regexes are anchored and `.` matches newlines too, as in
-    /// Prometheus 3.
+    /// Regexes are anchored and `.` does not match a newline, as in
+    /// Prometheus 2.x.
     pub fn matches(&self, label_value: &str) -> bool {
         let hit = match &self.pattern {
             Pattern::Literal => label_value == self.value,

@@ -8,7 +8,8 @@
 //! Semantics are Prometheus's: a label that is absent has the value "", so
 //! a matcher that accepts "" (`a=""`, `a!="x"`, `a=~".*"`) also selects the
 //! series without label `a`. Regular expressions are anchored at both ends
-//! and `.` matches any character, newlines included (Prometheus 3).
+//! and `.` matches any character but a newline (Prometheus 2.x; `(?s)`
+//! opts in).
 
 mod matcher;
 mod selector;
@@ -183,13 +184,17 @@ mod tests {
     }
 
     #[test]
-    fn regex_dot_matches_newlines_like_prometheus() {
-        // Found by fuzzing segment_open: `.+` missed a value with a newline.
+    fn regex_dot_stops_at_newlines_like_prometheus_2() {
+        // Prometheus 2.x (Go's RE2 defaults): `.` does not match `\n`;
+        // `(?s)` opts in, as it does there.
         let m = Matcher::new("k", MatchOp::Regex, ".+").unwrap();
-        assert!(m.matches("line one\nline two"));
+        assert!(!m.matches("line one\nline two"));
+        assert!(m.matches("line one"));
         assert!(!m.matches(""));
+        let m = Matcher::new("k", MatchOp::Regex, "(?s).+").unwrap();
+        assert!(m.matches("line one\nline two"));
         let m = Matcher::new("k", MatchOp::NotRegex, "a.b").unwrap();
-        assert!(!m.matches("a\nb"));
+        assert!(m.matches("a\nb"));
     }
 
     #[test]
