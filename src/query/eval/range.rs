@@ -371,19 +371,44 @@ mod tests {
     #[ignore]
     fn kernel_speed() {
         let n = 8640;
-        let cols = SeriesColumns {
-            timestamps_ms: (0..n).map(|i| i as i64 * 10_000).collect(),
+        let timestamps_ms: Vec<i64> = (0..n).map(|i| i as i64 * 10_000).collect();
+        // A gauge jumping up and down, and a counter (no resets).
+        let gauge = SeriesColumns {
+            timestamps_ms: timestamps_ms.clone(),
             values: (0..n)
                 .map(|i| 50.0 + ((i * 7919) % 1000) as f64 / 37.0)
                 .collect(),
         };
+        let counter = SeriesColumns {
+            timestamps_ms,
+            values: (0..n).map(|i| (i * 10 + i % 7) as f64).collect(),
+        };
         let cases = [
-            ("avg_over_time[1m] @1m", Kernel::Avg, 60_000, 60_000),
-            ("max_over_time[1h] @1h", Kernel::Max, 3_600_000, 3_600_000),
-            ("rate[5m] @1m", Kernel::Rate, 300_000, 60_000),
-            ("sum_over_time[1h] @1h", Kernel::Sum, 3_600_000, 3_600_000),
+            ("avg_over_time[1m] @1m", Kernel::Avg, 60_000, 60_000, &gauge),
+            (
+                "max_over_time[1h] @1h",
+                Kernel::Max,
+                3_600_000,
+                3_600_000,
+                &gauge,
+            ),
+            ("rate[5m] @1m, gauge", Kernel::Rate, 300_000, 60_000, &gauge),
+            (
+                "rate[5m] @1m, counter",
+                Kernel::Rate,
+                300_000,
+                60_000,
+                &counter,
+            ),
+            (
+                "sum_over_time[1h] @1h",
+                Kernel::Sum,
+                3_600_000,
+                3_600_000,
+                &gauge,
+            ),
         ];
-        for (name, kernel, range_ms, step_ms) in cases {
+        for (name, kernel, range_ms, step_ms, cols) in cases {
             let ends = Ends {
                 first_ms: 0,
                 step_ms,
@@ -397,7 +422,7 @@ mod tests {
                 for _ in 0..100 {
                     slide(
                         kernel,
-                        &cols,
+                        cols,
                         ends,
                         range_ms,
                         None,

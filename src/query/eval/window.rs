@@ -122,7 +122,10 @@ fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
 /// `to - from` in milliseconds as a float, exact where the difference
 /// fits an i64 (as Prometheus computes it) and without overflow beyond.
 fn ms_between(from: i64, to: i64) -> f64 {
-    (i128::from(to) - i128::from(from)) as f64
+    match to.checked_sub(from) {
+        Some(d) => d as f64,
+        None => (i128::from(to) - i128::from(from)) as f64,
+    }
 }
 
 /// Go's `time.Duration.Seconds()` of a millisecond count.
@@ -145,13 +148,14 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<
     }
     let (first, last) = (vs[0], vs[n - 1]);
     let mut result = last - first;
-    if is_counter {
-        let mut prev = first;
-        for &v in &vs[1..] {
-            if v < prev {
-                result += prev;
-            }
-            prev = v;
+    // A scan that vectorizes finds the windows without a reset (the rule
+    // for real counters); only the others pay for the ordered additions.
+    let drops = |(cur, prev): (&f64, &f64)| cur < prev;
+    if is_counter && vs[1..].iter().zip(vs).fold(false, |any, p| any | drops(p)) {
+        for (&cur, &prev) in vs[1..].iter().zip(vs) {
+            // Adding -0.0 is the exact identity, so this branch-free form
+            // equals adding `prev` only at drops, in the same order.
+            result += if cur < prev { prev } else { -0.0 };
         }
     }
     let mut to_start = ms_between(w.start_ms, ts[0]) / 1000.0;
