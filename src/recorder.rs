@@ -66,8 +66,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use metrics;
 use metrics::{
-    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata,
-    Recorder, SharedString, Unit,
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -399,9 +399,18 @@ impl Shared {
         let timestamp_ms = now_ms.max(last.saturating_add(1));
         let cells: Vec<Arc<dyn Cell>> = {
             let registry = self.registry.read();
-            let counters = registry.counters.values().map(|c| Arc::clone(c) as Arc<dyn Cell>);
-            let gauges = registry.gauges.values().map(|g| Arc::clone(g) as Arc<dyn Cell>);
-            let histograms = registry.histograms.values().map(|h| Arc::clone(h) as Arc<dyn Cell>);
+            let counters = registry
+                .counters
+                .values()
+                .map(|c| Arc::clone(c) as Arc<dyn Cell>);
+            let gauges = registry
+                .gauges
+                .values()
+                .map(|g| Arc::clone(g) as Arc<dyn Cell>);
+            let histograms = registry
+                .histograms
+                .values()
+                .map(|h| Arc::clone(h) as Arc<dyn Cell>);
             counters.chain(gauges).chain(histograms).collect()
         };
         let mut values = Vec::new();
@@ -610,9 +619,12 @@ impl Recorder for StrataRecorder {
             Ok(keys)
         };
         shared
-            .register(key, |r| &mut r.histograms, keys, |refs| {
-                HistogramCell::new(Arc::clone(&shared.bounds), refs)
-            })
+            .register(
+                key,
+                |r| &mut r.histograms,
+                keys,
+                |refs| HistogramCell::new(Arc::clone(&shared.bounds), refs),
+            )
             .map_or_else(Histogram::noop, Histogram::from_arc)
     }
 }
@@ -713,7 +725,6 @@ impl HistogramCell {
             series,
         }
     }
-
 }
 
 impl Cell for HistogramCell {
@@ -787,7 +798,10 @@ mod tests {
 
     #[test]
     fn names_are_sanitised_as_prometheus_exporters_do() {
-        assert_eq!(sanitize_metric_name("http.requests-total"), "http_requests_total");
+        assert_eq!(
+            sanitize_metric_name("http.requests-total"),
+            "http_requests_total"
+        );
         assert_eq!(sanitize_metric_name("ns:metric"), "ns:metric");
         assert_eq!(sanitize_metric_name("9lives"), "_9lives");
         assert_eq!(sanitize_metric_name(""), "_");
