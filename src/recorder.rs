@@ -103,13 +103,13 @@ pub enum RecorderError {
     Series {
         metric: String,
         #[source]
-        source: crate::Error,
+        source: Box<crate::Error>,
     },
     #[error("writing a snapshot of {samples} samples: {source}")]
     Write {
         samples: usize,
         #[source]
-        source: crate::Error,
+        source: Box<crate::Error>,
     },
 }
 
@@ -438,7 +438,7 @@ impl Shared {
                 Err(source) => {
                     let error = RecorderError::Write {
                         samples: chunk.len(),
-                        source,
+                        source: Box::new(source),
                     };
                     let mut stats = self.stats.lock();
                     stats.failed_snapshots += 1;
@@ -484,7 +484,7 @@ impl Shared {
         }
         SeriesKey::from_labels(labels).map_err(|source| RecorderError::Series {
             metric: key.name().to_owned(),
-            source: source.into(),
+            source: Box::new(source.into()),
         })
     }
 
@@ -507,7 +507,7 @@ impl Shared {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| RecorderError::Series {
                 metric: metric.name().to_owned(),
-                source,
+                source: Box::new(source),
             })?;
         registry.owned.extend(keys);
         Ok(refs)
@@ -752,7 +752,9 @@ impl HistogramFn for HistogramCell {
     fn record_many(&self, value: f64, count: usize) {
         // The first bucket whose bound is >= value; NaN (compares false
         // with everything) lands in +Inf, as in the Prometheus clients.
-        let bucket = self.bounds.partition_point(|bound| !(value <= *bound));
+        let bucket = self
+            .bounds
+            .partition_point(|bound| *bound < value || value.is_nan());
         let n = u64::try_from(count).unwrap_or(u64::MAX);
         if let Some(slot) = self.counts.get(bucket) {
             slot.fetch_add(n, Ordering::Relaxed);
