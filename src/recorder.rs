@@ -7,11 +7,13 @@
 //! point, with no exporter or scraper in between.
 //!
 //! How values reach the database:
-//! - Registering a metric (the macros do it on every call; handles kept by
-//!   the caller do it once) resolves its series keys to [`SeriesRef`]s
-//!   once. Recording is then an atomic operation on the handle: one
-//!   `fetch_add` for a counter, one compare-and-swap loop for a gauge, a
-//!   bucket `fetch_add` plus a compare-and-swap on the sum for a histogram.
+//! - The first registration of a metric resolves its series keys to
+//!   [`SeriesRef`]s; later ones (the macros register on every call) find
+//!   it in a read-locked map keyed by the `metrics::Key`'s cached hash.
+//!   Recording is then an atomic operation on the handle: one `fetch_add`
+//!   for a counter, one compare-and-swap loop for a gauge, a bucket
+//!   `fetch_add` plus a compare-and-swap on the sum for a histogram. A
+//!   handle kept by the caller skips the lookup.
 //! - A background thread takes a snapshot of every registered metric every
 //!   [`RecorderBuilder::interval`] (default 1 s) and writes it as one
 //!   [`Db::append_batch`] (split only if it exceeds
@@ -245,11 +247,9 @@ impl RecorderBuilder {
 ///     metrics::counter!("jobs_total", "state" => "done").increment(3);
 /// });
 /// recorder.handle().shutdown()?; // the final snapshot
-/// let key = strata::SeriesKey::new("jobs_total", &[("state", "done")])?;
 /// let stored = db.select(&[strata::Matcher::equal("__name__", "jobs_total")],
 ///                        strata::TimeRange::ALL)?;
 /// assert_eq!(stored[0].samples.last().map(|s| s.value), Some(3.0));
-/// # let _ = key;
 /// # Ok(())
 /// # }
 /// ```
@@ -310,6 +310,7 @@ impl RecorderHandle {
         self.shared.shutdown()
     }
 
+    /// What the recorder has registered, written and rejected so far.
     pub fn stats(&self) -> RecorderStats {
         let mut stats = self.shared.stats.lock().clone();
         stats.metrics = self.shared.registry.read().len();
@@ -351,6 +352,30 @@ impl Hasher for KeyHashPassThrough {
         self.0 ^= hash;
     }
 }
+
+/// A cell type and its map in the [`Registry`].
+trait Registered: Sized {
+    fn map(registry: &Registry) -> &KeyMap<Self>;
+    fn map_mut(registry: &mut Registry) -> &mut KeyMap<Self>;
+}
+
+macro_rules! registered {
+    ($cell:ty, $field:ident) => {
+        impl Registered for $cell {
+            fn map(registry: &Registry) -> &KeyMap<Self> {
+                &registry.$field
+            }
+
+            fn map_mut(registry: &mut Registry) -> &mut KeyMap<Self> {
+                &mut registry.$field
+            }
+        }
+    };
+}
+
+registered!(CounterCell, counters);
+registered!(GaugeCell, gauges);
+registered!(HistogramCell, histograms);
 
 #[derive(Default)]
 struct Registry {
@@ -515,22 +540,25 @@ impl Shared {
 
     /// The cell registered for `key` in the map `pick` selects, created by
     /// `create` from the claimed series if new; `None` if rejected.
-    fn register<T>(
+    fn register<T: Registered>(
         &self,
         key: &Key,
-        pick: impl Fn(&mut Registry) -> &mut KeyMap<T>,
         keys: impl FnOnce() -> Result<Vec<SeriesKey>, RecorderError>,
         create: impl FnOnce(Vec<SeriesRef>) -> T,
     ) -> Option<Arc<T>> {
+        // The macros register on every call: the common case is a read.
+        if let Some(cell) = T::map(&self.registry.read()).get(key) {
+            return Some(Arc::clone(cell));
+        }
         let found = {
             let mut registry = self.registry.write();
-            if let Some(cell) = pick(&mut registry).get(key) {
+            if let Some(cell) = T::map(&registry).get(key) {
                 return Some(Arc::clone(cell));
             }
             keys().and_then(|keys| {
                 let refs = self.claim(&mut registry, key, keys)?;
                 let cell = Arc::new(create(refs));
-                pick(&mut registry).insert(key.clone(), Arc::clone(&cell));
+                T::map_mut(&mut registry).insert(key.clone(), Arc::clone(&cell));
                 Ok(cell)
             })
         };
@@ -567,13 +595,9 @@ impl Recorder for StrataRecorder {
 
     fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
         let shared = &self.shared;
-        if let Some(cell) = shared.registry.read().counters.get(key) {
-            return Counter::from_arc(Arc::clone(cell));
-        }
         shared
             .register(
                 key,
-                |r| &mut r.counters,
                 || Ok(vec![shared.series_key(key, key.name(), false, None)?]),
                 |series| CounterCell {
                     value: AtomicU64::new(0),
@@ -585,13 +609,9 @@ impl Recorder for StrataRecorder {
 
     fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
         let shared = &self.shared;
-        if let Some(cell) = shared.registry.read().gauges.get(key) {
-            return Gauge::from_arc(Arc::clone(cell));
-        }
         shared
             .register(
                 key,
-                |r| &mut r.gauges,
                 || Ok(vec![shared.series_key(key, key.name(), false, None)?]),
                 |series| GaugeCell {
                     bits: AtomicU64::new(0f64.to_bits()),
@@ -603,9 +623,6 @@ impl Recorder for StrataRecorder {
 
     fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
         let shared = &self.shared;
-        if let Some(cell) = shared.registry.read().histograms.get(key) {
-            return Histogram::from_arc(Arc::clone(cell));
-        }
         let name = sanitize_metric_name(key.name());
         let keys = || {
             let bucket = format!("{name}_bucket");
@@ -619,12 +636,9 @@ impl Recorder for StrataRecorder {
             Ok(keys)
         };
         shared
-            .register(
-                key,
-                |r| &mut r.histograms,
-                keys,
-                |refs| HistogramCell::new(Arc::clone(&shared.bounds), refs),
-            )
+            .register(key, keys, |refs| {
+                HistogramCell::new(Arc::clone(&shared.bounds), refs)
+            })
             .map_or_else(Histogram::noop, Histogram::from_arc)
     }
 }

@@ -3,7 +3,8 @@
 //! (no HTTP listener) each set as the thread's recorder, in the same run;
 //! and of `increment(1)` on a handle kept by the caller.
 //!
-//! `cargo bench --features metrics-recorder --bench recorder`
+//! It lives in bench-compare so the core crate does not build the
+//! Prometheus exporter. `cargo bench -p bench-compare --bench recorder`
 
 use std::sync::Arc;
 use std::time::Duration;
