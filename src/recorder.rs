@@ -451,6 +451,7 @@ impl Shared {
             timestamp_ms,
             ..SnapshotReport::default()
         };
+        let mut failure = None;
         for chunk in batch.chunks(MAX_BATCH_SAMPLES) {
             match self.db.append_batch(chunk) {
                 Ok(outcome) => {
@@ -461,22 +462,28 @@ impl Shared {
                     }
                 }
                 Err(source) => {
-                    let error = RecorderError::Write {
+                    failure = Some(RecorderError::Write {
                         samples: chunk.len(),
                         source: Box::new(source),
-                    };
-                    let mut stats = self.stats.lock();
-                    stats.failed_snapshots += 1;
-                    stats.last_error = Some(error.to_string());
-                    return Err(error);
+                    });
+                    break;
                 }
             }
         }
         let mut stats = self.stats.lock();
-        stats.snapshots += 1;
         stats.samples_written += report.accepted as u64;
         stats.samples_rejected += report.rejected as u64;
-        Ok(report)
+        match failure {
+            None => {
+                stats.snapshots += 1;
+                Ok(report)
+            }
+            Some(error) => {
+                stats.failed_snapshots += 1;
+                stats.last_error = Some(error.to_string());
+                Err(error)
+            }
+        }
     }
 
     fn reject(&self, error: RecorderError) {

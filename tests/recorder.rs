@@ -268,3 +268,24 @@ fn bad_configurations_are_refused() {
     metrics::with_local_recorder(&recorder, || histogram!("h").record(f64::NAN));
     assert_eq!(recorder.handle().shutdown().unwrap().accepted, 3);
 }
+
+#[test]
+fn a_failed_write_is_reported_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    Db::open(dir.path(), Options::default())
+        .unwrap()
+        .close()
+        .unwrap();
+    let db = Arc::new(Db::open_read_only(dir.path()).unwrap());
+    let recorder = recorder(&db);
+    metrics::with_local_recorder(&recorder, || counter!("a_total").increment(1));
+    let handle = recorder.handle();
+    let error = handle.snapshot().unwrap_err();
+    assert!(
+        matches!(error, RecorderError::Write { samples: 1, .. }),
+        "{error}"
+    );
+    let stats = handle.stats();
+    assert_eq!((stats.snapshots, stats.failed_snapshots), (0, 1));
+    assert_eq!(stats.last_error, Some(error.to_string()));
+}
