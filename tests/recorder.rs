@@ -289,3 +289,36 @@ fn a_failed_write_is_reported_and_counted() {
     assert_eq!((stats.snapshots, stats.failed_snapshots), (0, 1));
     assert_eq!(stats.last_error, Some(error.to_string()));
 }
+
+#[test]
+fn the_background_thread_writes_snapshots_on_its_own() {
+    let (_dir, db) = open();
+    let recorder = StrataRecorder::builder(Arc::clone(&db))
+        .interval(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || gauge!("up").set(1.0));
+    let handle = recorder.handle();
+    // Waits for two periodic snapshots (a liveness bound, not a timing
+    // assertion: a loaded machine only makes this slower).
+    let patience = std::time::Instant::now() + Duration::from_secs(60);
+    while handle.stats().snapshots < 2 {
+        assert!(
+            std::time::Instant::now() < patience,
+            "no periodic snapshots"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let last = handle.shutdown().unwrap();
+    let samples = &db
+        .select(&[Matcher::equal("__name__", "up")], TimeRange::ALL)
+        .unwrap()[0]
+        .samples;
+    assert!(samples.len() >= 3, "two periodic and the final snapshot");
+    assert!(samples.iter().all(|s| s.value == 1.0));
+    assert_eq!(samples.last().unwrap().timestamp_ms, last.timestamp_ms);
+    // After shutdown the thread is gone: only explicit snapshots write.
+    let written = handle.stats().snapshots;
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(handle.stats().snapshots, written);
+}
