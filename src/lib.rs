@@ -34,6 +34,8 @@ mod head;
 pub mod index;
 pub mod ingest;
 pub mod query;
+#[cfg(feature = "metrics-recorder")]
+pub mod recorder;
 pub mod segment;
 pub mod series;
 pub mod wal;
