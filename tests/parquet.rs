@@ -437,13 +437,11 @@ fn selection_and_range_are_honoured() {
     assert_eq!(times, [0, 1, 7_199_999, 5, 7_200_000]);
 }
 
+type RowGroupWriter<'a> = parquet::file::writer::SerializedRowGroupWriter<'a, File>;
+
 /// Writes a file with the given message type through the generic writer:
 /// one row group filled by `write`, or none when `write` is `None`.
-fn foreign_file(
-    path: &Path,
-    message: &str,
-    write: Option<&dyn Fn(&mut parquet::file::writer::SerializedRowGroupWriter<'_, File>)>,
-) {
+fn foreign_file(path: &Path, message: &str, write: Option<&dyn Fn(&mut RowGroupWriter<'_>)>) {
     let schema = std::sync::Arc::new(parquet::schema::parser::parse_message_type(message).unwrap());
     let mut writer = parquet::file::writer::SerializedFileWriter::new(
         File::create(path).unwrap(),
