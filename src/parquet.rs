@@ -250,7 +250,8 @@ pub fn export<W: Write + Send>(
     let mut writer = SerializedFileWriter::new(out, schema, Arc::new(properties))?;
 
     // Pass 2: window by window, series in row order.
-    let mut buffer = RowGroupBuffer::new(label_names.len());
+    let mut buffer = RowGroupBuffer::new();
+    let string_columns = 1 + label_names.len();
     let mut summary = ExportSummary {
         rows: 0,
         series,
@@ -270,12 +271,12 @@ pub fn export<W: Write + Send>(
             set.read(i, &mut columns)?;
             buffer.push_series(set.key(i), &label_names, &columns);
             if buffer.rows() >= options.max_row_group_rows {
-                summary.rows += buffer.write(&mut writer)?;
+                summary.rows += buffer.write(&mut writer, string_columns)?;
                 summary.row_groups += 1;
             }
         }
         if buffer.rows() > 0 {
-            summary.rows += buffer.write(&mut writer)?;
+            summary.rows += buffer.write(&mut writer, string_columns)?;
             summary.row_groups += 1;
         }
     }
@@ -340,20 +341,23 @@ fn schema(label_columns: &[String]) -> Result<SchemaType, ParquetError> {
         .build()?)
 }
 
-/// The columns of one row group being assembled.
+/// One row group being assembled: the samples, and each series' string
+/// columns once per run of rows (expanded to rows only while writing, a
+/// slice at a time, so memory is 16 bytes per row plus the runs).
 struct RowGroupBuffer {
-    names: Vec<ByteArray>,
-    /// Per label column: the present values and a definition level per row.
-    labels: Vec<(Vec<ByteArray>, Vec<i16>)>,
+    /// Per series: its rows, `__name__`, then each label column's value.
+    runs: Vec<(usize, Vec<Option<ByteArray>>)>,
     timestamps: Vec<i64>,
     values: Vec<f64>,
 }
 
+/// Rows of a string column expanded per `write_batch` call.
+const WRITE_SLICE_ROWS: usize = 8192;
+
 impl RowGroupBuffer {
-    fn new(label_count: usize) -> Self {
+    fn new() -> Self {
         RowGroupBuffer {
-            names: Vec::new(),
-            labels: vec![(Vec::new(), Vec::new()); label_count],
+            runs: Vec::new(),
             timestamps: Vec::new(),
             values: Vec::new(),
         }
@@ -364,18 +368,14 @@ impl RowGroupBuffer {
     }
 
     fn push_series(&mut self, key: &SeriesKey, label_names: &[Arc<str>], columns: &SeriesColumns) {
-        let n = columns.len();
-        let name = ByteArray::from(key.metric());
-        self.names.extend(std::iter::repeat_n(name, n));
-        for (name, (values, levels)) in label_names.iter().zip(&mut self.labels) {
-            match key.get(name) {
-                Some(value) => {
-                    values.extend(std::iter::repeat_n(ByteArray::from(value), n));
-                    levels.extend(std::iter::repeat_n(1, n));
-                }
-                None => levels.extend(std::iter::repeat_n(0, n)),
-            }
+        if columns.is_empty() {
+            return;
         }
+        let strings = std::iter::once(Some(key.metric()))
+            .chain(label_names.iter().map(|name| key.get(name)))
+            .map(|value| value.map(ByteArray::from))
+            .collect();
+        self.runs.push((columns.len(), strings));
         self.timestamps.extend_from_slice(&columns.timestamps_ms);
         self.values.extend_from_slice(&columns.values);
     }
@@ -385,33 +385,47 @@ impl RowGroupBuffer {
     fn write<W: Write + Send>(
         &mut self,
         writer: &mut SerializedFileWriter<W>,
+        string_columns: usize,
     ) -> Result<u64, ParquetError> {
         let mut group = writer.next_row_group()?;
-        write_column(&mut group, |c| {
-            c.typed::<ByteArrayType>()
-                .write_batch(&self.names, None, None)
-        })?;
-        for (values, levels) in &self.labels {
+        let mut values = Vec::with_capacity(WRITE_SLICE_ROWS);
+        let mut levels = Vec::with_capacity(WRITE_SLICE_ROWS);
+        for column in 0..string_columns {
             write_column(&mut group, |c| {
-                c.typed::<ByteArrayType>()
-                    .write_batch(values, Some(levels), None)
+                let c = c.typed::<ByteArrayType>();
+                // `__name__` is required: no definition levels.
+                let required = column == 0;
+                for (rows, strings) in &self.runs {
+                    let value = strings.get(column).cloned().flatten();
+                    let mut left = *rows;
+                    while left > 0 {
+                        let n = left.min(WRITE_SLICE_ROWS);
+                        values.clear();
+                        levels.clear();
+                        if let Some(value) = &value {
+                            values.extend(std::iter::repeat_n(value.clone(), n));
+                        }
+                        levels.extend(std::iter::repeat_n(i16::from(value.is_some()), n));
+                        c.write_batch(&values, (!required).then_some(&levels[..]), None)?;
+                        left -= n;
+                    }
+                }
+                Ok(())
             })?;
         }
         write_column(&mut group, |c| {
             c.typed::<Int64Type>()
                 .write_batch(&self.timestamps, None, None)
+                .map(drop)
         })?;
         write_column(&mut group, |c| {
             c.typed::<DoubleType>()
                 .write_batch(&self.values, None, None)
+                .map(drop)
         })?;
         group.close()?;
         let rows = self.rows() as u64;
-        self.names.clear();
-        for (values, levels) in &mut self.labels {
-            values.clear();
-            levels.clear();
-        }
+        self.runs.clear();
         self.timestamps.clear();
         self.values.clear();
         Ok(rows)
@@ -423,7 +437,7 @@ impl RowGroupBuffer {
 /// is a bug, reported as an error rather than a panic.
 fn write_column<W: Write + Send>(
     group: &mut SerializedRowGroupWriter<'_, W>,
-    write: impl FnOnce(&mut SerializedColumnWriter<'_>) -> ::parquet::errors::Result<usize>,
+    write: impl FnOnce(&mut SerializedColumnWriter<'_>) -> ::parquet::errors::Result<()>,
 ) -> Result<(), ParquetError> {
     let mut column = group.next_column()?.ok_or_else(|| ParquetError::Schema {
         column: String::new(),
