@@ -737,3 +737,41 @@ fn read_strings(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_column_names_map_back_one_to_one() {
+        for (label, column) in [
+            ("job", "job"),
+            ("timestamp", "__label_timestamp"),
+            ("value", "__label_value"),
+            ("__label_x", "__label___label_x"),
+            ("__label_", "__label___label_"),
+            ("__labelx", "__labelx"),
+        ] {
+            assert_eq!(label_column_name(label), column);
+            assert_eq!(label_name_of_column(column), label);
+        }
+    }
+
+    #[test]
+    fn windows_are_epoch_aligned_and_clamped_at_the_i64_ends() {
+        let w = Window::containing(7_200_000, 7_200_000);
+        assert_eq!((w.start, w.last), (7_200_000, 14_399_999));
+        let w = Window::containing(-1, 7_200_000);
+        assert_eq!((w.start, w.last), (-7_200_000, -1));
+        // i64::MIN = -1281023894008 * 7200000 + 2824192: its window starts
+        // 2824192 ms below i64::MIN (clamped) and ends 7199999 ms after
+        // its start.
+        let w = Window::containing(i64::MIN, 7_200_000);
+        assert_eq!((w.start, w.last), (i64::MIN, -9_223_372_036_850_400_001));
+        assert_eq!(w.last - i64::MIN, 7_199_999 - 2_824_192);
+        // i64::MAX = 1281023894007 * 7200000 + 4375807: the window's end
+        // lies above i64::MAX (clamped).
+        let w = Window::containing(i64::MAX, 7_200_000);
+        assert_eq!((w.start, w.last), (9_223_372_036_850_400_000, i64::MAX));
+    }
+}

@@ -560,3 +560,75 @@ fn bad_export_options_are_refused() {
         assert!(matches!(error, ParquetError::Options(_)), "{error}");
     }
 }
+
+#[test]
+fn cli_round_trip_and_stdin_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let strata = env!("CARGO_BIN_EXE_strata");
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(strata)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    let file = dir.path().join("slice.parquet");
+    let slice = Path::new("tests/data/node-exporter-slice.tsv");
+    let out = run(&[
+        "import".as_ref(),
+        "--db".as_ref(),
+        a.as_os_str(),
+        slice.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let out = run(&[
+        "export".as_ref(),
+        "--db".as_ref(),
+        a.as_os_str(),
+        "--format".as_ref(),
+        "parquet".as_ref(),
+        "-o".as_ref(),
+        file.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!(
+            "exported 2070 samples of 23 series in 1 row groups to {}",
+            file.display()
+        )
+    );
+    let out = run(&[
+        "import".as_ref(),
+        "--db".as_ref(),
+        b.as_os_str(),
+        "--format".as_ref(),
+        "parquet".as_ref(),
+        file.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with(&format!(
+            "imported 2070 samples from 2070 rows of {}",
+            file.display()
+        )),
+        "{out:?}"
+    );
+    let text = |db: &Path| run(&["export".as_ref(), "--db".as_ref(), db.as_os_str()]).stdout;
+    assert_eq!(text(&a), std::fs::read(slice).unwrap());
+    assert_eq!(text(&b), std::fs::read(slice).unwrap());
+
+    let out = run(&[
+        "import".as_ref(),
+        "--db".as_ref(),
+        b.as_os_str(),
+        "--format".as_ref(),
+        "parquet".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("reads a file"),
+        "{out:?}"
+    );
+}
