@@ -19,7 +19,7 @@ pub enum WithParquet<F> {
     Parquet,
 }
 
-const PARQUET_HELP: &str = "Apache Parquet, one row per sample, schema in docs/FORMAT.md \
+const PARQUET_HELP: &str = "Apache Parquet, one row per sample, schema in docs/PARQUET.md \
                             (cargo feature `parquet`)";
 
 /// `clap::ValueEnum` for `WithParquet<$text>`: the text format's choices,
@@ -51,7 +51,7 @@ value_enum_with_parquet!(Format);
 value_enum_with_parquet!(ExportFormat);
 
 /// `strata export --format parquet`: writes `output` (standard output when
-/// `None`).
+/// `None`, unless that is a terminal).
 pub fn export(
     db: &Db,
     matchers: &[Matcher],
@@ -60,13 +60,17 @@ pub fn export(
 ) -> Result<ExitCode, Error> {
     #[cfg(feature = "parquet")]
     {
-        use std::io::Write;
+        use std::io::{IsTerminal, Write};
         let options = strata::parquet::ExportOptions::default();
         let (sink, name): (Box<dyn Write + Send>, String) = match output {
             Some(path) => (
                 Box::new(std::fs::File::create(path).map_err(|e| Error::io("create", path, e))?),
                 path.display().to_string(),
             ),
+            None if std::io::stdout().is_terminal() => {
+                errln!("strata export: Parquet is binary: name a file with -o FILE, or pipe it");
+                return Ok(ExitCode::from(2));
+            }
             None => (Box::new(std::io::stdout()), "standard output".to_owned()),
         };
         let out = std::io::BufWriter::with_capacity(1 << 20, sink);
