@@ -111,6 +111,11 @@ pub enum ParquetError {
         got: usize,
         expected: usize,
     },
+    /// The Parquet library panicked decoding the file: it does on some
+    /// damaged files (parquet 60.1: in footer metadata, bit unpacking,
+    /// level and BYTE_STREAM_SPLIT decoding). The file is not read further.
+    #[error("parquet: the file is damaged (the decoder failed: {0})")]
+    DecoderPanic(String),
     /// Export options out of range.
     #[error("parquet export: {0}")]
     Options(String),
@@ -457,17 +462,17 @@ fn write_column<W: Write + Send>(
 /// naming it; rows before it stay imported. Flushes the database every
 /// 20 M samples, so the head stays bounded; does not flush at the end.
 pub fn import<R: ChunkReader + 'static>(reader: R, db: &Db) -> Result<ImportSummary, ParquetError> {
-    let file = SerializedFileReader::new(reader)?;
+    let file = contain_panics(|| Ok(SerializedFileReader::new(reader)?))?;
     let layout = Layout::of(file.metadata().file_metadata().schema_descr().columns())?;
     let mut summary = ImportSummary::default();
     let mut since_flush = 0u64;
     let mut batch = ImportBatch::default();
     for row_group in 0..file.num_row_groups() {
-        let group = file.get_row_group(row_group)?;
-        let mut readers = GroupReaders::open(&*group, &layout)?;
+        let group = contain_panics(|| Ok(file.get_row_group(row_group)?))?;
+        let mut readers = contain_panics(|| GroupReaders::open(&*group, &layout))?;
         let mut row = 0u64;
         loop {
-            let rows = readers.read(row_group, IMPORT_BATCH_ROWS, &mut batch)?;
+            let rows = contain_panics(|| readers.read(row_group, IMPORT_BATCH_ROWS, &mut batch))?;
             if rows == 0 {
                 break;
             }
@@ -482,6 +487,23 @@ pub fn import<R: ChunkReader + 'static>(reader: R, db: &Db) -> Result<ImportSumm
         }
     }
     Ok(summary)
+}
+
+/// Runs `decode`, a call into the Parquet library's reader, turning a
+/// panic into [`ParquetError::DecoderPanic`]: that library panics on some
+/// damaged input instead of returning an error, and bad input must not
+/// take the process down. Sound because `decode` only touches reader
+/// state, which is dropped unused after a panic; the database is written
+/// outside.
+fn contain_panics<T>(decode: impl FnOnce() -> Result<T, ParquetError>) -> Result<T, ParquetError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic without a message".to_owned());
+        Err(ParquetError::DecoderPanic(message))
+    })
 }
 
 /// Where each column of an importable file is, by leaf index.
