@@ -33,6 +33,8 @@ pub mod fault;
 mod head;
 pub mod index;
 pub mod ingest;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod query;
 #[cfg(feature = "metrics-recorder")]
 pub mod recorder;
