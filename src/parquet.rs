@@ -153,7 +153,9 @@ pub struct ExportSummary {
     pub label_columns: Vec<String>,
 }
 
-/// What an import read and kept.
+/// What an import read and kept; rows the database rejected are counted
+/// here, not returned as an error.
+#[must_use = "the summary counts the rows that were rejected"]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportSummary {
     pub rows: u64,

@@ -151,7 +151,9 @@ pub struct RecorderStats {
     pub last_error: Option<String>,
 }
 
-/// What one snapshot wrote.
+/// What one snapshot wrote; samples the database rejected are counted
+/// here, not returned as an error.
+#[must_use = "the report counts the samples that were rejected"]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SnapshotReport {
     pub timestamp_ms: i64,
@@ -246,7 +248,8 @@ impl RecorderBuilder {
 /// metrics::with_local_recorder(&recorder, || {
 ///     metrics::counter!("jobs_total", "state" => "done").increment(3);
 /// });
-/// recorder.handle().shutdown()?; // the final snapshot
+/// let last = recorder.handle().shutdown()?; // the final snapshot
+/// assert_eq!(last.rejected, 0);
 /// let stored = db.select(&[strata::Matcher::equal("__name__", "jobs_total")],
 ///                        strata::TimeRange::ALL)?;
 /// assert_eq!(stored[0].samples.last().map(|s| s.value), Some(3.0));

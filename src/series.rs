@@ -93,8 +93,38 @@ impl TimeRange {
 }
 
 impl SeriesKey {
-    /// A key from a metric name and labels in any order.
-    pub fn new<N, V>(metric: &str, labels: &[(N, V)]) -> Result<Self, InputError>
+    /// A key from a metric name and `(name, value)` labels in any order.
+    /// Labels with an empty value are dropped (see the module invariants).
+    ///
+    /// Takes string slices so that a literal, even an empty one, needs no
+    /// type annotation; [`SeriesKey::from_pairs`] takes owned strings.
+    ///
+    /// ```
+    /// use strata::SeriesKey;
+    ///
+    /// let up = SeriesKey::new("up", &[])?;
+    /// assert_eq!(up.to_string(), "up");
+    ///
+    /// let key = SeriesKey::new("http_requests_total", &[("method", "GET"), ("code", "200")])?;
+    /// assert_eq!(key.to_string(), r#"http_requests_total{code="200",method="GET"}"#);
+    /// # Ok::<(), strata::InputError>(())
+    /// ```
+    pub fn new(metric: &str, labels: &[(&str, &str)]) -> Result<Self, InputError> {
+        Self::from_pairs(metric, labels)
+    }
+
+    /// Like [`SeriesKey::new`], for labels held in any string type
+    /// (`String`, `Arc<str>`, ...).
+    ///
+    /// ```
+    /// use strata::SeriesKey;
+    ///
+    /// let shard = 7;
+    /// let key = SeriesKey::from_pairs("queue_depth", &[("shard", shard.to_string())])?;
+    /// assert_eq!(key.get("shard"), Some("7"));
+    /// # Ok::<(), strata::InputError>(())
+    /// ```
+    pub fn from_pairs<N, V>(metric: &str, labels: &[(N, V)]) -> Result<Self, InputError>
     where
         N: AsRef<str>,
         V: AsRef<str>,
@@ -297,7 +327,7 @@ mod tests {
         assert_eq!(SeriesKey::parse(&text).unwrap(), key);
         assert_eq!(
             SeriesKey::parse("up").unwrap(),
-            SeriesKey::new::<&str, &str>("up", &[]).unwrap()
+            SeriesKey::new("up", &[]).unwrap()
         );
         assert_eq!(
             SeriesKey::parse("up{ job = \"x\" , }").unwrap(),
@@ -337,7 +367,7 @@ mod tests {
     fn empty_values_mean_absent() {
         assert_eq!(
             SeriesKey::new("up", &[("job", "")]).unwrap(),
-            SeriesKey::new::<&str, &str>("up", &[]).unwrap()
+            SeriesKey::new("up", &[]).unwrap()
         );
     }
 }

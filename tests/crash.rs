@@ -30,7 +30,7 @@ static PROCESS_SPAWNING: RwLock<()> = RwLock::new(());
 const SERIES: i64 = 4;
 
 fn series_key(s: i64) -> SeriesKey {
-    SeriesKey::new("crash_test", &[("s", s.to_string())]).unwrap()
+    SeriesKey::from_pairs("crash_test", &[("s", s.to_string())]).unwrap()
 }
 
 /// The value the child writes for (series, timestamp): checkable later.

@@ -280,7 +280,8 @@ fn concurrent_writers_and_readers_see_ordered_series() {
                 for i in 0..per_writer {
                     let t = i * 10;
                     db.append_ref(&own, t, i as f64).unwrap();
-                    db.append_batch(&[(&shared, t * writers + w, 0.0)]).unwrap();
+                    let outcome = db.append_batch(&[(&shared, t * writers + w, 0.0)]).unwrap();
+                    assert_eq!((outcome.accepted, outcome.rejected.len()), (1, 0));
                     if w == 0 && i % 5_000 == 4_999 {
                         db.flush().unwrap();
                     }

@@ -24,7 +24,7 @@ fn options() -> Options {
 }
 
 fn key(i: usize) -> SeriesKey {
-    SeriesKey::new("dir_test", &[("i", i.to_string())]).unwrap()
+    SeriesKey::from_pairs("dir_test", &[("i", i.to_string())]).unwrap()
 }
 
 /// Every sample in the database, as bit patterns.

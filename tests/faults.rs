@@ -63,7 +63,7 @@ const PARTITION_MS: i64 = 1_000;
 const BEFORE: usize = 30;
 
 fn key(s: i64) -> SeriesKey {
-    SeriesKey::new("fault_test", &[("s", s.to_string())]).unwrap()
+    SeriesKey::from_pairs("fault_test", &[("s", s.to_string())]).unwrap()
 }
 
 fn value_of(s: i64, ts: i64) -> f64 {

@@ -121,7 +121,7 @@ fn edge_db(dir: &Path) -> Db {
     );
     write(
         &db,
-        &SeriesKey::new("a_metric", &[] as &[(&str, &str)]).unwrap(),
+        &SeriesKey::new("a_metric", &[]).unwrap(),
         &[(3, 2.5)],
     );
     db

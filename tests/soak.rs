@@ -38,7 +38,7 @@ const SERIES: i64 = WRITERS * SERIES_PER_WRITER;
 const MAX_RUN: Duration = Duration::from_millis(1_500);
 
 fn key(s: i64) -> SeriesKey {
-    SeriesKey::new("soak", &[("s", s.to_string())]).unwrap()
+    SeriesKey::from_pairs("soak", &[("s", s.to_string())]).unwrap()
 }
 
 fn value_of(s: i64, ts: i64) -> f64 {

@@ -99,7 +99,7 @@ fn key(u: &mut Unstructured<'_>) -> Result<SeriesKey> {
     if u.ratio(1u8, 4u8)? {
         labels.push(("a", format!("x{}", u.int_in_range(0..=3u8)?)));
     }
-    Ok(SeriesKey::new(&metric, &labels).expect("names from a valid alphabet"))
+    Ok(SeriesKey::from_pairs(&metric, &labels).expect("names from a valid alphabet"))
 }
 
 fn model(u: &mut Unstructured<'_>) -> Result<BTreeMap<SeriesKey, Vec<Sample>>> {

@@ -2019,7 +2019,7 @@ struct MatrixResult {
 }
 
 fn bench_key(i: usize) -> Result<SeriesKey, Error> {
-    Ok(SeriesKey::new(
+    Ok(SeriesKey::from_pairs(
         "bench_requests_total",
         &[
             ("instance", format!("host-{:04}", i / 10)),
@@ -2155,7 +2155,11 @@ fn memory_run(dir: &Path, count: usize) -> Result<(), Error> {
                     (round * (start * 1000 + i) as i64) as f64,
                 )
             }));
-            db.append_batch(&batch)?;
+            // Every timestamp is new, so a rejection is a bug worth stopping for.
+            let outcome = db.append_batch(&batch)?;
+            if let Some((_, reason)) = outcome.rejected.into_iter().next() {
+                return Err(reason.into());
+            }
         }
     }
     let after = resident_bytes();

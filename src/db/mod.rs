@@ -196,7 +196,9 @@ impl SeriesRef {
     }
 }
 
-/// What `append_batch` did.
+/// What `append_batch` did. Samples can be rejected one by one while the
+/// rest of the batch is kept, so ignoring this value loses those errors.
+#[must_use = "the outcome lists the samples that were rejected"]
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct BatchOutcome {
     pub accepted: usize,

@@ -2006,7 +2006,7 @@ exemplar_no_ts 3 # {trace_id=\"abc\"} 1.0
                 .into_iter()
                 .filter(|(name, _)| name != METRIC_NAME_LABEL)
                 .collect();
-            let k = SeriesKey::new("m:x_1", &labels).unwrap();
+            let k = SeriesKey::from_pairs("m:x_1", &labels).unwrap();
             let value = f64::from_bits(bits);
             let tsv = written(ExportFormat::Tsv, &k, ts, value);
             let prometheus = format!("{k}{blanks}{}{blanks}{ts}\n", format_value(value));
@@ -2092,10 +2092,10 @@ exemplar_no_ts 3 # {trace_id=\"abc\"} 1.0
             let samples = parse(Format::Influx, &line).unwrap();
             let mut want: Vec<(SeriesKey, u64)> = fields
                 .iter()
-                .map(|(key, v)| (SeriesKey::new(&format!("{measurement}_{key}"), &tags).unwrap(), v.to_bits()))
+                .map(|(key, v)| (SeriesKey::from_pairs(&format!("{measurement}_{key}"), &tags).unwrap(), v.to_bits()))
                 .collect();
             want.push((
-                SeriesKey::new(&format!("{measurement}_int_"), &tags).unwrap(),
+                SeriesKey::from_pairs(&format!("{measurement}_int_"), &tags).unwrap(),
                 (integer as f64).to_bits(),
             ));
             let got: Vec<(SeriesKey, u64)> =

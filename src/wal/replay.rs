@@ -687,7 +687,7 @@ mod tests {
         let &(id, ts, bits, is_series) = spec;
         let mut out = Vec::new();
         if is_series {
-            let key = SeriesKey::new("m", &[("id", id.to_string())]).unwrap();
+            let key = SeriesKey::from_pairs("m", &[("id", id.to_string())]).unwrap();
             encode_series(id, &key, &mut out);
             (out, Record::Series { series_id: id, key })
         } else {
