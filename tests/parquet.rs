@@ -119,11 +119,7 @@ fn edge_db(dir: &Path) -> Db {
         &SeriesKey::new("up", &[("instance", "x")]).unwrap(),
         &[(5, 1.0)],
     );
-    write(
-        &db,
-        &SeriesKey::new("a_metric", &[]).unwrap(),
-        &[(3, 2.5)],
-    );
+    write(&db, &SeriesKey::new("a_metric", &[]).unwrap(), &[(3, 2.5)]);
     db
 }
 

@@ -387,12 +387,41 @@ pub struct Db {
 impl Db {
     /// Creates or opens the data directory `dir` for writing. Fails with
     /// [`Error::Locked`] if another process has it open for writing.
+    ///
+    /// ```
+    /// use strata::{Db, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// db.append(&SeriesKey::new("up", &[("job", "api")])?, 1_000, 1.0)?;
+    /// db.close()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Db> {
         Self::open_mode(dir.as_ref(), options, false, &[])
     }
 
     /// Opens `dir` for queries only, alongside a writer or without one. The
     /// view is a snapshot at open time; nothing on disk is changed.
+    ///
+    /// ```
+    /// use strata::{Db, Matcher, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let writer = Db::open(dir.path(), Options::default())?;
+    /// let key = SeriesKey::new("up", &[])?;
+    /// writer.append(&key, 1_000, 1.0)?;
+    /// writer.sync_wal()?;
+    ///
+    /// let reader = Db::open_read_only(dir.path())?;
+    /// assert_eq!(reader.find_series(&[Matcher::equal("__name__", "up")]), [key]);
+    /// assert!(matches!(reader.sync_wal(), Err(strata::Error::ReadOnly)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Db> {
         Self::open_read_only_reusing(dir.as_ref(), &[])
     }
@@ -412,6 +441,24 @@ impl Db {
     ///
     /// A writable database sees its own writes already: refreshing it
     /// does nothing. On error the database keeps its previous view.
+    ///
+    /// ```
+    /// use strata::{Db, Matcher, Options, Sample, SeriesKey, TimeRange};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let writer = Db::open(dir.path(), Options::default())?;
+    /// let mut reader = Db::open_read_only(dir.path())?;
+    /// let up = [Matcher::equal("__name__", "up")];
+    ///
+    /// writer.append(&SeriesKey::new("up", &[])?, 1_000, 1.0)?;
+    /// writer.sync_wal()?;
+    /// assert!(reader.select(&up, TimeRange::ALL)?.is_empty());
+    /// reader.refresh()?;
+    /// assert_eq!(reader.select(&up, TimeRange::ALL)?[0].samples, [Sample::new(1_000, 1.0)]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn refresh(&mut self) -> Result<()> {
         if self.inner.wal.is_some() {
             return Ok(());
@@ -534,21 +581,75 @@ impl Db {
         Ok(Db { inner, background })
     }
 
+    /// The data directory.
+    ///
+    /// ```
+    /// use strata::{Db, Options};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// assert_eq!(db.dir(), dir.path());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }
 
+    /// The options the database was opened with (defaults for a read-only
+    /// open).
+    ///
+    /// ```
+    /// use strata::{Db, Options};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let options = Options { max_series: 1_000, ..Options::default() };
+    /// let db = Db::open(dir.path(), options)?;
+    /// assert_eq!(db.options().max_series, 1_000);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn options(&self) -> &Options {
         &self.inner.options
     }
 
     /// What opening replayed, truncated and removed.
+    ///
+    /// ```
+    /// use strata::{Db, Options};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let report = db.recovery_report();
+    /// assert!(report.is_clean());
+    /// for action in report.actions() {
+    ///     eprintln!("recovery: {action}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.recovery
     }
 
     /// The handle of a series, created if new. Validates the key against
     /// the limits in [`Options`].
+    ///
+    /// ```
+    /// use strata::{Db, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let up = db.series(&SeriesKey::new("up", &[("job", "api")])?)?;
+    /// assert_eq!(up.key().to_string(), r#"up{job="api"}"#);
+    /// db.append_ref(&up, 1_000, 1.0)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn series(&self, key: &SeriesKey) -> Result<SeriesRef> {
         let inner = &self.inner;
         if let Some(series) = inner.head.get(key) {
@@ -570,12 +671,43 @@ impl Db {
 
     /// Appends one sample to the series `key` (resolving it each time; keep
     /// a [`SeriesRef`] on hot paths).
+    ///
+    /// ```
+    /// use strata::{Db, Matcher, Options, Sample, SeriesKey, TimeRange};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let key = SeriesKey::new("temperature_celsius", &[("room", "lab")])?;
+    /// db.append(&key, 1_000, 21.5)?;
+    /// db.append(&key, 2_000, 21.75)?;
+    ///
+    /// let stored = db.select(&[Matcher::equal("room", "lab")], TimeRange::ALL)?;
+    /// assert_eq!(stored[0].samples, [Sample::new(1_000, 21.5), Sample::new(2_000, 21.75)]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn append(&self, key: &SeriesKey, timestamp_ms: i64, value: f64) -> Result<()> {
         let series = self.series(key)?;
         self.append_ref(&series, timestamp_ms, value)
     }
 
     /// Appends one sample through a handle.
+    ///
+    /// ```
+    /// use strata::{Db, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let requests = db.series(&SeriesKey::new("requests_total", &[])?)?;
+    /// for i in 0..10 {
+    ///     db.append_ref(&requests, i * 15_000, i as f64)?;
+    /// }
+    /// assert_eq!(db.stats().samples_appended, 10);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn append_ref(&self, series: &SeriesRef, timestamp_ms: i64, value: f64) -> Result<()> {
         let inner = &self.inner;
         let wal = inner.writable(std::iter::once(series))?;
@@ -612,6 +744,26 @@ impl Db {
     /// stored; after an I/O error (the database is then poisoned) the batch
     /// is not visible, but it may have reached the WAL whole and come back
     /// when the directory is reopened.
+    ///
+    /// ```
+    /// use strata::{Db, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let a = db.series(&SeriesKey::new("up", &[("job", "a")])?)?;
+    /// let b = db.series(&SeriesKey::new("up", &[("job", "b")])?)?;
+    /// db.append_ref(&a, 3_600_000, 1.0)?;
+    ///
+    /// // The last sample is an hour behind the newest of job="a", more than the
+    /// // default out-of-order window of 10 minutes: it alone is rejected.
+    /// let outcome = db.append_batch(&[(&a, 3_615_000, 1.0), (&b, 3_615_000, 0.0), (&a, 0, 1.0)])?;
+    /// assert_eq!(outcome.accepted, 2);
+    /// assert_eq!(outcome.rejected.len(), 1);
+    /// assert_eq!(outcome.rejected[0].0, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn append_batch(&self, samples: &[(&SeriesRef, i64, f64)]) -> Result<BatchOutcome> {
         let inner = &self.inner;
         if samples.len() > MAX_BATCH_SAMPLES {
@@ -670,16 +822,59 @@ impl Db {
 
     /// Writes everything in the head to segment files and checkpoints the
     /// WAL. Returns what was written.
+    ///
+    /// ```
+    /// use strata::{Db, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// db.append(&SeriesKey::new("up", &[])?, 1_000, 1.0)?;
+    /// let report = db.flush()?;
+    /// assert_eq!((report.segments_written, report.samples_written), (1, 1));
+    /// assert_eq!(db.stats().segments, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn flush(&self) -> Result<FlushReport> {
         self.inner.flush(FlushScope::Everything)
     }
 
     /// Writes and fsyncs the WAL buffer (useful with `Interval`/`Never`).
+    ///
+    /// ```
+    /// use strata::{Db, Options, SeriesKey, SyncMode};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let options = Options { sync: SyncMode::Never, ..Options::default() };
+    /// let db = Db::open(dir.path(), options)?;
+    /// db.append(&SeriesKey::new("up", &[])?, 1_000, 1.0)?;
+    /// db.sync_wal()?; // the sample survives a crash from here on
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn sync_wal(&self) -> Result<()> {
         self.inner.wal.as_ref().ok_or(Error::ReadOnly)?.sync()
     }
 
     /// Counters and sizes.
+    ///
+    /// ```
+    /// use strata::{Db, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let key = SeriesKey::new("up", &[])?;
+    /// db.append(&key, 3_600_000, 1.0)?;
+    /// assert!(db.append(&key, 0, 1.0).is_err()); // older than the out-of-order window
+    /// let stats = db.stats();
+    /// assert_eq!((stats.samples_appended, stats.samples_rejected), (1, 1));
+    /// assert_eq!((stats.head_series, stats.segments), (1, 0));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self) -> DbStats {
         let inner = &self.inner;
         DbStats {
@@ -696,6 +891,23 @@ impl Db {
     /// Flushes the head, checkpoints the WAL and releases the directory, so
     /// that the next open replays nothing. Dropping a `Db` without `close`
     /// only syncs the WAL; the next open replays it.
+    ///
+    /// ```
+    /// use strata::{Db, Matcher, Options, Sample, SeriesKey, TimeRange};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// db.append(&SeriesKey::new("up", &[])?, 1_000, 1.0)?;
+    /// db.close()?;
+    ///
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// assert_eq!(db.stats().segments, 1); // the head was flushed, the WAL is empty
+    /// let stored = db.select(&[Matcher::equal("__name__", "up")], TimeRange::ALL)?;
+    /// assert_eq!(stored[0].samples, [Sample::new(1_000, 1.0)]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close(mut self) -> Result<()> {
         self.stop_background();
         if self.inner.wal.is_some() {

@@ -21,6 +21,27 @@ impl Db {
     /// `range`, sorted by key, for streaming reads; see [`SeriesSet`].
     /// Takes the snapshot and selects without decoding anything (the same
     /// as [`crate::Queryable::select_series`]; it does not fail today).
+    ///
+    /// ```
+    /// use strata::{Db, Matcher, Options, SeriesColumns, SeriesKey, TimeRange};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let key = SeriesKey::new("up", &[("job", "a")])?;
+    /// for t in [1_000, 2_000, 3_000] {
+    ///     db.append(&key, t, 1.0)?;
+    /// }
+    ///
+    /// let set = db.select_series(&[Matcher::equal("job", "a")], TimeRange::new(2_000, 9_999))?;
+    /// let mut columns = SeriesColumns::default();
+    /// assert_eq!(set.len(), 1);
+    /// set.read(0, &mut columns)?;
+    /// assert_eq!(set.key(0), &key);
+    /// assert_eq!(columns.timestamps_ms, [2_000, 3_000]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn select_series(&self, matchers: &[Matcher], range: TimeRange) -> Result<SeriesSet<'_>> {
         let inner = &self.inner;
         let partition_ms = inner.options.partition_duration_ms;
@@ -67,6 +88,24 @@ impl Db {
     /// repeated timestamp keeps the last write). Sorted by series key.
     /// A convenience over [`Self::select_series`] that materialises
     /// everything; queries stream instead.
+    ///
+    /// ```
+    /// use strata::{Db, Matcher, Options, Sample, SeriesKey, TimeRange};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let key = SeriesKey::new("up", &[("job", "a")])?;
+    /// db.append(&key, 1_000, 1.0)?;
+    /// db.append(&key, 1_000, 0.0)?; // the same timestamp again: the last write wins
+    ///
+    /// let stored = db.select(&[Matcher::equal("__name__", "up")], TimeRange::ALL)?;
+    /// assert_eq!(stored.len(), 1);
+    /// assert_eq!(stored[0].key, key);
+    /// assert_eq!(stored[0].samples, [Sample::new(1_000, 0.0)]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn select(&self, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesSamples>> {
         let set = self.select_series(matchers, range)?;
         let mut columns = SeriesColumns::default();
@@ -91,6 +130,22 @@ impl Db {
 
     /// Keys of every series matching all `matchers`, sorted, whether or
     /// not they still have samples anywhere.
+    ///
+    /// ```
+    /// use strata::{Db, Matcher, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let a = db.series(&SeriesKey::new("up", &[("job", "a")])?)?;
+    /// db.series(&SeriesKey::new("up", &[("job", "b")])?)?; // no samples yet
+    ///
+    /// let keys = db.find_series(&[Matcher::equal("__name__", "up")]);
+    /// assert_eq!(keys.len(), 2);
+    /// assert_eq!(&keys[0], a.key());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn find_series(&self, matchers: &[Matcher]) -> Vec<SeriesKey> {
         let version = self.inner.version.read().clone();
         let head: Vec<Arc<SeriesKey>> = {
@@ -117,6 +172,18 @@ impl Db {
     }
 
     /// Every label name, sorted.
+    ///
+    /// ```
+    /// use strata::{Db, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// db.append(&SeriesKey::new("up", &[("job", "a")])?, 1_000, 1.0)?;
+    /// assert_eq!(db.label_names(), ["__name__", "job"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn label_names(&self) -> Vec<String> {
         let version = self.inner.version.read().clone();
         let index = self.inner.head.index();
@@ -128,6 +195,20 @@ impl Db {
     }
 
     /// Every value of label `name`, sorted.
+    ///
+    /// ```
+    /// use strata::{Db, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// db.append(&SeriesKey::new("up", &[("job", "b")])?, 1_000, 1.0)?;
+    /// db.append(&SeriesKey::new("up", &[("job", "a")])?, 1_000, 1.0)?;
+    /// assert_eq!(db.label_values("job"), ["a", "b"]);
+    /// assert!(db.label_values("zone").is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn label_values(&self, name: &str) -> Vec<String> {
         let version = self.inner.version.read().clone();
         let index = self.inner.head.index();

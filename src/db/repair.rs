@@ -34,6 +34,24 @@ impl Db {
     /// whose segment is missing or damaged (moving damaged files to
     /// `quarantine/`). Takes the writer lock. A directory that needs
     /// nothing is left as it is (empty report).
+    ///
+    /// ```
+    /// use strata::{Db, Matcher, Options, SeriesKey, TimeRange};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// db.append(&SeriesKey::new("up", &[])?, 1_000, 1.0)?;
+    /// db.close()?;
+    /// std::fs::remove_file(dir.path().join("MANIFEST"))?;
+    ///
+    /// let report = Db::repair(dir.path(), &Options::default())?;
+    /// assert_eq!(report.actions.len(), 1); // "MANIFEST is missing: rebuilt ..."
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// assert_eq!(db.select(&[Matcher::equal("__name__", "up")], TimeRange::ALL)?.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn repair(dir: impl AsRef<Path>, options: &Options) -> Result<RepairReport> {
         let dir = dir.as_ref();
         options.validate()?;

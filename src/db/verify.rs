@@ -31,6 +31,22 @@ impl SegmentCheck {
 impl Db {
     /// Checks every segment of the current snapshot: decodes every chunk
     /// and compares the file's crc32 with the one the manifest pinned.
+    ///
+    /// ```
+    /// use strata::{Db, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// db.append(&SeriesKey::new("up", &[])?, 1_000, 1.0)?;
+    /// db.flush()?;
+    ///
+    /// let checks = db.verify_segments();
+    /// assert_eq!(checks.len(), 1);
+    /// assert!(checks[0].is_intact());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn verify_segments(&self) -> Vec<SegmentCheck> {
         let version = self.inner.version.read().clone();
         version
