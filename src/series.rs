@@ -103,7 +103,7 @@ impl SeriesKey {
     /// use strata::SeriesKey;
     ///
     /// let up = SeriesKey::new("up", &[])?;
-    /// assert_eq!(up.to_string(), "up");
+    /// assert_eq!(up, SeriesKey::parse("up")?);
     ///
     /// let key = SeriesKey::new("http_requests_total", &[("method", "GET"), ("code", "200")])?;
     /// assert_eq!(key.to_string(), r#"http_requests_total{code="200",method="GET"}"#);
