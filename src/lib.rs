@@ -1,9 +1,19 @@
 //! strata: an embedded time-series storage engine.
 //!
 //! Samples (`i64` Unix-millisecond timestamp, `f64` value) of series
-//! (metric name + labels) are compressed Gorilla-style into chunks
-//! ([`codec`]) and stored in immutable, checksummed segment files
-//! ([`segment`]) that are read through mmap.
+//! (metric name + labels) are compressed Gorilla-style into chunks and
+//! stored in immutable, checksummed segment files ([`segment`]) that are
+//! read through mmap.
+//!
+//! The public API: [`Db`] with its [`Options`], series keys
+//! ([`SeriesKey`], [`SeriesRef`]), queries ([`Db::select`],
+//! [`instant_query`], [`range_query`]), the offline segment reader and
+//! writer ([`Segment`], [`SegmentWriter`]), [`ingest`] parsers, and behind
+//! cargo features the `metrics` recorder and Parquet export/import.
+//! The modules `codec`, `wal`, `fault` and `workload` and
+//! `segment::format` are hidden from these docs: they are internals,
+//! public only for the `strata` binary, the fuzz targets and the codec
+//! benchmark, and carry no compatibility promise.
 //!
 //! ```
 //! use strata::{Matcher, Sample, SeriesKey, Segment, SegmentWriter, TimeRange};
@@ -26,9 +36,11 @@
 //! # }
 //! ```
 
+#[doc(hidden)]
 pub mod codec;
 mod db;
 pub mod error;
+#[doc(hidden)]
 pub mod fault;
 mod head;
 pub mod index;
@@ -40,7 +52,9 @@ pub mod query;
 pub mod recorder;
 pub mod segment;
 pub mod series;
+#[doc(hidden)]
 pub mod wal;
+#[doc(hidden)]
 pub mod workload;
 
 pub use db::manifest::{Manifest, SegmentMeta, SegmentPin};

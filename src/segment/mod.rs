@@ -1,11 +1,11 @@
 //! Immutable, checksummed, columnar segment files.
 //!
 //! A segment holds the samples of a set of series over a time range:
-//! chunk records (see [`crate::codec`]), a string table, a series table
+//! chunk records (compressed by the internal `codec` module), a string table, a series table
 //! (series key → chunk references), a label index (postings) and a footer
 //! that locates the tables. [`SegmentWriter`] writes one; [`Segment`] opens
 //! one through mmap and answers matcher and time-range reads. The byte
-//! layout is in [`mod@format`] and docs/FORMAT.md.
+//! layout is in docs/FORMAT.md (and in the internal `format` module).
 //!
 //! mmap is for the files strata published itself (sealed, fsynced, never
 //! written again): a file truncated by another process while mapped faults
@@ -13,15 +13,18 @@
 //! files are read with [`Segment::open_in_memory`] or
 //! [`Segment::from_bytes`]. Opening never allocates more than a fixed
 //! multiple of the file's size: compressed tables may claim at most
-//! [`format::MAX_REGION_EXPANSION`] times their stored size.
+//! `format::MAX_REGION_EXPANSION` times their stored size.
 
+#[doc(hidden)]
 pub mod format;
 mod reader;
 mod source;
 mod writer;
 
 pub use reader::{SampleIter, Segment, VerifyReport};
-pub use writer::{sync_parent_dir, SegmentSummary, SegmentWriter};
+#[doc(hidden)]
+pub use writer::sync_parent_dir;
+pub use writer::{SegmentSummary, SegmentWriter};
 
 use crate::codec::{TimestampEncoding, ValueEncoding};
 use crate::error::Corruption;
