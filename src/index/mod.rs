@@ -18,7 +18,7 @@ pub use matcher::{MatchOp, Matcher};
 pub use selector::parse_selector;
 
 /// Read access to postings, implemented by each index (segment, head).
-pub trait Postings {
+pub(crate) trait Postings {
     /// Every series id in the index, sorted.
     fn all_series(&self) -> Vec<u32>;
     /// The postings of `name=value`, if any series has that label.
@@ -29,7 +29,7 @@ pub trait Postings {
 
 /// The sorted ids of the series that satisfy every matcher. No matchers
 /// selects every series.
-pub fn select(index: &dyn Postings, matchers: &[Matcher]) -> Vec<u32> {
+pub(crate) fn select(index: &dyn Postings, matchers: &[Matcher]) -> Vec<u32> {
     // Matchers that reject "" select from postings directly; evaluate them
     // first so that the intersection starts small.
     let mut ordered: Vec<&Matcher> = matchers.iter().collect();
@@ -73,7 +73,7 @@ fn select_one(index: &dyn Postings, matcher: &Matcher) -> Vec<u32> {
 }
 
 /// Intersection of two sorted lists.
-pub fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+pub(crate) fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
     let mut out = Vec::with_capacity(a.len().min(b.len()));
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
@@ -91,7 +91,7 @@ pub fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
 }
 
 /// Elements of sorted `a` that are not in sorted `b`.
-pub fn difference(a: &[u32], b: &[u32]) -> Vec<u32> {
+pub(crate) fn difference(a: &[u32], b: &[u32]) -> Vec<u32> {
     let mut out = Vec::with_capacity(a.len());
     let mut j = 0;
     for &x in a {

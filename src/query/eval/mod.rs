@@ -24,7 +24,7 @@ mod selector;
 mod subquery;
 #[cfg(test)]
 mod tests;
-pub mod value;
+mod value;
 mod window;
 
 use std::sync::atomic::AtomicBool;

@@ -45,11 +45,6 @@ impl Steps {
     pub fn time(&self, index: usize) -> i64 {
         self.start_ms + index as i64 * self.step_ms
     }
-
-    /// The last evaluation time.
-    pub fn end_ms(&self) -> i64 {
-        self.time(self.count - 1)
-    }
 }
 
 /// One series of an instant vector, with a slot per step.
