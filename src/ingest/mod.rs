@@ -115,6 +115,10 @@
 //! - A Tsv line written by [`write_sample`] parses back to the same key,
 //!   timestamp and value bits.
 
+mod cache;
+
+pub use cache::{CachingParser, IndexedSample};
+
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
@@ -348,6 +352,11 @@ impl<R: BufRead> LineReader<R> {
             line: Vec::new(),
             line_no: 0,
         }
+    }
+
+    /// The longest line returned whole, in bytes.
+    pub fn max_line_bytes(&self) -> usize {
+        self.max_line_bytes
     }
 
     /// The next line with its 1-based number, or `None` at the end of the
@@ -786,7 +795,23 @@ fn parse_prometheus(
         Some(_) => {}
     }
     let key = SeriesKey::from_labels(labels).map_err(|e| series_error(key_error(e)))?;
+    let (value, timestamp_ms) = parse_prometheus_tail(&mut cur, default_timestamp_ms)?;
+    out.push(ParsedSample {
+        key,
+        timestamp_ms,
+        value,
+    });
+    Ok(())
+}
 
+/// Parses what follows a Prometheus series, from `cur` (at or before the
+/// blanks after it) to the end of the line: `value [timestamp_ms] [# exemplar]`.
+/// Returns the value and the timestamp (`default_timestamp_ms` when absent).
+fn parse_prometheus_tail(
+    cur: &mut Cursor<'_>,
+    default_timestamp_ms: i64,
+) -> Result<(f64, i64), String> {
+    let line = cur.text;
     cur.skip_blanks();
     let value_pos = cur.pos;
     let value_text = cur.eat_while(|c| !is_blank(c));
@@ -821,12 +846,7 @@ fn parse_prometheus(
             ));
         }
     }
-    out.push(ParsedSample {
-        key,
-        timestamp_ms,
-        value,
-    });
-    Ok(())
+    Ok((value, timestamp_ms))
 }
 
 /// Parses `name="value",...}` (the `{` already consumed) into `labels`,
