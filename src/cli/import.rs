@@ -279,7 +279,9 @@ fn parse_input<R: BufRead>(
             batch.failures.push(Failure::Malformed(e.to_string()));
         }
         let added = batch.samples.len() - before;
-        batch.sample_lines.extend(std::iter::repeat_n(line_no, added));
+        batch
+            .sample_lines
+            .extend(std::iter::repeat_n(line_no, added));
         if batch.samples.len() >= batch_samples {
             let next = recycled.try_recv().unwrap_or_default();
             if to_writer.send(std::mem::replace(&mut batch, next)).is_err() {

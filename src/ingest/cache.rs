@@ -36,6 +36,8 @@
 
 use std::collections::HashMap;
 
+use memchr::{memchr2, memrchr};
+
 use super::{
     is_blank, parse_prometheus_tail, parse_timestamp, parse_value, Cursor, Format, LineParser,
     ParseError, ParsedSample,
@@ -83,7 +85,7 @@ impl CachingParser {
         self.keys.len()
     }
 
-    /// Parses one line (without its `\n`; a trailing `\r` is ignored) and
+    /// Parses one line (its `\n` or `\r\n` may be left on) and
     /// appends its samples to `out`. A key never seen before is passed to
     /// `resolve` with the index it will get; if `resolve` refuses it with
     /// `Err(e)`, the sample is left out and `rejected(e)` is called (the
@@ -97,8 +99,10 @@ impl CachingParser {
         mut resolve: impl FnMut(u32, &SeriesKey) -> Result<(), E>,
         mut rejected: impl FnMut(E),
     ) -> Result<(), ParseError> {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let split = if line.len() > self.parser.limits.max_line_bytes {
+        // As `LineParser::parse_line`: one `\n`, the length, one `\r`.
+        let full = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = full.strip_suffix(b"\r").unwrap_or(full);
+        let split = if full.len() > self.parser.limits.max_line_bytes {
             None
         } else {
             match self.parser.format {
@@ -119,7 +123,7 @@ impl CachingParser {
                 }
             }
         }
-        self.parse_full(line_no, line, split, out, &mut resolve, &mut rejected)
+        self.parse_full(line_no, full, split, out, &mut resolve, &mut rejected)
     }
 
     fn lookup(&mut self, text: &[u8]) -> Option<u32> {
@@ -213,8 +217,8 @@ impl CachingParser {
 
 /// Tsv: the end of the series text, before the second-to-last tab.
 fn tsv_series_end(line: &[u8]) -> Option<(usize, usize)> {
-    let last = line.iter().rposition(|&b| b == b'\t')?;
-    let end = line.get(..last)?.iter().rposition(|&b| b == b'\t')?;
+    let last = memrchr(b'\t', line)?;
+    let end = memrchr(b'\t', line.get(..last)?)?;
     Some((0, end))
 }
 
@@ -239,22 +243,303 @@ fn prometheus_series(line: &[u8]) -> Option<(usize, usize)> {
     if line.get(brace) != Some(&b'{') {
         return (name_len > 0 && blanks > 0).then_some((start, name_end));
     }
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, &b) in line.iter().enumerate().skip(brace + 1) {
-        if escaped {
-            escaped = false;
-        } else if quoted {
-            match b {
-                b'\\' => escaped = true,
-                b'"' => quoted = false,
-                _ => {}
-            }
-        } else if b == b'"' {
-            quoted = true;
-        } else if b == b'}' {
+    let mut i = brace + 1;
+    loop {
+        // Outside quotes: to the closing brace or the next quoted value.
+        i += memchr2(b'}', b'"', line.get(i..)?)?;
+        if line.get(i) == Some(&b'}') {
             return Some((start, i + 1));
         }
+        // Inside quotes: to the closing quote, a backslash escaping the
+        // byte after it.
+        i += 1;
+        loop {
+            i += memchr2(b'"', b'\\', line.get(i..)?)?;
+            if line.get(i) == Some(&b'"') {
+                break;
+            }
+            i += 2;
+        }
+        i += 1;
     }
-    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What a parsed line gave, with indexes turned back into keys.
+    type Outcome = Result<Vec<(SeriesKey, i64, u64)>, ParseError>;
+
+    /// Parses `lines` with one `CachingParser`, recording the keys
+    /// `resolve` saw; `refuse` names a metric whose series are refused.
+    struct Run {
+        outcomes: Vec<Outcome>,
+        resolved: Vec<SeriesKey>,
+        rejected: usize,
+    }
+
+    fn run(format: Format, lines: &[&[u8]], refuse: &str) -> Run {
+        let mut parser = CachingParser::new(LineParser::new(format, 777));
+        let mut resolved: Vec<SeriesKey> = Vec::new();
+        let mut rejected = 0;
+        let mut outcomes = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let mut out = vec![IndexedSample {
+                series: 99,
+                timestamp_ms: 1,
+                value: 2.0,
+            }];
+            let result = parser.parse_line(
+                i + 1,
+                line,
+                &mut out,
+                |index, key| {
+                    if key.metric() == refuse {
+                        return Err(());
+                    }
+                    assert_eq!(index as usize, resolved.len(), "indexes are dense");
+                    resolved.push(key.clone());
+                    Ok(())
+                },
+                |()| rejected += 1,
+            );
+            assert_eq!(out[0].series, 99, "earlier output changed");
+            if result.is_err() {
+                assert_eq!(out.len(), 1, "a failed line appended samples");
+            }
+            outcomes.push(result.map(|()| {
+                out[1..]
+                    .iter()
+                    .map(|s| {
+                        let key = resolved[s.series as usize].clone();
+                        (key, s.timestamp_ms, s.value.to_bits())
+                    })
+                    .collect()
+            }));
+        }
+        assert_eq!(parser.series_count(), resolved.len());
+        Run {
+            outcomes,
+            resolved,
+            rejected,
+        }
+    }
+
+    /// What `LineParser` alone gives for `line`.
+    fn plain(format: Format, line_no: usize, line: &[u8]) -> Outcome {
+        let line = std::str::from_utf8(line).map_err(|_| ParseError {
+            line: line_no,
+            message: "not valid UTF-8".to_owned(),
+        })?;
+        let mut out = Vec::new();
+        LineParser::new(format, 777).parse_line(line_no, line, &mut out)?;
+        Ok(out
+            .into_iter()
+            .map(|s| (s.key, s.timestamp_ms, s.value.to_bits()))
+            .collect())
+    }
+
+    fn key(metric: &str, labels: &[(&str, &str)]) -> SeriesKey {
+        SeriesKey::new(metric, labels).unwrap()
+    }
+
+    #[test]
+    fn repeated_tsv_series_resolve_once_and_keep_values_bit_exact() {
+        let lines: [&[u8]; 4] = [
+            b"up{job=\"a\"}\t1000\t1.5",
+            b"up{job=\"a\"}\t2000\tNaN:0x7ff0000000000002\r",
+            b"up{job=\"b\"}\t1000\t-0.0",
+            b"up{job=\"a\"}\t3000\t+Inf",
+        ];
+        let r = run(Format::Tsv, &lines, "");
+        let a = key("up", &[("job", "a")]);
+        let b = key("up", &[("job", "b")]);
+        assert_eq!(r.resolved, vec![a.clone(), b.clone()]);
+        let expected = [
+            (a.clone(), 1000, 1.5f64.to_bits()),
+            (a.clone(), 2000, 0x7ff0_0000_0000_0002),
+            (b, 1000, (-0.0f64).to_bits()),
+            (a, 3000, f64::INFINITY.to_bits()),
+        ];
+        for (outcome, want) in r.outcomes.iter().zip(expected) {
+            assert_eq!(outcome.as_ref().unwrap(), &vec![want]);
+        }
+    }
+
+    #[test]
+    fn texts_spelling_one_key_share_its_index() {
+        let lines: [&[u8]; 4] = [
+            b"up{a=\"1\"} 5 100",
+            b"  up { a = \"1\" , } 6 200 # {trace=\"x\"} 1",
+            b"up{a=\"1\",b=\"\"} 7",
+            b"{__name__=\"up\",a=\"1\"} 8 300",
+        ];
+        let r = run(Format::Prometheus, &lines, "");
+        let up = key("up", &[("a", "1")]);
+        assert_eq!(r.resolved, vec![up.clone()]);
+        let values: Vec<_> = r.outcomes.into_iter().map(|o| o.unwrap()).collect();
+        assert_eq!(
+            values,
+            vec![
+                vec![(up.clone(), 100, 5f64.to_bits())],
+                vec![(up.clone(), 200, 6f64.to_bits())],
+                vec![(up.clone(), 777, 7f64.to_bits())],
+                vec![(up, 300, 8f64.to_bits())],
+            ]
+        );
+    }
+
+    #[test]
+    fn prometheus_series_scan_follows_quotes_and_escapes() {
+        let line = br#"m{a="}",b="x\"}"} 1 2"#;
+        assert_eq!(prometheus_series(line), Some((0, line.len() - 4)));
+        assert_eq!(prometheus_series(b" up 1"), Some((1, 3)));
+        assert_eq!(prometheus_series(b"up\t{a=\"1\"} 1"), Some((0, 10)));
+        // The parser needs a blank after a name without labels.
+        assert_eq!(prometheus_series(b"up#1 2"), None);
+        assert_eq!(prometheus_series(b"up"), None);
+        assert_eq!(prometheus_series(b"up{a=\"1\\"), None);
+        assert_eq!(prometheus_series(b"up{a=\"1\""), None);
+        assert_eq!(tsv_series_end(b"a\tb\tc\td"), Some((0, 3)));
+        assert_eq!(tsv_series_end(b"a\tb"), None);
+    }
+
+    #[test]
+    fn errors_after_a_cached_series_are_the_parsers() {
+        let lines: [&[u8]; 6] = [
+            b"up 1 100",
+            b"up 1.5x 100",
+            b"up 1 100.5",
+            b"up#1 2",
+            b"up 1 100 junk",
+            b"up \xff 100",
+        ];
+        let r = run(Format::Prometheus, &lines, "");
+        for (i, (outcome, line)) in r.outcomes.iter().zip(lines).enumerate() {
+            assert_eq!(outcome, &plain(Format::Prometheus, i + 1, line), "{line:?}");
+        }
+        assert_eq!(
+            r.outcomes[5].as_ref().unwrap_err().to_string(),
+            "line 6: not valid UTF-8"
+        );
+        assert!(r.outcomes[2]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("OpenMetrics timestamps in seconds"));
+    }
+
+    #[test]
+    fn refused_series_are_reported_per_sample_and_asked_again() {
+        let lines: [&[u8]; 3] = [
+            b"bad 1 100",
+            b"cpu,host=a bad=1,good=2 5000000",
+            b"bad 2 200",
+        ];
+        let prometheus = run(Format::Prometheus, &[lines[0], lines[2]], "bad");
+        assert_eq!(prometheus.rejected, 2);
+        assert_eq!(prometheus.outcomes, vec![Ok(vec![]), Ok(vec![])]);
+        let influx = run(Format::Influx, &[lines[1]], "cpu_bad");
+        assert_eq!(influx.rejected, 1);
+        let good = key("cpu_good", &[("host", "a")]);
+        assert_eq!(influx.outcomes, vec![Ok(vec![(good, 5, 2f64.to_bits())])]);
+    }
+
+    /// Pieces that make lines of every format, valid and not.
+    fn fragment() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "up",
+            "m:x",
+            "{",
+            "}",
+            "a",
+            "b",
+            "=",
+            "\"",
+            "\"1\"",
+            "\"\"",
+            ",",
+            "\\",
+            "\\\"",
+            " ",
+            "\t",
+            "\t",
+            "1",
+            "-0.0",
+            "NaN:0x7ff0000000000002",
+            "+Inf",
+            "1e3",
+            "100",
+            "-5",
+            "#",
+            "x",
+            "\r",
+            "é",
+            "__name__",
+            "i",
+            "u",
+            "t",
+        ])
+    }
+
+    /// A line most often made of a series text and a rest that parse.
+    fn line() -> impl Strategy<Value = String> {
+        let series = prop::sample::select(vec![
+            "up",
+            "up{a=\"1\"}",
+            " up { a = \"1\" , }",
+            "up{a=\"1\",b=\"\"}",
+            "{__name__=\"up\",a=\"1\"}",
+            "m:x{a=\"}\\\"\"}",
+            "m{a=\"\\\\\"}",
+            "up{a=\"1\"",
+            "cpu,host=a",
+            "cpu\\ x,h\\,=v",
+            "é{a=\"é\"}",
+        ]);
+        let rest = prop::sample::select(vec![
+            "\t100\t1",
+            "\t-5\tNaN:0x7ff0000000000002",
+            " 1 100",
+            " -0.0",
+            "\t100\t1\r",
+            " +Inf 100 # {t=\"1\"} 2",
+            " f=1,g=2i 1000000",
+            " f=t",
+            "\t1.5\t1",
+            " 1 2 3",
+            "\t\t",
+            " 1e3\t7",
+            "",
+        ]);
+        prop_oneof![
+            (series, rest).prop_map(|(s, r)| format!("{s}{r}")),
+            prop::collection::vec(fragment(), 0..14).prop_map(|f| f.concat()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+        /// Over any sequence of lines (many sharing series text), the cache
+        /// changes nothing: same samples, same errors as `LineParser`.
+        #[test]
+        fn caching_parser_agrees_with_line_parser(
+            mut lines in prop::collection::vec(line(), 1..24),
+            repeat in prop::collection::vec(any::<prop::sample::Index>(), 0..24),
+        ) {
+            // Lines seen again, as in real input.
+            let again: Vec<String> = repeat.iter().map(|i| i.get(&lines).clone()).collect();
+            lines.extend(again);
+            let bytes: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+            for format in [Format::Tsv, Format::Prometheus, Format::Influx] {
+                let r = run(format, &bytes, "");
+                for (i, (outcome, line)) in r.outcomes.iter().zip(&bytes).enumerate() {
+                    prop_assert_eq!(outcome, &plain(format, i + 1, line), "{:?} {:?}", format, line);
+                }
+            }
+        }
+    }
 }

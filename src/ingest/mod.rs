@@ -375,7 +375,7 @@ impl<R: BufRead> LineReader<R> {
                 break;
             }
             read_any = true;
-            let newline = available.iter().position(|&b| b == b'\n');
+            let newline = memchr::memchr(b'\n', available);
             let part = available
                 .get(..newline.unwrap_or(available.len()))
                 .unwrap_or_default();
