@@ -342,6 +342,9 @@ pub struct LineReader<R> {
     max_line_bytes: usize,
     line: Vec<u8>,
     line_no: usize,
+    /// Bytes of `inner`'s buffer lent out by the last call, consumed at the
+    /// start of the next one.
+    lent: usize,
 }
 
 impl<R: BufRead> LineReader<R> {
@@ -351,6 +354,7 @@ impl<R: BufRead> LineReader<R> {
             max_line_bytes,
             line: Vec::new(),
             line_no: 0,
+            lent: 0,
         }
     }
 
@@ -362,15 +366,21 @@ impl<R: BufRead> LineReader<R> {
     /// The next line with its 1-based number, or `None` at the end of the
     /// input.
     pub fn next_line(&mut self) -> io::Result<Option<(usize, Line<'_>)>> {
+        self.inner.consume(std::mem::take(&mut self.lent));
+        // A whole line in the buffer is lent, not copied. `fill_buf` on a
+        // non-empty buffer returns it again without reading.
+        let newline = memchr::memchr(b'\n', fill_buf(&mut self.inner)?);
+        if let Some(end) = newline.filter(|&end| end <= self.max_line_bytes) {
+            self.lent = end + 1;
+            self.line_no += 1;
+            let line = fill_buf(&mut self.inner)?.get(..end).unwrap_or_default();
+            return Ok(Some((self.line_no, Line::Complete(line))));
+        }
         self.line.clear();
         let mut len = 0u64;
         let mut read_any = false;
         loop {
-            let available = match self.inner.fill_buf() {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
+            let available = fill_buf(&mut self.inner)?;
             if available.is_empty() {
                 break;
             }
@@ -402,6 +412,19 @@ impl<R: BufRead> LineReader<R> {
         };
         Ok(Some((self.line_no, line)))
     }
+}
+
+/// `inner.fill_buf()`, retried when interrupted. (The retry loop returns
+/// nothing borrowed, so the buffer is asked for again after it.)
+fn fill_buf<R: BufRead>(inner: &mut R) -> io::Result<&[u8]> {
+    loop {
+        match inner.fill_buf() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(_) => break,
+        }
+    }
+    inner.fill_buf()
 }
 
 // ---------------------------------------------------------------------------
