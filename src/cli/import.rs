@@ -9,6 +9,16 @@
 //! also flushes every `FLUSH_EVERY_SAMPLES` to bound memory. Lines that
 //! fail are reported and skipped; everything else is kept, and the exit
 //! code is 1 if any line failed.
+//!
+//! Two threads: a parser thread reads lines with `ingest::CachingParser`
+//! (a known series text costs one lookup), creates new series with
+//! `Db::series` and sends `Batch`es of about `--batch` samples, each with
+//! its lines' numbers and failures, through a channel of `PIPELINE_DEPTH`
+//! batches; the calling thread appends them with `Db::append_batch`, keeps
+//! the summary and sends emptied batches back for reuse. Failures are
+//! reported in line order per batch, rejections at write time after them.
+//! If writing fails the parser stops at its next send; if reading fails the
+//! writer finishes what it was sent and the read error is returned.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read};
