@@ -33,6 +33,8 @@
 //!   keys; a key `resolve` refuses gets no index and is asked for again
 //!   when it appears again.
 //! - Memory grows with the number of distinct series texts and keys only.
+//!   One parser hands out at most `u32::MAX` indexes; a line that would need
+//!   more is an error.
 
 use std::collections::HashMap;
 
@@ -184,12 +186,20 @@ impl CachingParser {
         let mut parsed = std::mem::take(&mut self.parsed);
         parsed.clear();
         let result = self.parser.parse_line(line_no, text, &mut parsed);
+        if result.is_ok() && self.keys.len() + parsed.len() > u32::MAX as usize {
+            self.parsed = parsed;
+            return Err(ParseError {
+                line: line_no,
+                message: format!("more than {} series in one import", u32::MAX),
+            });
+        }
         let cacheable = parsed.len() == 1;
         for sample in parsed.drain(..) {
             let index = match self.keys.get(&sample.key) {
                 Some(&index) => index,
                 None => {
-                    let index = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+                    // Fits: checked for the whole line above.
+                    let index = self.keys.len() as u32;
                     if let Err(e) = resolve(index, &sample.key) {
                         rejected(e);
                         continue;
