@@ -33,7 +33,11 @@ pub mod fault;
 mod head;
 pub mod index;
 pub mod ingest;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod query;
+#[cfg(feature = "metrics-recorder")]
+pub mod recorder;
 pub mod segment;
 pub mod series;
 pub mod wal;

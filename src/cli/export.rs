@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use strata::{Db, Error, Matcher, TimeRange};
 
 use super::discover::{parse_selector_arg, Selector};
+use super::parquet::WithParquet;
 use super::time::parse_time;
 
 use strata::ingest::{csv_header, write_sample, ExportFormat};
@@ -35,7 +36,7 @@ pub struct ExportArgs {
     end: Option<i64>,
     /// Output format.
     #[arg(long, value_enum, default_value = "tsv")]
-    format: ExportFormat,
+    format: WithParquet<ExportFormat>,
     /// Write to this file instead of standard output.
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -45,6 +46,12 @@ pub fn run(args: &ExportArgs) -> Result<ExitCode, Error> {
     let matchers = args.selector.as_ref().map_or(&[][..], |s| &s.0[..]);
     let range = TimeRange::new(args.start.unwrap_or(i64::MIN), args.end.unwrap_or(i64::MAX));
     let db = Db::open_read_only(&args.db)?;
+    let format = match args.format {
+        WithParquet::Text(format) => format,
+        WithParquet::Parquet => {
+            return super::parquet::export(&db, matchers, range, args.output.as_deref())
+        }
+    };
     let (sink, name): (Box<dyn Write>, String) = match &args.output {
         Some(path) => (
             Box::new(File::create(path).map_err(|e| Error::io("create", path, e))?),
@@ -58,7 +65,7 @@ pub fn run(args: &ExportArgs) -> Result<ExitCode, Error> {
     let mut out = BufWriter::with_capacity(1 << 20, sink);
     // A closed pipe (`strata export | head`) ends the export quietly (see
     // `cli::run`).
-    write_all(&db, matchers, range, args.format, &mut out)
+    write_all(&db, matchers, range, format, &mut out)
         .and_then(|()| out.flush())
         .map_err(|e| Error::io("write", name, e))?;
     Ok(ExitCode::SUCCESS)

@@ -28,6 +28,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+use super::parquet::WithParquet;
 use strata::ingest::{
     CachingParser, Format, IndexedSample, Limits, Line, LineParser, LineReader, ParseError,
 };
@@ -51,7 +53,7 @@ pub struct ImportArgs {
     /// as `metric{k="v",...}`; prometheus is text exposition with optional
     /// ms timestamps; influx is line protocol with ns timestamps.
     #[arg(long, value_enum, default_value = "tsv")]
-    format: Format,
+    format: WithParquet<Format>,
     /// Do not write segment files at the end; leave the data in the WAL.
     #[arg(long)]
     no_flush: bool,
@@ -111,6 +113,13 @@ impl Summary {
 }
 
 pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
+    let format = match args.format {
+        WithParquet::Text(format) => format,
+        WithParquet::Parquet => {
+            let open = || Db::open(&args.db, bulk_load_options());
+            return super::parquet::import(args.input.as_deref(), open, args.no_flush);
+        }
+    };
     let started = Instant::now();
     let (source, len): (Box<dyn Read + Send>, Option<u64>) = match &args.input {
         None => (Box::new(std::io::stdin()), None),
@@ -121,15 +130,7 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
             (Box::new(file), len)
         }
     };
-    let db = Db::open(
-        &args.db,
-        Options {
-            sync: SyncMode::Never,
-            flush_complete_partitions: false,
-            out_of_order_window_ms: i64::MAX,
-            ..Options::default()
-        },
-    )?;
+    let db = Db::open(&args.db, bulk_load_options())?;
     for action in db.recovery_report().actions() {
         errln!("strata import: on open, {action}");
     }
@@ -149,7 +150,7 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
     let default_ts = args.default_timestamp.unwrap_or_else(now_ms);
     // Bounded by its value parser.
     let max_line_bytes = args.max_line_bytes as usize;
-    let parser = LineParser::new(args.format, default_ts).with_limits(Limits {
+    let parser = LineParser::new(format, default_ts).with_limits(Limits {
         max_line_bytes,
         ..Limits::default()
     });
@@ -356,6 +357,16 @@ fn write_batches(
         }
     }
     Ok(())
+}
+
+/// How an import opens the database (see the module doc).
+fn bulk_load_options() -> Options {
+    Options {
+        sync: SyncMode::Never,
+        flush_complete_partitions: false,
+        out_of_order_window_ms: i64::MAX,
+        ..Options::default()
+    }
 }
 
 fn now_ms() -> i64 {

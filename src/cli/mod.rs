@@ -34,6 +34,7 @@ mod import;
 mod inspect;
 mod kpi;
 mod owned_dir;
+mod parquet;
 mod plot;
 mod query;
 mod render;

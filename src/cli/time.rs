@@ -259,8 +259,15 @@ fn parse_rfc3339(text: &str) -> Result<i64, bool> {
     };
     let (month, day) = (two_digits(month)?, two_digits(day)?);
     let (hour, minute, second) = (two_digits(hour)?, two_digits(minute)?, two_digits(second)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
     let valid = (1..=12).contains(&month)
-        && (1..=31).contains(&day)
+        && (1..=days_in_month).contains(&day)
         && hour < 24
         && minute < 60
         && second < 61;
@@ -361,6 +368,17 @@ mod tests {
                 "{huge}"
             );
         }
+    }
+
+    #[test]
+    fn rfc3339_rejects_days_past_the_end_of_the_month() {
+        assert!(parse_rfc3339("2026-02-31T00:00:00Z").is_err());
+        assert!(parse_rfc3339("2026-02-29T00:00:00Z").is_err());
+        assert!(parse_rfc3339("2026-04-31T00:00:00Z").is_err());
+        assert!(parse_rfc3339("2024-02-29T00:00:00Z").is_ok());
+        assert!(parse_rfc3339("2000-02-29T00:00:00Z").is_ok());
+        assert!(parse_rfc3339("1900-02-29T00:00:00Z").is_err());
+        assert!(parse_rfc3339("2026-12-31T23:59:59Z").is_ok());
     }
 
     #[test]
