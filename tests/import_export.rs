@@ -97,6 +97,55 @@ fn malformed_lines_are_reported_and_the_rest_is_kept() {
     );
 }
 
+/// The parser and the writer run on two threads, handing over batches of
+/// `--batch` samples: line numbers of failures must survive batches, and
+/// a series seen before its batch was written keeps its samples.
+#[test]
+fn failures_keep_their_line_numbers_across_pipelined_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("input.prom");
+    let mut input: Vec<u8> = Vec::new();
+    for i in 1..=12 {
+        let line = match i {
+            4 => "up{job=\"a\"} 1.5x 4000\n".to_owned(),
+            7 => "up{job=\"a\"} 7 7000.5\n".to_owned(),
+            11 => "up{job=\"b\",job=\"c\"} 11 11000\n".to_owned(),
+            _ => format!(
+                "up{{job=\"{}\"}} {i} {}\n",
+                if i % 2 == 0 { "a" } else { "b" },
+                i * 1000
+            ),
+        };
+        input.extend_from_slice(line.as_bytes());
+    }
+    input.extend_from_slice(b"up{job=\"a\"} \xff 13000\n");
+    std::fs::write(&file, &input).unwrap();
+    let db = dir.path().join("db");
+    let (code, out, err) = import(&db, &file, &["--format", "prometheus", "--batch", "2"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.starts_with("imported 9 samples of 2 series from 13 lines"),
+        "{out}"
+    );
+    assert!(out.contains("4 malformed lines skipped:"), "{out}");
+    let numbers: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("line "))
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    assert_eq!(numbers, ["4", "7", "11", "13"], "{out}");
+    assert!(out.contains("line 13: not valid UTF-8"), "{out}");
+    let (code, exported, _) = strata(&["export", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        exported,
+        "up{job=\"a\"}\t2000\t2.0\nup{job=\"a\"}\t6000\t6.0\nup{job=\"a\"}\t8000\t8.0\n\
+         up{job=\"a\"}\t10000\t10.0\nup{job=\"a\"}\t12000\t12.0\n\
+         up{job=\"b\"}\t1000\t1.0\nup{job=\"b\"}\t3000\t3.0\nup{job=\"b\"}\t5000\t5.0\n\
+         up{job=\"b\"}\t9000\t9.0\n"
+    );
+}
+
 #[test]
 fn prometheus_and_influx_text_import_with_selection() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,11 @@
 //! Shared by the ingest_* fuzz targets: parse every line of the input with
-//! one format and check what the parser accepts.
+//! one format and check what the parser accepts, and that the import's
+//! `CachingParser` gives exactly what `LineParser` gives, line by line.
 
-use strata::ingest::{write_sample, ExportFormat, Format, LineParser, ParsedSample};
+use strata::ingest::{
+    write_sample, CachingParser, ExportFormat, Format, IndexedSample, LineParser, ParseError,
+    ParsedSample,
+};
 use strata::SeriesKey;
 
 /// Timestamp given to Prometheus and Influx lines without one.
@@ -24,6 +28,51 @@ pub fn check_lines(format: Format, data: &[u8]) {
         }
         assert_eq!(out[0], sentinel(), "earlier output was modified");
         out.truncate(1);
+    }
+    check_cached(format, data);
+}
+
+/// Runs the raw lines (split at `\n`, not made UTF-8) through one
+/// `CachingParser`, each line twice so that the second parse goes through
+/// the cache, and compares every outcome with `LineParser`'s.
+fn check_cached(format: Format, data: &[u8]) {
+    let parser = LineParser::new(format, DEFAULT_TIMESTAMP_MS);
+    let mut cached = CachingParser::new(parser);
+    let mut keys: Vec<SeriesKey> = Vec::new();
+    let mut out: Vec<IndexedSample> = Vec::new();
+    for (i, line) in data.split(|&b| b == b'\n').flat_map(|l| [l, l]).enumerate() {
+        out.clear();
+        let got = cached
+            .parse_line(
+                i + 1,
+                line,
+                &mut out,
+                |index, key| {
+                    assert_eq!(index as usize, keys.len(), "series indexes are not dense");
+                    keys.push(key.clone());
+                    Ok::<(), ()>(())
+                },
+                |()| unreachable!("resolve refuses nothing"),
+            )
+            .map(|()| {
+                out.iter()
+                    .map(|s| (keys[s.series as usize].clone(), s.timestamp_ms, s.value.to_bits()))
+                    .collect::<Vec<_>>()
+            });
+        let want = std::str::from_utf8(line)
+            .map_err(|_| ParseError {
+                line: i + 1,
+                message: "not valid UTF-8".to_owned(),
+            })
+            .and_then(|text| {
+                let mut samples = Vec::new();
+                parser.parse_line(i + 1, text, &mut samples)?;
+                Ok(samples
+                    .into_iter()
+                    .map(|s| (s.key, s.timestamp_ms, s.value.to_bits()))
+                    .collect::<Vec<_>>())
+            });
+        assert_eq!(got, want, "CachingParser disagrees on {line:?}");
     }
 }
 

@@ -9,22 +9,36 @@
 //! also flushes every `FLUSH_EVERY_SAMPLES` to bound memory. Lines that
 //! fail are reported and skipped; everything else is kept, and the exit
 //! code is 1 if any line failed.
+//!
+//! Two threads: a parser thread reads lines with `ingest::CachingParser`
+//! (a known series text costs one lookup), creates new series with
+//! `Db::series` and sends `Batch`es of about `--batch` samples, each with
+//! its lines' numbers and failures, through a channel of `PIPELINE_DEPTH`
+//! batches; the calling thread appends them with `Db::append_batch`, keeps
+//! the summary and sends emptied batches back for reuse. Failures are
+//! reported in line order per batch, rejections at write time after them.
+//! If writing fails the parser stops at its next send; if reading fails the
+//! writer finishes what it was sent and the read error is returned.
 
 use std::fs::File;
-use std::io::{BufReader, IsTerminal, Read};
+use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::parquet::WithParquet;
-use strata::{Db, Error, Options, SeriesRef, SyncMode};
-
-use strata::ingest::{Format, Limits, Line, LineParser, LineReader, ParseError, ParsedSample};
+use strata::ingest::{
+    CachingParser, Format, IndexedSample, Limits, Line, LineParser, LineReader, ParseError,
+};
+use strata::{Db, Error, Options, SeriesRef, SyncMode, MAX_BATCH_SAMPLES};
 
 /// Flush to segments every this many imported samples (bounds memory).
 const FLUSH_EVERY_SAMPLES: u64 = 20_000_000;
+/// Batches in flight between the parser and the writer thread.
+const PIPELINE_DEPTH: usize = 2;
 /// Failed lines listed in the summary, per kind.
 const SHOW_FAILURES: usize = 10;
 
@@ -107,7 +121,7 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
         }
     };
     let started = Instant::now();
-    let (source, len): (Box<dyn Read>, Option<u64>) = match &args.input {
+    let (source, len): (Box<dyn Read + Send>, Option<u64>) = match &args.input {
         None => (Box::new(std::io::stdin()), None),
         Some(p) if p.as_os_str() == "-" => (Box::new(std::io::stdin()), None),
         Some(path) => {
@@ -156,52 +170,29 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
         .map_or_else(|| "standard input".to_owned(), |p| p.display().to_string());
 
     let mut summary = Summary::default();
-    let mut parsed: Vec<ParsedSample> = Vec::new();
-    let mut pending: Vec<(SeriesRef, i64, f64)> = Vec::with_capacity(args.batch);
-    let mut pending_lines: Vec<usize> = Vec::with_capacity(args.batch);
-    let mut since_flush = 0u64;
-    while let Some((line_no, line)) = reader
-        .next_line()
-        .map_err(|e| Error::io("read", &input_name, e))?
-    {
-        summary.lines = line_no;
-        let raw = match line {
-            Line::Complete(raw) => raw,
-            Line::TooLong { len } => {
-                let error = ParseError::line_too_long(line_no, len, max_line_bytes);
-                summary.malformed(format!("{error} (--max-line-bytes)"));
-                continue;
-            }
-        };
-        let Ok(line) = std::str::from_utf8(raw) else {
-            summary.malformed(format!("line {line_no}: not valid UTF-8"));
-            continue;
-        };
-        parsed.clear();
-        if let Err(e) = parser.parse_line(line_no, line, &mut parsed) {
-            summary.malformed(e.to_string());
-            continue;
-        }
-        for sample in parsed.drain(..) {
-            match db.series(&sample.key) {
-                Ok(series) => {
-                    pending.push((series, sample.timestamp_ms, sample.value));
-                    pending_lines.push(line_no);
-                }
-                Err(e) => summary.rejected(line_no, &e),
-            }
-        }
-        if pending.len() >= args.batch {
-            since_flush += write_batch(&db, &mut pending, &mut pending_lines, &mut summary)?;
-            if since_flush >= FLUSH_EVERY_SAMPLES {
-                bar.set_message("flushing");
-                db.flush()?;
-                bar.set_message("");
-                since_flush = 0;
-            }
-        }
-    }
-    write_batch(&db, &mut pending, &mut pending_lines, &mut summary)?;
+    let (to_writer, from_parser) = mpsc::sync_channel::<Batch>(PIPELINE_DEPTH);
+    let (to_parser, recycled) = mpsc::channel::<Batch>();
+    std::thread::scope(|scope| -> Result<(), Error> {
+        let parsing = scope.spawn(|| {
+            parse_input(
+                &db,
+                &mut reader,
+                CachingParser::new(parser),
+                args.batch,
+                to_writer,
+                recycled,
+            )
+            .map_err(|e| Error::io("read", &input_name, e))
+        });
+        let written = write_batches(&db, &bar, &from_parser, &to_parser, &mut summary);
+        // The parser stops when the writer has gone; its error (a read
+        // failure) comes first since a write error may be its consequence.
+        drop(from_parser);
+        let parsed = parsing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        parsed.and(written)
+    })?;
     bar.finish_and_clear();
     let series = db.stats().head_series;
     if args.no_flush {
@@ -236,25 +227,136 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
     })
 }
 
-/// Appends the pending samples; returns how many were accepted.
-fn write_batch(
+/// What the parser thread hands the writer: samples of consecutive lines,
+/// the series first seen in them, and the lines that failed. Sent back
+/// empty to be reused, so the pipeline allocates only while it fills up.
+#[derive(Default)]
+struct Batch {
+    /// Series whose index is `known + i`, where `known` is the number of
+    /// series of the batches before.
+    new_series: Vec<SeriesRef>,
+    samples: Vec<IndexedSample>,
+    /// The line number of each sample.
+    sample_lines: Vec<usize>,
+    /// Malformed lines and refused series, in line order.
+    failures: Vec<Failure>,
+    /// Number of the last line read.
+    last_line: usize,
+}
+
+enum Failure {
+    Malformed(String),
+    Rejected(usize, Error),
+}
+
+/// The parser thread: reads lines, resolves series and sends batches of
+/// about `batch_samples` samples until the input ends or the writer hangs up.
+fn parse_input<R: BufRead>(
     db: &Db,
-    pending: &mut Vec<(SeriesRef, i64, f64)>,
-    lines: &mut Vec<usize>,
+    reader: &mut LineReader<R>,
+    mut parser: CachingParser,
+    batch_samples: usize,
+    to_writer: SyncSender<Batch>,
+    recycled: Receiver<Batch>,
+) -> std::io::Result<()> {
+    let max_line_bytes = reader.max_line_bytes();
+    let mut batch = Batch::default();
+    while let Some((line_no, line)) = reader.next_line()? {
+        batch.last_line = line_no;
+        let raw = match line {
+            Line::Complete(raw) => raw,
+            Line::TooLong { len } => {
+                let error = ParseError::line_too_long(line_no, len, max_line_bytes);
+                let message = format!("{error} (--max-line-bytes)");
+                batch.failures.push(Failure::Malformed(message));
+                continue;
+            }
+        };
+        let before = batch.samples.len();
+        let Batch {
+            new_series,
+            samples,
+            failures,
+            ..
+        } = &mut batch;
+        let parsed = parser.parse_line(
+            line_no,
+            raw,
+            samples,
+            |_, key| db.series(key).map(|series| new_series.push(series)),
+            |e| failures.push(Failure::Rejected(line_no, e)),
+        );
+        if let Err(e) = parsed {
+            batch.failures.push(Failure::Malformed(e.to_string()));
+        }
+        let added = batch.samples.len() - before;
+        batch
+            .sample_lines
+            .extend(std::iter::repeat_n(line_no, added));
+        if batch.samples.len() >= batch_samples {
+            let next = recycled.try_recv().unwrap_or_default();
+            if to_writer.send(std::mem::replace(&mut batch, next)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    // A closed channel means the writer failed; it reports why.
+    let _ = to_writer.send(batch);
+    Ok(())
+}
+
+/// The writer: appends every batch, flushes every `FLUSH_EVERY_SAMPLES`
+/// and fills in the summary; returns at the end of the input or on the
+/// first write error.
+fn write_batches(
+    db: &Db,
+    bar: &ProgressBar,
+    batches: &Receiver<Batch>,
+    recycle: &mpsc::Sender<Batch>,
     summary: &mut Summary,
-) -> Result<u64, Error> {
-    if pending.is_empty() {
-        return Ok(0);
+) -> Result<(), Error> {
+    let mut series: Vec<SeriesRef> = Vec::new();
+    let mut since_flush = 0u64;
+    for mut batch in batches {
+        summary.lines = batch.last_line;
+        series.append(&mut batch.new_series);
+        for failure in batch.failures.drain(..) {
+            match failure {
+                Failure::Malformed(message) => summary.malformed(message),
+                Failure::Rejected(line, error) => summary.rejected(line, &error),
+            }
+        }
+        for (samples, lines) in batch
+            .samples
+            .chunks(MAX_BATCH_SAMPLES)
+            .zip(batch.sample_lines.chunks(MAX_BATCH_SAMPLES))
+        {
+            let refs: Vec<(&SeriesRef, i64, f64)> = samples
+                .iter()
+                .filter_map(|s| {
+                    let series = series.get(s.series as usize)?;
+                    Some((series, s.timestamp_ms, s.value))
+                })
+                .collect();
+            let outcome = db.append_batch(&refs)?;
+            for (index, error) in &outcome.rejected {
+                summary.rejected(lines.get(*index).copied().unwrap_or(0), error);
+            }
+            summary.samples += outcome.accepted as u64;
+            since_flush += outcome.accepted as u64;
+        }
+        batch.samples.clear();
+        batch.sample_lines.clear();
+        // The parser may have finished; then the batch is simply dropped.
+        let _ = recycle.send(batch);
+        if since_flush >= FLUSH_EVERY_SAMPLES {
+            bar.set_message("flushing");
+            db.flush()?;
+            bar.set_message("");
+            since_flush = 0;
+        }
     }
-    let batch: Vec<(&SeriesRef, i64, f64)> = pending.iter().map(|(s, t, v)| (s, *t, *v)).collect();
-    let outcome = db.append_batch(&batch)?;
-    for (index, error) in &outcome.rejected {
-        summary.rejected(lines[*index], error);
-    }
-    summary.samples += outcome.accepted as u64;
-    pending.clear();
-    lines.clear();
-    Ok(outcome.accepted as u64)
+    Ok(())
 }
 
 /// How an import opens the database (see the module doc).

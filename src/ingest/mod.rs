@@ -115,6 +115,10 @@
 //! - A Tsv line written by [`write_sample`] parses back to the same key,
 //!   timestamp and value bits.
 
+mod cache;
+
+pub use cache::{CachingParser, IndexedSample};
+
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
@@ -338,6 +342,9 @@ pub struct LineReader<R> {
     max_line_bytes: usize,
     line: Vec<u8>,
     line_no: usize,
+    /// Bytes of `inner`'s buffer lent out by the last call, consumed at the
+    /// start of the next one.
+    lent: usize,
 }
 
 impl<R: BufRead> LineReader<R> {
@@ -347,26 +354,38 @@ impl<R: BufRead> LineReader<R> {
             max_line_bytes,
             line: Vec::new(),
             line_no: 0,
+            lent: 0,
         }
+    }
+
+    /// The longest line returned whole, in bytes.
+    pub fn max_line_bytes(&self) -> usize {
+        self.max_line_bytes
     }
 
     /// The next line with its 1-based number, or `None` at the end of the
     /// input.
     pub fn next_line(&mut self) -> io::Result<Option<(usize, Line<'_>)>> {
+        self.inner.consume(std::mem::take(&mut self.lent));
+        // A whole line in the buffer is lent, not copied. `fill_buf` on a
+        // non-empty buffer returns it again without reading.
+        let newline = memchr::memchr(b'\n', fill_buf(&mut self.inner)?);
+        if let Some(end) = newline.filter(|&end| end <= self.max_line_bytes) {
+            self.lent = end + 1;
+            self.line_no += 1;
+            let line = fill_buf(&mut self.inner)?.get(..end).unwrap_or_default();
+            return Ok(Some((self.line_no, Line::Complete(line))));
+        }
         self.line.clear();
         let mut len = 0u64;
         let mut read_any = false;
         loop {
-            let available = match self.inner.fill_buf() {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
+            let available = fill_buf(&mut self.inner)?;
             if available.is_empty() {
                 break;
             }
             read_any = true;
-            let newline = available.iter().position(|&b| b == b'\n');
+            let newline = memchr::memchr(b'\n', available);
             let part = available
                 .get(..newline.unwrap_or(available.len()))
                 .unwrap_or_default();
@@ -393,6 +412,19 @@ impl<R: BufRead> LineReader<R> {
         };
         Ok(Some((self.line_no, line)))
     }
+}
+
+/// `inner.fill_buf()`, retried when interrupted. (The retry loop returns
+/// nothing borrowed, so the buffer is asked for again after it.)
+fn fill_buf<R: BufRead>(inner: &mut R) -> io::Result<&[u8]> {
+    loop {
+        match inner.fill_buf() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(_) => break,
+        }
+    }
+    inner.fill_buf()
 }
 
 // ---------------------------------------------------------------------------
@@ -786,7 +818,23 @@ fn parse_prometheus(
         Some(_) => {}
     }
     let key = SeriesKey::from_labels(labels).map_err(|e| series_error(key_error(e)))?;
+    let (value, timestamp_ms) = parse_prometheus_tail(&mut cur, default_timestamp_ms)?;
+    out.push(ParsedSample {
+        key,
+        timestamp_ms,
+        value,
+    });
+    Ok(())
+}
 
+/// Parses what follows a Prometheus series, from `cur` (at or before the
+/// blanks after it) to the end of the line: `value [timestamp_ms] [# exemplar]`.
+/// Returns the value and the timestamp (`default_timestamp_ms` when absent).
+fn parse_prometheus_tail(
+    cur: &mut Cursor<'_>,
+    default_timestamp_ms: i64,
+) -> Result<(f64, i64), String> {
+    let line = cur.text;
     cur.skip_blanks();
     let value_pos = cur.pos;
     let value_text = cur.eat_while(|c| !is_blank(c));
@@ -821,12 +869,7 @@ fn parse_prometheus(
             ));
         }
     }
-    out.push(ParsedSample {
-        key,
-        timestamp_ms,
-        value,
-    });
-    Ok(())
+    Ok((value, timestamp_ms))
 }
 
 /// Parses `name="value",...}` (the `{` already consumed) into `labels`,
