@@ -368,7 +368,7 @@ mod tests {
     /// `cargo test --release --lib range::tests::kernel_speed -- --ignored
     /// --nocapture`; prints the best of 20 runs.
     #[test]
-    #[ignore]
+    #[ignore = "timing harness, run by hand (see the doc comment)"]
     fn kernel_speed() {
         let n = 8640;
         let timestamps_ms: Vec<i64> = (0..n).map(|i| i as i64 * 10_000).collect();
