@@ -497,20 +497,7 @@ fn go_format_g(v: f64) -> String {
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        let mut l: Labels = pairs.iter().map(|&(n, v)| Label::new(n, v)).collect();
-        l.sort();
-        l
-    }
-
-    /// A series from per-step values, `None` for no sample.
-    fn series(pairs: &[(&str, &str)], values: &[Option<f64>]) -> StepSeries {
-        StepSeries {
-            labels: labels(pairs),
-            values: values.iter().map(|v| v.unwrap_or(0.0)).collect(),
-            present: values.iter().map(Option::is_some).collect(),
-        }
-    }
+    use crate::query::eval::value::test_support::{labels, series};
 
     fn steps(count: usize) -> Steps {
         Steps {

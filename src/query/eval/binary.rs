@@ -498,19 +498,7 @@ mod tests {
     use super::*;
     use crate::query::ast::Expr;
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        let mut l: Labels = pairs.iter().map(|&(n, v)| Label::new(n, v)).collect();
-        l.sort();
-        l
-    }
-
-    fn series(pairs: &[(&str, &str)], values: &[Option<f64>]) -> StepSeries {
-        StepSeries {
-            labels: labels(pairs),
-            values: values.iter().map(|v| v.unwrap_or(0.0)).collect(),
-            present: values.iter().map(Option::is_some).collect(),
-        }
-    }
+    use crate::query::eval::value::test_support::{labels, series};
 
     fn view(value: Value) -> Vec<(Labels, Vec<Option<f64>>)> {
         let Value::Vector(out) = value else {

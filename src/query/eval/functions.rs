@@ -521,19 +521,7 @@ fn parse_hex_float(s: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> Vec<Label> {
-        let mut l: Vec<Label> = pairs.iter().map(|&(n, v)| Label::new(n, v)).collect();
-        l.sort();
-        l
-    }
-
-    fn series(pairs: &[(&str, &str)], values: &[Option<f64>]) -> StepSeries {
-        StepSeries {
-            labels: labels(pairs),
-            values: values.iter().map(|v| v.unwrap_or(0.0)).collect(),
-            present: values.iter().map(Option::is_some).collect(),
-        }
-    }
+    use crate::query::eval::value::test_support::{labels, series};
 
     fn steps(count: usize) -> Steps {
         Steps {

@@ -247,3 +247,26 @@ pub fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, Lab
         None => Ok(merged.into_iter().flatten().collect()),
     }
 }
+
+/// Builders the evaluator's unit tests share.
+#[cfg(test)]
+pub(super) mod test_support {
+    use super::{Labels, StepSeries};
+    use crate::series::Label;
+
+    /// A sorted label set from pairs.
+    pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+        let mut l: Labels = pairs.iter().map(|&(n, v)| Label::new(n, v)).collect();
+        l.sort();
+        l
+    }
+
+    /// A series from per-step values, `None` for no sample.
+    pub fn series(pairs: &[(&str, &str)], values: &[Option<f64>]) -> StepSeries {
+        StepSeries {
+            labels: labels(pairs),
+            values: values.iter().map(|v| v.unwrap_or(0.0)).collect(),
+            present: values.iter().map(Option::is_some).collect(),
+        }
+    }
+}
