@@ -93,21 +93,7 @@ pub fn json_timestamp(time_ms: i64) -> String {
 
 /// Appends `s` as a JSON string escaped as Go's encoding/json does.
 fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => {
-                out.push_str(&format!("\\u{:04x}", u32::from(c)));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    strata::ingest::push_json_string_as(out, s, strata::ingest::JsonEscapes::Go);
 }
 
 /// `[timestamp,"value"]`.

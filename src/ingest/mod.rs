@@ -574,8 +574,24 @@ pub fn write_sample(
     out.write_all(line.as_bytes())
 }
 
+/// How [`push_json_string_as`] escapes beyond RFC 8259's minimum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonEscapes {
+    /// RFC 8259, with the short `\b` and `\f` forms.
+    Rfc8259,
+    /// As Go's encoding/json (Prometheus 2.42's HTTP API): `\b`, `\f`,
+    /// `<`, `>`, `&`, U+2028 and U+2029 as `\u` escapes.
+    Go,
+}
+
 /// Appends `s` as a JSON string literal (RFC 8259 escaping).
 pub fn push_json_string(out: &mut String, s: &str) {
+    push_json_string_as(out, s, JsonEscapes::Rfc8259);
+}
+
+/// Appends `s` as a JSON string literal escaped in the given style.
+pub fn push_json_string_as(out: &mut String, s: &str, escapes: JsonEscapes) {
+    let go = escapes == JsonEscapes::Go;
     out.push('"');
     for c in s.chars() {
         match c {
@@ -584,9 +600,13 @@ pub fn push_json_string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            '\u{8}' if !go => out.push_str("\\b"),
+            '\u{c}' if !go => out.push_str("\\f"),
+            c if u32::from(c) < 0x20
+                || (go && matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}')) =>
+            {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
             c => out.push(c),
         }
     }
@@ -1346,6 +1366,17 @@ mod tests {
     use super::*;
     use crate::series::{validate_label_name, validate_metric_name};
     use proptest::prelude::*;
+
+    #[test]
+    fn json_escapes_in_both_styles() {
+        let text = "a\u{8}<&\u{2028}\"\n";
+        let mut rfc = String::new();
+        push_json_string_as(&mut rfc, text, JsonEscapes::Rfc8259);
+        assert_eq!(rfc, "\"a\\b<&\u{2028}\\\"\\n\"");
+        let mut go = String::new();
+        push_json_string_as(&mut go, text, JsonEscapes::Go);
+        assert_eq!(go, "\"a\\u0008\\u003c\\u0026\\u2028\\\"\\n\"");
+    }
 
     fn key(metric: &str, labels: &[(&str, &str)]) -> SeriesKey {
         SeriesKey::new(metric, labels).unwrap()
