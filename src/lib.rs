@@ -38,6 +38,7 @@
 
 #[doc(hidden)]
 pub mod codec;
+pub mod compaction;
 mod db;
 pub mod error;
 #[doc(hidden)]
@@ -50,6 +51,7 @@ pub mod parquet;
 pub mod query;
 #[cfg(feature = "metrics-recorder")]
 pub mod recorder;
+pub mod rollup;
 pub mod segment;
 pub mod series;
 #[doc(hidden)]
@@ -57,7 +59,8 @@ pub mod wal;
 #[doc(hidden)]
 pub mod workload;
 
-pub use db::manifest::{Manifest, SegmentMeta, SegmentPin};
+pub use compaction::policy::{Clock, RetentionOverride, RetentionPolicy, TierPolicy};
+pub use db::manifest::{Manifest, SegmentMeta, SegmentPin, TierMeta};
 pub use db::{
     BatchOutcome, Db, DbStats, FlushReport, Options, Quarantined, RecoveryReport, RepairReport,
     SegmentCheck, SeriesRef, SyncMode, HEAD_BYTES_PER_SERIES, MAX_BATCH_SAMPLES,

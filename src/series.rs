@@ -17,6 +17,15 @@ use crate::error::InputError;
 /// The label holding the metric name.
 pub const METRIC_NAME_LABEL: &str = "__name__";
 
+/// The bit pattern of Prometheus' staleness marker, a NaN written when a
+/// series disappears.
+pub(crate) const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// True for the staleness marker (and no other NaN).
+pub(crate) fn is_stale(value: f64) -> bool {
+    value.to_bits() == STALE_NAN_BITS
+}
+
 /// One label: name and value. The strings are shared (`Arc<str>`), so the
 /// head and segment readers keep one copy of each distinct string.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

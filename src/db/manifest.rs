@@ -12,14 +12,21 @@
 //! `u64 seq`, `i64 partition_start_ms`, `i64 min_time_ms`,
 //! `i64 max_time_ms`, `u64 sample_count`, `u32 series_count` (44 bytes in
 //! version 1), and from version 2 on the segment's pin: `u64 file_len`,
-//! `u32 footer_crc`, `u32 file_crc` (60 bytes). docs/FORMAT.md has the
-//! full specification.
+//! `u32 footer_crc`, `u32 file_crc` (60 bytes). Version 3 adds the tiers
+//! (after `wal_replay_from`: `u32 tier_count`, then per tier
+//! `i64 resolution_ms`, `i64 rolled_up_to_ms`, `i64 retained_from_ms`)
+//! and per segment `i64 resolution_ms`, `i64 block_duration_ms` (76
+//! bytes). docs/FORMAT.md has the full specification.
 //!
 //! Invariants (checked by [`Manifest::decode`]):
 //! - segment entries are sorted by strictly increasing `seq`, and every
 //!   `seq` is below `next_segment_seq`: a higher `seq` is a newer segment
 //!   and wins on a repeated timestamp;
 //! - `min_time_ms <= max_time_ms` for every entry;
+//! - tiers are sorted by strictly increasing `resolution_ms`, all `> 0`
+//!   (the raw tier is implicit), and every segment's `resolution_ms` is 0
+//!   (raw) or one of theirs; versions 1 and 2 have no tiers and only raw
+//!   segments (`block_duration_ms` 0: one flushed partition);
 //! - a version-1 manifest has no pins (`SegmentMeta::pin` is `None`); a
 //!   writable open computes them and the next store writes version 2.
 
@@ -34,10 +41,12 @@ use crate::segment::{sync_parent_dir, Segment};
 pub const MANIFEST_FILE: &str = "MANIFEST";
 const MAGIC: &[u8; 8] = b"STRATMAN";
 /// Written by this build; version 1 is still read.
-const VERSION: u16 = 2;
+const VERSION: u16 = 3;
 const HEADER_LEN: usize = 16;
 const ENTRY_LEN_V1: usize = 44;
 const ENTRY_LEN_V2: usize = 60;
+const ENTRY_LEN_V3: usize = 76;
+const TIER_LEN: usize = 24;
 
 /// What a manifest knows about a segment file's bytes, so that a file
 /// replaced by another (valid) segment is noticed.
@@ -126,6 +135,28 @@ pub struct SegmentMeta {
     pub series_count: u32,
     /// `None` only for entries read from a version-1 manifest.
     pub pin: Option<SegmentPin>,
+    /// 0 for raw samples; else the bucket width of the rollup tier whose
+    /// buckets the segment holds (see `crate::rollup`).
+    pub resolution_ms: i64,
+    /// Width of the aligned time window `[partition_start_ms,
+    /// partition_start_ms + block_duration_ms)` the segment covers: its
+    /// compaction level. 0 for a segment written by a flush (one partition,
+    /// or any data of a partition not yet complete).
+    pub block_duration_ms: i64,
+}
+
+/// What the manifest records of one rollup tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierMeta {
+    /// Bucket width, > 0.
+    pub resolution_ms: i64,
+    /// Every raw sample before this is rolled up into this tier's segments
+    /// (its buckets starting before it are complete); `i64::MIN` when
+    /// nothing is. A multiple of `resolution_ms` (or `i64::MIN`).
+    pub rolled_up_to_ms: i64,
+    /// Retention has deleted this tier's buckets starting before this;
+    /// `i64::MIN` when it never deleted anything.
+    pub retained_from_ms: i64,
 }
 
 impl SegmentMeta {
@@ -149,7 +180,13 @@ pub struct Manifest {
     pub persisted_below_ms: i64,
     /// WAL files with lower ids are fully persisted and may be deleted.
     pub wal_replay_from: u64,
-    /// Sorted by `seq`, oldest first.
+    /// Retention has deleted raw samples before this; `i64::MIN` when it
+    /// never deleted anything. Stored as the raw tier's
+    /// `retained_from_ms` (version 3).
+    pub raw_retained_from_ms: i64,
+    /// The rollup tiers, by increasing resolution.
+    pub tiers: Vec<TierMeta>,
+    /// Every tier's segments, sorted by `seq`, oldest first.
     pub segments: Vec<SegmentMeta>,
 }
 
@@ -159,6 +196,8 @@ impl Default for Manifest {
             next_segment_seq: 1,
             persisted_below_ms: i64::MIN,
             wal_replay_from: 0,
+            raw_retained_from_ms: i64::MIN,
+            tiers: Vec::new(),
             segments: Vec::new(),
         }
     }
@@ -169,10 +208,24 @@ impl Manifest {
     /// with zeros, which never match a real file: callers pin every
     /// segment before storing (a writable open does).
     pub fn encode(&self) -> Vec<u8> {
-        let mut payload = Vec::with_capacity(28 + ENTRY_LEN_V2 * self.segments.len());
+        let mut payload = Vec::with_capacity(
+            40 + TIER_LEN * (self.tiers.len() + 1) + ENTRY_LEN_V3 * self.segments.len(),
+        );
         payload.extend_from_slice(&self.next_segment_seq.to_le_bytes());
         payload.extend_from_slice(&self.persisted_below_ms.to_le_bytes());
         payload.extend_from_slice(&self.wal_replay_from.to_le_bytes());
+        // The raw tier first (resolution 0), then the rollup tiers.
+        payload.extend_from_slice(&(self.tiers.len() as u32 + 1).to_le_bytes());
+        let raw = TierMeta {
+            resolution_ms: 0,
+            rolled_up_to_ms: i64::MIN,
+            retained_from_ms: self.raw_retained_from_ms,
+        };
+        for tier in std::iter::once(&raw).chain(&self.tiers) {
+            payload.extend_from_slice(&tier.resolution_ms.to_le_bytes());
+            payload.extend_from_slice(&tier.rolled_up_to_ms.to_le_bytes());
+            payload.extend_from_slice(&tier.retained_from_ms.to_le_bytes());
+        }
         payload.extend_from_slice(&(self.segments.len() as u32).to_le_bytes());
         for s in &self.segments {
             payload.extend_from_slice(&s.seq.to_le_bytes());
@@ -189,6 +242,8 @@ impl Manifest {
             payload.extend_from_slice(&pin.file_len.to_le_bytes());
             payload.extend_from_slice(&pin.footer_crc.to_le_bytes());
             payload.extend_from_slice(&pin.file_crc.to_le_bytes());
+            payload.extend_from_slice(&s.resolution_ms.to_le_bytes());
+            payload.extend_from_slice(&s.block_duration_ms.to_le_bytes());
         }
         let mut out = Vec::with_capacity(payload.len() + HEADER_LEN + 4);
         out.extend_from_slice(MAGIC);
@@ -243,6 +298,7 @@ impl Manifest {
         let entry_len = match version {
             1 => ENTRY_LEN_V1,
             2 => ENTRY_LEN_V2,
+            3 => ENTRY_LEN_V3,
             found => {
                 return Err(corrupt(
                     8,
@@ -264,6 +320,55 @@ impl Manifest {
         let next_segment_seq = p.u64().map_err(at)?;
         let persisted_below_ms = p.i64().map_err(at)?;
         let wal_replay_from = p.u64().map_err(at)?;
+        let mut raw_retained_from_ms = i64::MIN;
+        let mut tiers: Vec<TierMeta> = Vec::new();
+        if version >= 3 {
+            let tier_count = p.u32().map_err(at)? as usize;
+            if tier_count == 0 || tier_count.saturating_mul(TIER_LEN) > p.remaining() {
+                return Err(corrupt(
+                    HEADER_LEN as u64,
+                    Corruption::BadLayout(format!(
+                        "{tier_count} tiers do not fit the {} payload bytes left (the raw tier is always listed)",
+                        p.remaining()
+                    )),
+                ));
+            }
+            for index in 0..tier_count {
+                let offset = p.file_offset();
+                let tier = TierMeta {
+                    resolution_ms: p.i64().map_err(at)?,
+                    rolled_up_to_ms: p.i64().map_err(at)?,
+                    retained_from_ms: p.i64().map_err(at)?,
+                };
+                let problem = match (index, tiers.last()) {
+                    (0, _) if tier.resolution_ms != 0 => Some(format!(
+                        "the first tier must be the raw tier (resolution 0), has resolution {}",
+                        tier.resolution_ms
+                    )),
+                    (0, _) => None,
+                    (_, Some(prev)) if tier.resolution_ms <= prev.resolution_ms => Some(format!(
+                        "tier resolutions are not increasing ({} after {})",
+                        tier.resolution_ms, prev.resolution_ms
+                    )),
+                    _ if tier.resolution_ms <= 0 => Some(format!(
+                        "rollup tier resolution {} is not positive",
+                        tier.resolution_ms
+                    )),
+                    _ => None,
+                };
+                if let Some(problem) = problem {
+                    return Err(corrupt(
+                        offset,
+                        Corruption::BadLayout(format!("tier entry {index}: {problem}")),
+                    ));
+                }
+                if index == 0 {
+                    raw_retained_from_ms = tier.retained_from_ms;
+                } else {
+                    tiers.push(tier);
+                }
+            }
+        }
         let count = p.u32().map_err(at)? as usize;
         if count.saturating_mul(entry_len) != p.remaining() {
             return Err(corrupt(
@@ -285,6 +390,8 @@ impl Manifest {
                 sample_count: p.u64().map_err(at)?,
                 series_count: p.u32().map_err(at)?,
                 pin: None,
+                resolution_ms: 0,
+                block_duration_ms: 0,
             };
             if version >= 2 {
                 meta.pin = Some(SegmentPin {
@@ -293,6 +400,12 @@ impl Manifest {
                     file_crc: p.u32().map_err(at)?,
                 });
             }
+            if version >= 3 {
+                meta.resolution_ms = p.i64().map_err(at)?;
+                meta.block_duration_ms = p.i64().map_err(at)?;
+            }
+            let known_resolution = meta.resolution_ms == 0
+                || tiers.iter().any(|t| t.resolution_ms == meta.resolution_ms);
             let out_of_order = segments.last().is_some_and(|prev| prev.seq >= meta.seq);
             let problem = if out_of_order {
                 Some("segment entries are not in increasing seq order".to_string())
@@ -305,6 +418,16 @@ impl Manifest {
                 Some(format!(
                     "segment seq {} has min_time_ms {} after max_time_ms {}",
                     meta.seq, meta.min_time_ms, meta.max_time_ms
+                ))
+            } else if !known_resolution {
+                Some(format!(
+                    "segment seq {} has resolution {} ms, which is no tier's",
+                    meta.seq, meta.resolution_ms
+                ))
+            } else if meta.block_duration_ms < 0 {
+                Some(format!(
+                    "segment seq {} has a negative block duration {}",
+                    meta.seq, meta.block_duration_ms
                 ))
             } else {
                 None
@@ -321,6 +444,8 @@ impl Manifest {
             next_segment_seq,
             persisted_below_ms,
             wal_replay_from,
+            raw_retained_from_ms,
+            tiers,
             segments,
         })
     }
@@ -371,6 +496,12 @@ mod tests {
             next_segment_seq: 9,
             persisted_below_ms: -5,
             wal_replay_from: 3,
+            raw_retained_from_ms: -7,
+            tiers: vec![TierMeta {
+                resolution_ms: 60_000,
+                rolled_up_to_ms: 120_000,
+                retained_from_ms: i64::MIN,
+            }],
             segments: vec![SegmentMeta {
                 seq: 8,
                 partition_start_ms: 0,
@@ -383,6 +514,8 @@ mod tests {
                     footer_crc: 6,
                     file_crc: 7,
                 }),
+                resolution_ms: 60_000,
+                block_duration_ms: 7_200_000,
             }],
         };
         let bytes = manifest.encode();

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::compaction::policy::{Clock, RetentionPolicy};
 use crate::error::{Corruption, CorruptionError, Error, InputError, Result};
 use crate::head::{partition_start, FrozenHead, Head, MemSeries, SeriesGuard};
 use crate::segment::{Segment, SegmentWriter};
@@ -45,7 +46,7 @@ use crate::wal::record::{self, SamplesEncoder};
 pub use crate::wal::SyncMode;
 use crate::wal::{self, Frames, Payload, WalDamage, WalWriter};
 use dir::{SEGMENT_DIR, WAL_DIR};
-use manifest::{Manifest, SegmentMeta, SegmentPin};
+use manifest::{Manifest, SegmentMeta, SegmentPin, TierMeta};
 pub use repair::RepairReport;
 use replay::recover_wal;
 pub use verify::SegmentCheck;
@@ -84,6 +85,20 @@ pub struct Options {
     /// appends fail with [`Error::HeadFull`] while a background flush frees
     /// sample memory. Default 4 GiB.
     pub max_head_bytes: usize,
+    /// How long raw samples and each rollup tier are kept, and which
+    /// rollup tiers exist. Default: [`RetentionPolicy::default`]. A data
+    /// directory's `strata.toml` sets it for the CLI. A changed policy
+    /// takes effect at the next compaction.
+    pub retention: RetentionPolicy,
+    /// What retention measures age against. Default: the system clock.
+    pub clock: Clock,
+    /// Compact (merge, roll up, apply retention) in a background thread
+    /// after flushes. Default true. Bulk imports turn it off and call
+    /// [`Db::compact`] at the end.
+    pub background_compaction: bool,
+    /// Most bytes per second background compaction writes; `None`:
+    /// unthrottled. Default 64 MiB/s. [`Db::compact`] is never throttled.
+    pub compaction_write_bytes_per_s: Option<u64>,
 }
 
 /// Bookkeeping bytes the head budget counts per series besides its key
@@ -145,6 +160,7 @@ impl Options {
                 self.wal_file_max_bytes
             ));
         }
+        self.retention.validate().map_err(InputError::BadOption)?;
         if self.max_head_bytes < HEAD_BYTES_PER_SERIES {
             return bad(format!(
                 "max_head_bytes must be at least {HEAD_BYTES_PER_SERIES}, is {}",
@@ -179,6 +195,10 @@ impl Default for Options {
             max_label_value_len: 4096,
             wal_file_max_bytes: 256 << 20,
             max_head_bytes: 4 << 30,
+            retention: RetentionPolicy::default(),
+            clock: Clock::System,
+            background_compaction: true,
+            compaction_write_bytes_per_s: Some(64 << 20),
         }
     }
 }
@@ -332,17 +352,24 @@ enum FlushScope {
 }
 
 /// Segments and frozen head data readers see, swapped as a whole.
-#[derive(Default)]
-struct Version {
-    /// Oldest first (by sequence number).
-    segments: Vec<Arc<LiveSegment>>,
-    frozen: Vec<Arc<FrozenHead>>,
+#[derive(Default, Clone)]
+pub(crate) struct Version {
+    /// Raw segments, oldest first (by sequence number).
+    pub(crate) segments: Vec<Arc<LiveSegment>>,
+    /// Rollup segments of every tier, oldest first (`meta.resolution_ms`
+    /// says which tier).
+    pub(crate) rollups: Vec<Arc<LiveSegment>>,
+    /// The manifest's tiers when this version was published: which raw
+    /// times each tier has rolled up, and where retention cut.
+    pub(crate) tiers: Vec<TierMeta>,
+    pub(crate) raw_retained_from_ms: i64,
+    pub(crate) frozen: Vec<Arc<FrozenHead>>,
 }
 
-struct LiveSegment {
-    meta: SegmentMeta,
+pub(crate) struct LiveSegment {
+    pub(crate) meta: SegmentMeta,
     /// Shared with the series sets reading it.
-    segment: Arc<Segment>,
+    pub(crate) segment: Arc<Segment>,
 }
 
 struct Inner {
@@ -517,7 +544,9 @@ impl Db {
             read_only,
             ..RecoveryReport::default()
         };
-        let segments = open_segments(dir, &mut manifest, read_only, open)?;
+        let (segments, rollups) = open_segments(dir, &mut manifest, read_only, open)?
+            .into_iter()
+            .partition(|live| live.meta.resolution_ms == 0);
 
         let head = Head::new(options.partition_duration_ms);
         let recovered = recover_wal(&head, dir, &wal_dir, &manifest, read_only, &mut recovery)?;
@@ -549,6 +578,9 @@ impl Db {
             gate: RwLock::new(()),
             version: RwLock::new(Arc::new(Version {
                 segments,
+                rollups,
+                tiers: manifest.tiers.clone(),
+                raw_retained_from_ms: manifest.raw_retained_from_ms,
                 frozen: Vec::new(),
             })),
             persisted_below_ms: AtomicI64::new(manifest.persisted_below_ms),
@@ -1122,10 +1154,7 @@ impl Inner {
             let frozen = self.head.freeze(&*take);
             if !frozen.is_empty() {
                 let mut version = self.version.write();
-                let mut next = Version {
-                    segments: version.segments.clone(),
-                    frozen: version.frozen.clone(),
-                };
+                let mut next = Version::clone(&version);
                 next.frozen.push(Arc::new(frozen));
                 *version = Arc::new(next);
             }
@@ -1164,6 +1193,8 @@ impl Inner {
                             footer_crc: summary.footer_crc,
                             file_crc: summary.file_crc,
                         }),
+                        resolution_ms: 0,
+                        block_duration_ms: 0,
                     };
                     report.segments_written += 1;
                     report.series_written += u64::from(summary.series_count);
@@ -1208,15 +1239,11 @@ impl Inner {
         }
         {
             let mut version = self.version.write();
-            let mut segments = version.segments.clone();
-            segments.extend(written);
-            let frozen = version
-                .frozen
-                .iter()
-                .filter(|f| !pending.iter().any(|p| Arc::ptr_eq(f, p)))
-                .cloned()
-                .collect();
-            *version = Arc::new(Version { segments, frozen });
+            let mut next = Version::clone(&version);
+            next.segments.extend(written);
+            next.frozen
+                .retain(|f| !pending.iter().any(|p| Arc::ptr_eq(f, p)));
+            *version = Arc::new(next);
         }
         self.flushes.fetch_add(1, Ordering::Relaxed);
         // The flush has committed: a WAL file that cannot be deleted now is

@@ -175,6 +175,8 @@ fn rebuild(dir: &Path, options: &Options, moved: &mut RecoveryReport) -> Result<
             sample_count: footer.sample_count,
             series_count: footer.series_count,
             pin: Some(SegmentPin::of_file(&path, &segment)?),
+            resolution_ms: 0,
+            block_duration_ms: 0,
         });
         manifest.next_segment_seq = manifest.next_segment_seq.max(seq.saturating_add(1));
     }

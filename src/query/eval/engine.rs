@@ -31,14 +31,7 @@ use crate::query::ast::{At, Expr, Function};
 use crate::query::source::{Queryable, SeriesColumns, SeriesSet};
 use crate::series::{Label, TimeRange, METRIC_NAME_LABEL};
 
-/// The bit pattern of Prometheus' staleness marker, a NaN written when a
-/// series disappears.
-pub(super) const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
-
-/// True for the staleness marker (and no other NaN).
-pub(super) fn is_stale(value: f64) -> bool {
-    value.to_bits() == STALE_NAN_BITS
-}
+pub(super) use crate::series::is_stale;
 
 /// Series a worker thread takes at a time; small enough to balance a few
 /// heavy series, large enough to keep the shared counter cold.

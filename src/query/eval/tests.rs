@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::engine::STALE_NAN_BITS;
 use super::*;
+use crate::series::STALE_NAN_BITS;
 use crate::series::{Label, SeriesKey};
 use crate::{parse_expr, Db, Options};
 
