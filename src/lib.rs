@@ -60,6 +60,7 @@ pub mod wal;
 pub mod workload;
 
 pub use compaction::policy::{Clock, RetentionOverride, RetentionPolicy, TierPolicy};
+pub use compaction::CompactionReport;
 pub use db::manifest::{Manifest, SegmentMeta, SegmentPin, TierMeta};
 pub use db::{
     BatchOutcome, Db, DbStats, FlushReport, Options, Quarantined, RecoveryReport, RepairReport,
