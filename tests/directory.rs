@@ -268,10 +268,16 @@ fn manifest_entries_out_of_seq_order_are_rejected() {
 fn version_1_manifest_is_upgraded() {
     let dir = tempfile::tempdir().unwrap();
     let data = populate(dir.path());
-    // The version-2 bytes with each entry's 16-byte pin cut off.
-    let v2 = fs::read(dir.path().join("MANIFEST")).unwrap();
-    let mut payload = v2[16..16 + 28].to_vec();
-    for entry in v2[16 + 28..v2.len() - 4].chunks(60) {
+    // The current (version-3) bytes without the tiers, and each entry
+    // without its pin and tier fields: the first 44 bytes.
+    let v3 = fs::read(dir.path().join("MANIFEST")).unwrap();
+    assert_eq!(v3[8], 3);
+    let body = &v3[16..v3.len() - 4];
+    let tier_count = u32::from_le_bytes(body[24..28].try_into().unwrap()) as usize;
+    let segments_at = 28 + 24 * tier_count;
+    let mut payload = body[..24].to_vec();
+    payload.extend_from_slice(&body[segments_at..segments_at + 4]);
+    for entry in body[segments_at + 4..].chunks(76) {
         payload.extend_from_slice(&entry[..44]);
     }
     let mut v1 = b"STRATMAN".to_vec();
@@ -290,7 +296,7 @@ fn version_1_manifest_is_upgraded() {
     assert_eq!(all(&db), data);
     let upgraded = Manifest::load(dir.path()).unwrap().unwrap();
     assert!(upgraded.segments.iter().all(|s| s.pin.is_some()));
-    assert_eq!(fs::read(dir.path().join("MANIFEST")).unwrap()[8], 2);
+    assert_eq!(fs::read(dir.path().join("MANIFEST")).unwrap()[8], 3);
 }
 
 fn crc32(bytes: &[u8]) -> u32 {
