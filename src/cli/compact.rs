@@ -128,7 +128,12 @@ fn tiers_on_disk(dir: &Path) -> Result<Vec<TierTotals>, Error> {
 }
 
 fn print_tiers(before: &[TierTotals], after: &[TierTotals]) -> Result<(), Error> {
-    outln!("  tier       segments before -> after      bytes before -> after   time range after")?;
+    outln!(
+        "  {:<8}  {:>16}  {:>26}  time range after",
+        "tier",
+        "segments",
+        "bytes"
+    )?;
     let mut resolutions: Vec<i64> = before
         .iter()
         .chain(after)
@@ -153,12 +158,10 @@ fn print_tiers(before: &[TierTotals], after: &[TierTotals]) -> Result<(), Error>
             None => "(empty)".to_owned(),
         };
         outln!(
-            "  {:<8} {:>8} -> {:<8}  {:>12} -> {:<12}  {range}",
+            "  {:<8}  {:>16}  {:>26}  {range}",
             tier_name(resolution_ms),
-            b.segments,
-            a.segments,
-            b.bytes,
-            a.bytes
+            format!("{} -> {}", b.segments, a.segments),
+            format!("{} -> {}", b.bytes, a.bytes)
         )?;
     }
     let total = |tiers: &[TierTotals]| tiers.iter().map(|t| t.bytes).sum::<u64>();
