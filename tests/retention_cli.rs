@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use cli_support::strata;
 use strata::rollup::{store, Buckets};
-use strata::{Db, Options, SegmentWriter, SeriesKey};
+use strata::{Db, Manifest, Options, SegmentMeta, SegmentPin, SegmentWriter, SeriesKey, TierMeta};
 
 /// 2026-12-01T00:00:00Z.
 const START_MS: i64 = 1_796_083_200_000;
@@ -115,7 +115,11 @@ fn compact_reports_and_the_directory_still_verifies() {
 
     // --retention names another file; the directory's is not read then.
     let other = root.path().join("other.toml");
-    std::fs::write(&other, "[retention]\nraw = \"forever\"\ntier = []\n").unwrap();
+    std::fs::write(
+        &other,
+        "[retention]\nraw = \"forever\"\n[[retention.tier]]\nresolution = \"5m\"\nkeep = \"forever\"\n",
+    )
+    .unwrap();
     let (code, out, err) = strata(&[
         "compact",
         "--db",
@@ -126,7 +130,7 @@ fn compact_reports_and_the_directory_still_verifies() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains(&format!(
-            "policy          raw forever (from {})",
+            "policy          raw forever, 5m forever (from {})",
             other.display()
         )),
         "{out}"
@@ -245,21 +249,95 @@ fn inspect_shows_tiers_and_the_policy() {
     assert!(out.contains("tier 5m         in the policy"), "{out}");
 }
 
-/// A rollup segment file: its columns are shown as one base series with
-/// its bucket count.
-#[test]
-fn inspect_shows_a_rollup_segment_by_base_series() {
-    let root = tempfile::tempdir().unwrap();
-    let path = root.path().join("rollup.seg");
+/// Writes a rollup segment of 1 m buckets (5 buckets of `requests_total`)
+/// at `path`.
+fn write_rollup_segment(path: &Path) -> strata::SegmentSummary {
     let key = SeriesKey::new("requests_total", &[("job", "a")]).unwrap();
     let mut buckets = Buckets::default();
     let times: Vec<i64> = (0..30).map(|i| START_MS + i * 10_000).collect();
     let values: Vec<f64> = (0..30).map(f64::from).collect();
     buckets.push_raw(&times, &values, 60_000);
     assert_eq!(buckets.len(), 5);
-    let mut writer = SegmentWriter::create(&path).unwrap();
+    let mut writer = SegmentWriter::create(path).unwrap();
     store::add_buckets(&mut writer, &key, &buckets).unwrap();
-    writer.finish().unwrap();
+    writer.finish().unwrap()
+}
+
+/// A directory whose manifest lists a 1 m tier with one rollup segment (as
+/// compaction leaves it): inspect shows the tier's buckets, block, rolled-up
+/// and retained bounds; verify accepts it.
+#[test]
+fn inspect_shows_a_rollup_tier_from_the_manifest() {
+    let root = tempfile::tempdir().unwrap();
+    let db = imported_db(root.path());
+    let mut manifest = Manifest::load(&db).unwrap().unwrap();
+    let seq = manifest.next_segment_seq;
+    let path = db.join("segments").join(SegmentMeta::file_name(seq));
+    let summary = write_rollup_segment(&path);
+    let segment = strata::Segment::open(&path).unwrap();
+    manifest.tiers.push(TierMeta {
+        resolution_ms: 60_000,
+        rolled_up_to_ms: START_MS + 5 * 60_000,
+        retained_from_ms: START_MS,
+    });
+    manifest.segments.push(SegmentMeta {
+        seq,
+        partition_start_ms: START_MS,
+        min_time_ms: summary.min_time_ms,
+        max_time_ms: summary.max_time_ms,
+        sample_count: summary.sample_count,
+        series_count: summary.series_count,
+        pin: Some(SegmentPin::of_file(&path, &segment).unwrap()),
+        resolution_ms: 60_000,
+        block_duration_ms: 86_400_000,
+    });
+    manifest.next_segment_seq = seq + 1;
+    manifest.store(&db).unwrap();
+
+    let db_text = db.to_str().unwrap();
+    let (code, out, err) = strata(&["inspect", db_text]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "tier 1m         1 segment(s), {} bytes, 5 buckets, ",
+            summary.file_len
+        )),
+        "{out}"
+    );
+    assert!(out.contains("blocks 1 x 1d"), "{out}");
+    assert!(
+        out.contains("time range 2026-12-01T00:00:00.000Z .. 2026-12-01T00:04:50.000Z"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "rolled up to 2026-12-01T00:05:00.000Z; retained from 2026-12-01T00:00:00.000Z"
+        ),
+        "{out}"
+    );
+    // The segments table names each segment's tier and block.
+    assert!(
+        out.lines()
+            .any(|l| l.contains("    1m  2026-12-01T00:00:00.000Z     1d")),
+        "{out}"
+    );
+    // The raw tier is still what was imported; the 1h tier is still to come.
+    assert!(out.contains("segments total  180 samples"), "{out}");
+    assert!(
+        out.contains("tier 1h         in the policy, no segments yet"),
+        "{out}"
+    );
+    let (code, out, err) = strata(&["verify", db_text]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// A rollup segment file: its columns are shown as one base series with
+/// its bucket count.
+#[test]
+fn inspect_shows_a_rollup_segment_by_base_series() {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("rollup.seg");
+    write_rollup_segment(&path);
 
     let (code, out, err) = strata(&["inspect", path.to_str().unwrap(), "--series"]);
     assert_eq!(code, 0, "{out}{err}");

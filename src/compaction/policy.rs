@@ -238,8 +238,7 @@ impl RetentionPolicy {
             .map_err(|p| format!("{}: {}", p.key, p.problem))
     }
 
-    fn check(&self) -> std::result::Result<(), Problem> {
-        let problem = |key: String, problem: String| Err(Problem { key, problem });
+    fn check(&self) -> Walked<()> {
         let positive = |key: String, keep: Option<i64>| match keep {
             Some(ms) if ms <= 0 => problem(key, format!("must be positive, is {ms} ms")),
             _ => Ok(()),
@@ -304,7 +303,7 @@ impl RetentionPolicy {
                     .iter()
                     .any(|&(earlier, _)| earlier == resolution)
                 {
-                    return problem(tier_key, "is given twice".into());
+                    return problem(tier_key, "is given twice");
                 }
                 positive(tier_key, keep)?;
             }
