@@ -881,7 +881,7 @@ fn write_workload(dir: &Path, plan: &Plan) -> Result<WriteReport, Error> {
         .collect();
     let (sources, keys): (Vec<Source>, Vec<Vec<SeriesKey>>) =
         shares.into_iter().map(|s| (s.source, s.keys)).unzip();
-    let db = Db::open(dir, plan.options())?;
+    let db = Db::open(dir, super::writable_options(dir, plan.options())?)?;
     let rss_before = resident_bytes();
     let setup_started = Instant::now();
     let mut work = Vec::with_capacity(sources.len());
@@ -949,7 +949,7 @@ fn write_workload(dir: &Path, plan: &Plan) -> Result<WriteReport, Error> {
     let wal_bytes = dir_size(&dir.join("wal"))?;
 
     let reopen_started = Instant::now();
-    let db = Db::open(dir, plan.options())?;
+    let db = Db::open(dir, super::writable_options(dir, plan.options())?)?;
     let reopen_seconds = reopen_started.elapsed().as_secs_f64();
     let reopen_samples_replayed = db.recovery_report().samples_replayed;
     db.close()?;

@@ -54,10 +54,12 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, Error> {
     // Both bounded by their value parsers.
     let instances = args.instances as usize;
     let threads = args.threads.min(args.instances) as usize;
+    // Read the directory's policy file before replacing anything.
+    let options = super::writable_options(&args.dir, Options::default())?;
     if owned_dir::prepare(&args.dir, "strata demo")? {
         outln!("Replacing the previous demo data in {}", args.dir.display())?;
     }
-    let db = Db::open(&args.dir, Options::default())?;
+    let db = Db::open(&args.dir, options)?;
 
     outln!(
         "Simulating {} instances x 6 collection points ({} series) for {:.1} h at 1 s, {threads} writer threads...",

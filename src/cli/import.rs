@@ -116,7 +116,12 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
     let format = match args.format {
         WithParquet::Text(format) => format,
         WithParquet::Parquet => {
-            let open = || Db::open(&args.db, bulk_load_options());
+            let open = || {
+                Db::open(
+                    &args.db,
+                    super::writable_options(&args.db, bulk_load_options())?,
+                )
+            };
             return super::parquet::import(args.input.as_deref(), open, args.no_flush);
         }
     };
@@ -130,7 +135,10 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
             (Box::new(file), len)
         }
     };
-    let db = Db::open(&args.db, bulk_load_options())?;
+    let db = Db::open(
+        &args.db,
+        super::writable_options(&args.db, bulk_load_options())?,
+    )?;
     for action in db.recovery_report().actions() {
         errln!("strata import: on open, {action}");
     }

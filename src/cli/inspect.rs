@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use strata::compaction::policy::format_duration;
+use strata::rollup::store::split_key;
+use strata::rollup::Column;
 use strata::wal::{self, record::Record};
 use strata::{Db, Error, Manifest, Segment, SegmentMeta};
 
@@ -82,27 +85,124 @@ pub fn inspect(path: &Path, list_series: bool) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What one tier (raw, or a rollup resolution) of a data directory holds,
+/// from its manifest and the files' sizes.
+#[derive(Debug, Clone, Default)]
+pub struct TierTotals {
+    /// 0 for raw samples.
+    pub resolution_ms: i64,
+    pub segments: usize,
+    pub bytes: u64,
+    /// The manifest's sample counts: raw samples, or for a rollup tier the
+    /// samples of all seven columns.
+    pub samples: u64,
+    /// Segments per block duration (0: one flushed partition).
+    pub blocks: BTreeMap<i64, usize>,
+    /// Smallest `min_time_ms` and largest `max_time_ms` of its segments.
+    pub time_range_ms: Option<(i64, i64)>,
+}
+
+/// `raw`, or a rollup tier's resolution (`1m`).
+pub fn tier_name(resolution_ms: i64) -> String {
+    if resolution_ms == 0 {
+        "raw".to_owned()
+    } else {
+        format_duration(resolution_ms)
+    }
+}
+
+/// The size of a listed segment file: its pin, or the file's length for a
+/// version-1 manifest entry.
+fn segment_bytes(dir: &Path, meta: &SegmentMeta) -> Result<u64, Error> {
+    if let Some(pin) = meta.pin {
+        return Ok(pin.file_len);
+    }
+    let path = dir.join("segments").join(SegmentMeta::file_name(meta.seq));
+    Ok(std::fs::metadata(&path)
+        .map_err(|e| Error::io("stat", &path, e))?
+        .len())
+}
+
+/// Totals of the raw tier and each of the manifest's rollup tiers (also
+/// those with no segments), raw first.
+pub fn tier_totals(dir: &Path, manifest: &Manifest) -> Result<Vec<TierTotals>, Error> {
+    let mut tiers: Vec<TierTotals> = std::iter::once(0)
+        .chain(manifest.tiers.iter().map(|t| t.resolution_ms))
+        .map(|resolution_ms| TierTotals {
+            resolution_ms,
+            ..TierTotals::default()
+        })
+        .collect();
+    for meta in &manifest.segments {
+        // The manifest's decoder checked that every resolution is a tier's.
+        let Some(tier) = tiers
+            .iter_mut()
+            .find(|t| t.resolution_ms == meta.resolution_ms)
+        else {
+            continue;
+        };
+        tier.segments += 1;
+        tier.bytes += segment_bytes(dir, meta)?;
+        tier.samples += meta.sample_count;
+        *tier.blocks.entry(meta.block_duration_ms).or_default() += 1;
+        tier.time_range_ms = Some(match tier.time_range_ms {
+            None => (meta.min_time_ms, meta.max_time_ms),
+            Some((min, max)) => (min.min(meta.min_time_ms), max.max(meta.max_time_ms)),
+        });
+    }
+    Ok(tiers)
+}
+
+/// A block duration: `2h`, or `flush` for one flushed partition.
+fn block_name(block_duration_ms: i64) -> String {
+    if block_duration_ms == 0 {
+        "flush".to_owned()
+    } else {
+        format_duration(block_duration_ms)
+    }
+}
+
+/// A manifest time bound: `i64::MIN` means the bound was never set.
+fn format_bound(time_ms: i64, unset: &str) -> String {
+    if time_ms == i64::MIN {
+        unset.to_owned()
+    } else {
+        format_utc(time_ms)
+    }
+}
+
 fn inspect_data_dir(dir: &Path, list_series: bool) -> Result<(), Error> {
     let manifest = Manifest::load(dir)?.unwrap_or_default();
     outln!("database {}", dir.display())?;
     outln!(
         "  manifest        {} segments; samples before {} are all in segments; WAL replay from file {}",
         manifest.segments.len(),
-        if manifest.persisted_below_ms == i64::MIN {
-            "(none yet)".to_owned()
-        } else {
-            format_utc(manifest.persisted_below_ms)
-        },
+        format_bound(manifest.persisted_below_ms, "(none yet)"),
         manifest.wal_replay_from
     )?;
-    let mut segment_bytes = 0u64;
-    let mut segment_samples = 0u64;
+    let policy = match super::retention_policy(dir, None) {
+        Ok((policy, source)) => {
+            outln!("  retention       {policy} ({source})")?;
+            Some(policy)
+        }
+        Err(error) => {
+            outln!("  retention       unusable policy file: {error}")?;
+            None
+        }
+    };
+    let segment_dir = dir.join("segments");
+    let tiers = tier_totals(dir, &manifest)?;
+    // Buckets per rollup tier: the count column's samples.
+    let mut buckets: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut encodings: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
     if !manifest.segments.is_empty() {
-        outln!("  partitions:")?;
+        outln!("  segments:")?;
         outln!(
-            "    {:>6}  {:<24}  {:>8}  {:>11}  {:>11}  {:>8}",
+            "    {:>6}  {:>5}  {:<24}  {:>5}  {:>8}  {:>11}  {:>11}  {:>8}",
             "seq",
-            "partition start (UTC)",
+            "tier",
+            "block start (UTC)",
+            "block",
             "series",
             "samples",
             "bytes",
@@ -110,39 +210,19 @@ fn inspect_data_dir(dir: &Path, list_series: bool) -> Result<(), Error> {
         )?;
     }
     for meta in &manifest.segments {
-        let path = dir.join("segments").join(SegmentMeta::file_name(meta.seq));
-        let len = std::fs::metadata(&path)
-            .map_err(|e| Error::io("stat", &path, e))?
-            .len();
-        segment_bytes += len;
-        segment_samples += meta.sample_count;
+        let len = segment_bytes(dir, meta)?;
         outln!(
-            "    {:>6}  {:<24}  {:>8}  {:>11}  {:>11}  {:>8.3}",
+            "    {:>6}  {:>5}  {:<24}  {:>5}  {:>8}  {:>11}  {:>11}  {:>8.3}",
             meta.seq,
+            tier_name(meta.resolution_ms),
             format_utc(meta.partition_start_ms),
+            block_name(meta.block_duration_ms),
             meta.series_count,
             meta.sample_count,
             len,
             len as f64 / meta.sample_count.max(1) as f64
         )?;
-    }
-    if let (Some(min), Some(max)) = (
-        manifest.segments.iter().map(|m| m.min_time_ms).min(),
-        manifest.segments.iter().map(|m| m.max_time_ms).max(),
-    ) {
-        outln!(
-            "  segment range   {} .. {}",
-            format_utc(min),
-            format_utc(max)
-        )?;
-    }
-    outln!(
-        "  segments total  {segment_samples} samples in {segment_bytes} bytes = {:.3} bytes/sample",
-        segment_bytes as f64 / segment_samples.max(1) as f64
-    )?;
-    let mut encodings: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
-    for meta in &manifest.segments {
-        let segment = Segment::open(dir.join("segments").join(SegmentMeta::file_name(meta.seq)))?;
+        let segment = Segment::open(segment_dir.join(SegmentMeta::file_name(meta.seq)))?;
         for id in 0..segment.series_count() as u32 {
             for chunk in segment.chunk_refs(id) {
                 *encodings
@@ -150,10 +230,30 @@ fn inspect_data_dir(dir: &Path, list_series: bool) -> Result<(), Error> {
                     .or_default() += u64::from(chunk.sample_count);
             }
         }
+        if meta.resolution_ms != 0 {
+            *buckets.entry(meta.resolution_ms).or_default() += rollup_counts(&segment).1;
+        }
         if list_series {
             list_segment_series(&segment)?;
         }
     }
+    for tier in &tiers {
+        print_tier(&manifest, tier, buckets.get(&tier.resolution_ms).copied())?;
+    }
+    let planned = policy.iter().flat_map(|p| &p.tiers);
+    for tier in planned.filter(|p| !tiers.iter().any(|t| t.resolution_ms == p.resolution_ms)) {
+        outln!(
+            "  {:<15} in the policy, no segments yet (the next compaction rolls up into it)",
+            format!("tier {}", tier_name(tier.resolution_ms))
+        )?;
+    }
+    let raw = &tiers[0];
+    outln!(
+        "  segments total  {} samples in {} bytes = {:.3} bytes/sample (raw tier)",
+        raw.samples,
+        raw.bytes,
+        raw.bytes as f64 / raw.samples.max(1) as f64
+    )?;
     for ((ts, value), samples) in encodings {
         outln!("  encoding        timestamps {ts}, values {value}: {samples} samples")?;
     }
@@ -197,6 +297,57 @@ fn inspect_data_dir(dir: &Path, list_series: bool) -> Result<(), Error> {
         Err(error) => outln!("  recovery        unknown: a read-only open fails: {error}")?,
     }
     Ok(())
+}
+
+/// One tier's lines: segments, bytes, samples (buckets for a rollup
+/// tier), blocks, time range, and how far it is rolled up and retained.
+fn print_tier(manifest: &Manifest, tier: &TierTotals, buckets: Option<u64>) -> Result<(), Error> {
+    let name = format!("tier {}", tier_name(tier.resolution_ms));
+    let (count, unit) = if tier.resolution_ms == 0 {
+        (tier.samples, "sample")
+    } else {
+        (buckets.unwrap_or(0), "bucket")
+    };
+    outln!(
+        "  {name:<15} {} segment(s), {} bytes, {count} {unit}s, {:.3} bytes/{unit}",
+        tier.segments,
+        tier.bytes,
+        tier.bytes as f64 / count.max(1) as f64
+    )?;
+    if !tier.blocks.is_empty() {
+        let blocks: Vec<String> = tier
+            .blocks
+            .iter()
+            .map(|(&duration, &n)| format!("{n} x {}", block_name(duration)))
+            .collect();
+        outln!("                  blocks {}", blocks.join(", "))?;
+    }
+    if let Some((min, max)) = tier.time_range_ms {
+        outln!(
+            "                  time range {} .. {}",
+            format_utc(min),
+            format_utc(max)
+        )?;
+    }
+    let meta = manifest
+        .tiers
+        .iter()
+        .find(|t| t.resolution_ms == tier.resolution_ms);
+    let retained_from = match meta {
+        Some(meta) => meta.retained_from_ms,
+        None => manifest.raw_retained_from_ms,
+    };
+    let retained = format!(
+        "retained from {}",
+        format_bound(retained_from, "the start (nothing deleted)")
+    );
+    match meta {
+        Some(meta) => outln!(
+            "                  rolled up to {}; {retained}",
+            format_bound(meta.rolled_up_to_ms, "(nothing yet)")
+        ),
+        None => outln!("                  {retained}"),
+    }
 }
 
 /// Counts records and samples of a WAL file without changing it.
@@ -255,25 +406,68 @@ fn describe_segment(segment: &Segment, list_series: bool) -> Result<(), Error> {
         )?;
     }
     outln!("  label names    {}", segment.label_names().join(", "))?;
+    let (base_series, buckets) = rollup_counts(segment);
+    if base_series > 0 {
+        outln!(
+            "  rollup         {base_series} base series x {} columns ({}), {buckets} buckets",
+            Column::ALL.len(),
+            Column::ALL.map(Column::label_value).join(", ")
+        )?;
+    }
     if list_series {
         list_segment_series(segment)?;
     }
     Ok(())
 }
 
+/// The rollup column of series `id` (`None` for a raw series).
+fn rollup_column(segment: &Segment, id: u32) -> Option<(strata::SeriesKey, Column)> {
+    segment.series_key(id).and_then(split_key)
+}
+
+/// A rollup segment's base series and buckets (its count columns and
+/// their samples); zeros for a raw segment.
+fn rollup_counts(segment: &Segment) -> (usize, u64) {
+    let mut base_series = 0;
+    let mut buckets = 0;
+    for id in 0..segment.series_count() as u32 {
+        if rollup_column(segment, id).is_some_and(|(_, column)| column == Column::Count) {
+            base_series += 1;
+            buckets += segment
+                .chunk_refs(id)
+                .iter()
+                .map(|c| u64::from(c.sample_count))
+                .sum::<u64>();
+        }
+    }
+    (base_series, buckets)
+}
+
+/// One line per series; a rollup segment's seven columns of a base series
+/// as one line with its bucket count (the count column's samples).
 fn list_segment_series(segment: &Segment) -> Result<(), Error> {
     for id in 0..segment.series_count() as u32 {
         let refs = segment.chunk_refs(id);
         let samples: u64 = refs.iter().map(|c| u64::from(c.sample_count)).sum();
-        if let (Some(key), Some(first), Some(last)) =
+        let (Some(key), Some(first), Some(last)) =
             (segment.series_key(id), refs.first(), refs.last())
-        {
-            outln!(
+        else {
+            continue;
+        };
+        match rollup_column(segment, id) {
+            None => outln!(
                 "    {key}  samples={samples} chunks={} range={}..{}",
                 refs.len(),
                 first.min_time_ms,
                 last.max_time_ms
-            )?;
+            )?,
+            Some((base, Column::Count)) => outln!(
+                "    {base}  buckets={samples} range={}..{} (bucket starts; {} rollup columns)",
+                first.min_time_ms,
+                last.max_time_ms,
+                Column::ALL.len()
+            )?,
+            Some(_) => {}
         }
     }
     Ok(())

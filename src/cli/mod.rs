@@ -27,6 +27,7 @@ macro_rules! errln {
 }
 
 mod bench;
+mod compact;
 mod demo;
 mod discover;
 mod export;
@@ -42,11 +43,12 @@ mod source;
 mod time;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use strata::Error;
+use strata::compaction::policy::POLICY_FILE;
+use strata::{Error, Options, RetentionPolicy};
 
 #[derive(Parser)]
 #[command(
@@ -82,11 +84,13 @@ enum Command {
     /// Write series as text (TSV, CSV, JSON lines), sorted by series then
     /// time; values parse back to the same f64 bits.
     Export(export::ExportArgs),
-    /// Describe a data directory (partitions, WAL), a segment file, or a
-    /// directory of segment files.
+    /// Describe a data directory (tiers, segments, retention policy, WAL),
+    /// a segment file, or a directory of segment files.
     ///
     /// Prints series, chunks, samples, bytes/sample, time range and the
-    /// encodings in use.
+    /// encodings in use; for a data directory, per tier (raw and each
+    /// rollup resolution) its segments, blocks, bytes, samples (buckets for
+    /// rollup tiers), how far it is rolled up and where retention cut it.
     Inspect {
         /// A segment file (*.seg) or a directory holding them.
         path: PathBuf,
@@ -94,6 +98,21 @@ enum Command {
         #[arg(long)]
         series: bool,
     },
+    /// Merge segments into larger blocks, roll raw samples up into the
+    /// rollup tiers, and delete what the retention policy no longer keeps.
+    ///
+    /// Opens the data directory for writing (no other process may have it
+    /// open: stop the writer first), writes what is still in the WAL to
+    /// segments, compacts, prints what it did and closes. The retention
+    /// policy is DIR/strata.toml (or --retention FILE; the default keeps
+    /// raw samples 15d, 1-minute rollups 90d, 1-hour rollups 2y; see
+    /// docs/RETENTION.md). Age is measured against the newest sample or
+    /// the wall clock (--now), whichever is earlier.
+    ///
+    /// Safe to interrupt at any point: every replacement is committed by
+    /// one atomic manifest update, and files left over by an interrupted
+    /// run are removed at the next open. No sample is lost or doubled.
+    Compact(compact::CompactArgs),
     /// Evaluate a PromQL expression: an instant query (--time) or a range
     /// query (--start, --end, --step), as a table, CSV, Prometheus API
     /// JSON, or a chart (--plot).
@@ -166,6 +185,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Inspect { path, series } => inspect::inspect(&path, series),
+        Command::Compact(args) => compact::run(&args),
         Command::Verify { path } => inspect::verify(&path),
         Command::Repair { dir } => repair(&dir),
         Command::Bench(args) => bench::run(&args),
@@ -198,6 +218,50 @@ pub fn write_line(out: &mut impl Write, args: std::fmt::Arguments<'_>) -> Result
 /// Whether `error` is a write to a pipe whose reader has gone.
 fn is_broken_pipe(error: &Error) -> bool {
     matches!(error, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Where the retention policy in effect for a data directory comes from.
+pub enum PolicySource {
+    /// A policy file: DIR/strata.toml, or one named on the command line.
+    File(PathBuf),
+    /// No DIR/strata.toml: [`RetentionPolicy::default`].
+    Default,
+}
+
+impl std::fmt::Display for PolicySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicySource::File(path) => write!(f, "from {}", path.display()),
+            PolicySource::Default => write!(f, "the default: no {POLICY_FILE}"),
+        }
+    }
+}
+
+/// The retention policy for data directory `dir`: from `file` when given,
+/// else from `dir/strata.toml`, else the default.
+pub fn retention_policy(
+    dir: &Path,
+    file: Option<&Path>,
+) -> Result<(RetentionPolicy, PolicySource), Error> {
+    if let Some(file) = file {
+        return Ok((
+            RetentionPolicy::load_file(file)?,
+            PolicySource::File(file.to_path_buf()),
+        ));
+    }
+    Ok(match RetentionPolicy::load(dir)? {
+        Some(policy) => (policy, PolicySource::File(dir.join(POLICY_FILE))),
+        None => (RetentionPolicy::default(), PolicySource::Default),
+    })
+}
+
+/// `base` with the retention policy of `dir/strata.toml` (the default when
+/// there is none): every subcommand that opens a data directory for
+/// writing builds its options here, so that the directory's policy is the
+/// one its compactions apply.
+pub fn writable_options(dir: &Path, base: Options) -> Result<Options, Error> {
+    let (retention, _) = retention_policy(dir, None)?;
+    Ok(Options { retention, ..base })
 }
 
 /// `--batch`: 1 to [`strata::MAX_BATCH_SAMPLES`] samples.

@@ -6,7 +6,8 @@
 //! writes a marker file into it; replacing or removing it requires the
 //! marker, no entry but those a strata database holds, and no writer
 //! holding its lock. Anything else is refused with an error that says how
-//! to go on (another directory, or removing it by hand).
+//! to go on (another directory, or removing it by hand). Replacing keeps a
+//! retention policy file (`strata.toml`): it is the user's, not data.
 
 use std::fs::{self, File, TryLockError};
 use std::io::{self, Read};
@@ -19,8 +20,9 @@ pub const MARKER: &str = ".strata-owned";
 
 /// What a strata database directory holds (see `db/mod.rs`), besides the
 /// marker.
-const DATABASE_ENTRIES: [&str; 6] = [
+const DATABASE_ENTRIES: [&str; 7] = [
     "LOCK",
+    strata::compaction::policy::POLICY_FILE,
     "MANIFEST",
     "MANIFEST.tmp",
     "wal",
@@ -51,7 +53,11 @@ pub fn prepare(dir: &Path, command: &str) -> Result<bool, Error> {
         return Ok(false);
     }
     let _lock = check_owned(dir, command)?;
-    for name in names.iter().filter(|name| *name != MARKER) {
+    // The retention policy file is the user's, not data: it stays.
+    for name in names
+        .iter()
+        .filter(|name| *name != MARKER && *name != strata::compaction::policy::POLICY_FILE)
+    {
         let path = dir.join(name);
         // A symbolic link is removed, never followed.
         let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
