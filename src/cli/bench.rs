@@ -2186,11 +2186,12 @@ fn print_compact(
     let plan = &written.plan;
     outln!("strata bench compact: {}", plan.describe())?;
     outln!(
-        "  written       {} samples of {} series in {:.3} s, from {} (a 2 h partition boundary), \
-         background compaction off",
+        "  written       {} samples of {} series in {:.3} s ({} rejected), from {} (a 2 h \
+         partition boundary), background compaction off",
         written.samples,
         written.series,
         written.write_seconds,
+        written.rejected,
         super::inspect::format_utc(plan.start_ms)
     )?;
     outln!("  before        (segments as flushed)")?;
