@@ -111,8 +111,11 @@ enum BenchKind {
     /// on one thread) and reports every tier's segments and size after it.
     /// On the copy, one writer thread appends the workload's next rounds
     /// (after the written data) while Db::compact() runs (at least 2000
-    /// calls), then as many rounds again with no compaction running: the
+    /// calls), then as many calls again with no compaction running: the
     /// latency of its calls with and without a concurrent compaction.
+    /// (With --writers above 1 and --background-flush, a writer running
+    /// ahead gets partitions flushed under the others, whose late samples
+    /// are rejected: the report counts them.)
     ///
     /// With --year: no database; one year (--days) of 1 h rollup buckets
     /// of the demo's series (--instances instances of its collection
