@@ -30,6 +30,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use strata::rollup;
 use strata::workload::{
     Churn, ChurnConfig, CollectionPoint, Devops, DevopsConfig, CHURN_METRIC, DEVOPS_CPU_FIELDS,
 };
@@ -37,6 +38,7 @@ use strata::{
     instant_query, parse_expr, parse_selector, range_query, Db, Error, Options, QueryError,
     QueryOptions, QueryValue, SeriesColumns, SeriesKey, SeriesRef, SyncMode, TimeRange,
 };
+use strata::{CompactionReport, Manifest, SegmentMeta, SegmentWriter};
 
 use super::inspect::dir_size;
 use super::kpi;
@@ -96,6 +98,31 @@ enum BenchKind {
     /// there (the workload is recognized by its metrics unless --workload
     /// says otherwise).
     Query(QueryArgs),
+    /// Compaction: bytes/sample before and after, throughput, and its
+    /// effect on append latency; or (--year) the size of a year of 1 h
+    /// rollups.
+    ///
+    /// Writes a workload (same options as `bench write`; use --duration 24h
+    /// --background-flush for the documented figures) starting on a 2 h
+    /// partition boundary, so that the data is in one segment per 2 h
+    /// partition, with background compaction off. Reports the segments and
+    /// bytes/sample, copies the directory, then runs Db::compact() on the
+    /// original alone (timed: raw samples merged and rolled up per second,
+    /// on one thread) and reports every tier's segments and size after it.
+    /// On the copy, one writer thread appends the workload's next rounds
+    /// (after the written data) while Db::compact() runs (at least 2000
+    /// calls), then as many calls again with no compaction running: the
+    /// latency of its calls with and without a concurrent compaction.
+    /// (With --writers above 1 and --background-flush, a writer running
+    /// ahead gets partitions flushed under the others, whose late samples
+    /// are rejected: the report counts them.)
+    ///
+    /// With --year: no database; one year (--days) of 1 h rollup buckets
+    /// of the demo's series (--instances instances of its collection
+    /// points, its seed), made by rolling up one sample per series per
+    /// minute, written through the rollup store into one segment file:
+    /// its bytes, bytes per bucket and per series.
+    Compact(CompactArgs),
 }
 
 /// The data a benchmark writes.
@@ -306,11 +333,35 @@ struct QueryArgs {
     json: bool,
 }
 
+#[derive(clap::Args, Clone, Debug)]
+struct CompactArgs {
+    #[command(flatten)]
+    workload: WorkloadArgs,
+    /// Directory for the database; must be empty or new, and is kept
+    /// afterwards (compacted). The copy for the latency run is made next
+    /// to it and removed. Default: a temporary directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Instead of compacting a workload: the disk size of one year of 1 h
+    /// rollups of the demo's series.
+    #[arg(long, conflicts_with_all = ["workload", "series", "duration", "writers", "batch", "sync", "decimals", "lifetime", "seed", "background_flush", "dir"])]
+    year: bool,
+    /// --year only: days of 1 h buckets (1 to 3660).
+    #[arg(long, default_value_t = 365, requires = "year", value_parser = clap::value_parser!(u32).range(1..=3660))]
+    days: u32,
+    /// --year only: simulated instances of the demo (58 series each; the
+    /// demo's default is 4), 1 to 1000.
+    #[arg(long, default_value_t = 4, requires = "year", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    instances: u32,
+}
+
 pub fn run(args: &BenchArgs) -> Result<ExitCode, Error> {
     let result = match &args.what {
         BenchKind::Write(write) if write.matrix => run_matrix(write),
         BenchKind::Write(write) => run_write(write),
         BenchKind::Query(query) => run_query(query),
+        BenchKind::Compact(compact) if compact.year => run_year_of_rollups(compact),
+        BenchKind::Compact(compact) => run_compact(compact),
     };
     match result {
         Err(Failure::Usage(message)) => {
@@ -365,6 +416,10 @@ struct Plan {
     lifetime_ms: Option<i64>,
     seed: u64,
     background_flush: bool,
+    /// The first round's timestamp.
+    start_ms: i64,
+    /// The engine's background compaction (its default: on).
+    background_compaction: bool,
 }
 
 impl Plan {
@@ -430,6 +485,8 @@ impl Plan {
             lifetime_ms,
             seed: args.seed,
             background_flush: args.background_flush,
+            start_ms: START_MS,
+            background_compaction: Options::default().background_compaction,
         })
     }
 
@@ -437,6 +494,7 @@ impl Plan {
         Options {
             sync: self.sync.mode(),
             flush_complete_partitions: self.background_flush,
+            background_compaction: self.background_compaction,
             ..Options::default()
         }
     }
@@ -505,6 +563,7 @@ enum Source {
     Devops(Devops),
     Telemetry {
         points: Vec<CollectionPoint>,
+        start_ms: i64,
         round: i64,
     },
     Churn(Churn),
@@ -521,8 +580,12 @@ impl Source {
                 out.extend_from_slice(values);
                 ts
             }
-            Source::Telemetry { points, round } => {
-                let ts = START_MS + *round * 1000;
+            Source::Telemetry {
+                points,
+                start_ms,
+                round,
+            } => {
+                let ts = *start_ms + *round * 1000;
                 *round += 1;
                 for point in points.iter_mut() {
                     out.extend_from_slice(point.tick(ts));
@@ -578,7 +641,7 @@ fn make_shares(plan: &Plan) -> (Vec<Share>, Option<Devops>) {
         WorkloadKind::Devops => {
             let config = DevopsConfig {
                 hosts: plan.units,
-                start_ms: START_MS,
+                start_ms: plan.start_ms,
                 interval_ms: plan.interval_ms,
                 decimals: plan.decimals,
                 seed: plan.seed,
@@ -615,7 +678,11 @@ fn make_shares(plan: &Plan) -> (Vec<Share>, Option<Devops>) {
                         .collect();
                     Share {
                         keys: points.iter().flat_map(|p| p.keys().to_vec()).collect(),
-                        source: Source::Telemetry { points, round: 0 },
+                        source: Source::Telemetry {
+                            points,
+                            start_ms: plan.start_ms,
+                            round: 0,
+                        },
                     }
                 })
                 .collect();
@@ -625,7 +692,7 @@ fn make_shares(plan: &Plan) -> (Vec<Share>, Option<Devops>) {
             let config = ChurnConfig {
                 live: plan.units,
                 mean_lifetime_ms: plan.lifetime_ms.unwrap_or(plan.duration_ms / 4),
-                start_ms: START_MS,
+                start_ms: plan.start_ms,
                 interval_ms: plan.interval_ms,
                 seed: plan.seed,
             };
@@ -768,37 +835,64 @@ fn writer_rounds(
         for &position in source.born() {
             refs[position] = db.series(source.key(position))?;
         }
-        if plan.batch == 1 {
-            for (series, &value) in refs.iter().zip(&values) {
-                let started = Instant::now();
-                db.append_ref(series, ts, value)?;
-                let ns = started.elapsed().as_nanos() as u64;
-                per_call.record(ns, 1);
-                per_sample.record(ns, 1);
-            }
-            result.samples += refs.len() as u64;
-            result.calls += refs.len() as u64;
-        } else {
-            // A new buffer per round: churn replaces handles between rounds.
-            let mut batch = Vec::with_capacity(plan.batch.min(refs.len()));
-            for (series, values) in refs.chunks(plan.batch).zip(values.chunks(plan.batch)) {
-                batch.clear();
-                batch.extend(series.iter().zip(values).map(|(s, &v)| (s, ts, v)));
-                let started = Instant::now();
-                let outcome = db.append_batch(&batch)?;
-                let ns = started.elapsed().as_nanos() as u64;
-                let n = batch.len() as u64;
-                per_call.record(ns, 1);
-                per_sample.record(ns / n, n);
-                result.samples += outcome.accepted as u64;
-                result.rejected += outcome.rejected.len() as u64;
-                result.calls += 1;
-            }
-        }
+        append_round(
+            db,
+            &refs,
+            ts,
+            &values,
+            plan.batch,
+            per_call,
+            per_sample,
+            &mut result,
+        )?;
         progress.fetch_add(refs.len() as u64, Ordering::Relaxed);
     }
     result.series_created = source.series_created() - initial;
     Ok((result, started, Instant::now()))
+}
+
+/// Appends one round, `values[i]` at `ts` to `refs[i]`, in append_batch
+/// calls of up to `batch` samples (1: one append_ref per sample), timing
+/// every call.
+#[allow(clippy::too_many_arguments)]
+fn append_round(
+    db: &Db,
+    refs: &[SeriesRef],
+    ts: i64,
+    values: &[f64],
+    batch_size: usize,
+    per_call: &mut Histogram,
+    per_sample: &mut Histogram,
+    result: &mut WriterResult,
+) -> Result<(), Error> {
+    if batch_size == 1 {
+        for (series, &value) in refs.iter().zip(values) {
+            let started = Instant::now();
+            db.append_ref(series, ts, value)?;
+            let ns = started.elapsed().as_nanos() as u64;
+            per_call.record(ns, 1);
+            per_sample.record(ns, 1);
+        }
+        result.samples += refs.len() as u64;
+        result.calls += refs.len() as u64;
+        return Ok(());
+    }
+    // A new buffer per round: churn replaces handles between rounds.
+    let mut batch = Vec::with_capacity(batch_size.min(refs.len()));
+    for (series, values) in refs.chunks(batch_size).zip(values.chunks(batch_size)) {
+        batch.clear();
+        batch.extend(series.iter().zip(values).map(|(s, &v)| (s, ts, v)));
+        let started = Instant::now();
+        let outcome = db.append_batch(&batch)?;
+        let ns = started.elapsed().as_nanos() as u64;
+        let n = batch.len() as u64;
+        per_call.record(ns, 1);
+        per_sample.record(ns / n, n);
+        result.samples += outcome.accepted as u64;
+        result.rejected += outcome.rejected.len() as u64;
+        result.calls += 1;
+    }
+    Ok(())
 }
 
 /// Every figure of one write run.
@@ -1812,6 +1906,396 @@ fn run_query(args: &QueryArgs) -> Outcome<ExitCode> {
     for q in &results {
         outln!("    {:<36} {}", q.name, q.text)?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------
+// bench compact.
+
+/// A writer's calls that must overlap a compaction at least.
+const MIN_LATENCY_CALLS: u64 = 2000;
+
+/// The size of one tier of a database, from its manifest.
+#[derive(Debug, Default, Clone, Copy)]
+struct TierSize {
+    /// 0 for raw samples.
+    resolution_ms: i64,
+    segments: usize,
+    bytes: u64,
+    /// Samples stored: raw samples, or for a rollup tier its column
+    /// samples (seven per bucket).
+    samples: u64,
+}
+
+impl TierSize {
+    /// Buckets of a rollup tier (each stored as seven column samples).
+    fn buckets(&self) -> u64 {
+        self.samples / rollup::Column::ALL.len() as u64
+    }
+}
+
+/// Every tier of the database in `dir` (raw first, then by resolution).
+fn tier_sizes(dir: &Path) -> Result<Vec<TierSize>, Error> {
+    let manifest = Manifest::load(dir)?.unwrap_or_default();
+    let mut tiers: Vec<TierSize> = Vec::new();
+    for meta in &manifest.segments {
+        let path = dir.join("segments").join(SegmentMeta::file_name(meta.seq));
+        let bytes = std::fs::metadata(&path)
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+        let position = match tiers
+            .iter()
+            .position(|t| t.resolution_ms == meta.resolution_ms)
+        {
+            Some(position) => position,
+            None => {
+                tiers.push(TierSize {
+                    resolution_ms: meta.resolution_ms,
+                    ..TierSize::default()
+                });
+                tiers.len() - 1
+            }
+        };
+        let tier = &mut tiers[position];
+        tier.segments += 1;
+        tier.bytes += bytes;
+        tier.samples += meta.sample_count;
+    }
+    tiers.sort_by_key(|t| t.resolution_ms);
+    Ok(tiers)
+}
+
+/// Copies the database in `from` (closed) into the empty directory `to`,
+/// all but its lock file.
+fn copy_db(from: &Path, to: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io("create", to, e))?;
+    let entries = std::fs::read_dir(from).map_err(|e| Error::io("read directory", from, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read directory", from, e))?;
+        let source = entry.path();
+        let target = to.join(entry.file_name());
+        let kind = entry
+            .file_type()
+            .map_err(|e| Error::io("stat", &source, e))?;
+        if kind.is_dir() {
+            copy_db(&source, &target)?;
+        } else if entry.file_name() != "LOCK" {
+            std::fs::copy(&source, &target).map_err(|e| Error::io("copy", &source, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// One writer thread's appends for the latency figures: the workload's
+/// rounds after the written data, one share holding every series.
+struct LatencyWriter {
+    source: Source,
+    refs: Vec<SeriesRef>,
+    values: Vec<f64>,
+    batch: usize,
+}
+
+impl LatencyWriter {
+    fn new(db: &Db, plan: &Plan) -> Result<LatencyWriter, Error> {
+        let next = Plan {
+            writers: 1,
+            start_ms: plan.start_ms + plan.rounds as i64 * plan.interval_ms,
+            ..plan.clone()
+        };
+        let (mut shares, _) = make_shares(&next);
+        let share = shares.swap_remove(0);
+        let refs = share
+            .keys
+            .iter()
+            .map(|k| db.series(k))
+            .collect::<Result<_, Error>>()?;
+        Ok(LatencyWriter {
+            source: share.source,
+            refs,
+            values: Vec::new(),
+            batch: plan.batch,
+        })
+    }
+
+    /// Appends rounds while `keep_going(calls so far)`; the latency of
+    /// each call, and the seconds taken.
+    fn run(
+        &mut self,
+        db: &Db,
+        keep_going: impl Fn(u64) -> bool,
+    ) -> Result<(Histogram, f64), Error> {
+        let mut per_call = Histogram::new();
+        let mut per_sample = Histogram::new();
+        let mut result = WriterResult::default();
+        let started = Instant::now();
+        while keep_going(result.calls) {
+            let ts = self.source.next_round(&mut self.values);
+            for &position in self.source.born() {
+                self.refs[position] = db.series(self.source.key(position))?;
+            }
+            append_round(
+                db,
+                &self.refs,
+                ts,
+                &self.values,
+                self.batch,
+                &mut per_call,
+                &mut per_sample,
+                &mut result,
+            )?;
+        }
+        Ok((per_call, started.elapsed().as_secs_f64()))
+    }
+}
+
+/// The latency run on the database in `dir`: appends during a
+/// `Db::compact()` (at least [`MIN_LATENCY_CALLS`] calls), then as many
+/// calls with nothing else running.
+struct LatencyRun {
+    compaction: CompactionReport,
+    compaction_seconds: f64,
+    during: Histogram,
+    during_seconds: f64,
+    alone: Histogram,
+    alone_seconds: f64,
+}
+
+fn latency_run(dir: &Path, plan: &Plan) -> Result<LatencyRun, Error> {
+    let db = Db::open(dir, plan.options())?;
+    let mut writer = LatencyWriter::new(&db, plan)?;
+    let compacted = AtomicBool::new(false);
+    let (compaction, during) = std::thread::scope(|scope| {
+        let compaction = scope.spawn(|| {
+            let started = Instant::now();
+            let report = db.compact();
+            compacted.store(true, Ordering::Release);
+            report.map(|r| (r, started.elapsed().as_secs_f64()))
+        });
+        let during = writer.run(&db, |calls| {
+            calls < MIN_LATENCY_CALLS || !compacted.load(Ordering::Acquire)
+        });
+        let compaction = compaction
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (compaction, during)
+    });
+    let (compaction, compaction_seconds) = compaction?;
+    let (during, during_seconds) = during?;
+    let calls = during.total;
+    let (alone, alone_seconds) = writer.run(&db, |done| done < calls)?;
+    db.close()?;
+    Ok(LatencyRun {
+        compaction,
+        compaction_seconds,
+        during,
+        during_seconds,
+        alone,
+        alone_seconds,
+    })
+}
+
+fn run_compact(args: &CompactArgs) -> Outcome<ExitCode> {
+    let mut plan = Plan::new(&args.workload)?;
+    let partition_ms = Options::default().partition_duration_ms;
+    plan.start_ms = rollup::bucket_start(START_MS, partition_ms);
+    plan.background_compaction = false;
+    let (dir, _temp) = fresh_dir(&args.dir)?;
+    let written = write_workload(&dir, &plan)?;
+    let before = tier_sizes(&dir)?;
+
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let copy =
+        tempfile::tempdir_in(parent).map_err(|e| Error::io("create", "temporary directory", e))?;
+    copy_db(&dir, copy.path())?;
+
+    let db = Db::open(&dir, plan.options())?;
+    let started = Instant::now();
+    let report = db.compact()?;
+    let compact_seconds = started.elapsed().as_secs_f64();
+    db.close()?;
+    let after = tier_sizes(&dir)?;
+    let latency = latency_run(copy.path(), &plan)?;
+    drop(copy);
+
+    print_compact(
+        &written,
+        &before,
+        &report,
+        compact_seconds,
+        &after,
+        &latency,
+        args.dir.as_deref(),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tier_name(resolution_ms: i64) -> String {
+    match resolution_ms {
+        0 => "raw".to_owned(),
+        ms => format_duration_ms(ms),
+    }
+}
+
+fn print_tiers(tiers: &[TierSize], raw_samples: u64) -> Result<(), Error> {
+    for tier in tiers {
+        let name = tier_name(tier.resolution_ms);
+        if tier.resolution_ms == 0 {
+            outln!(
+                "    {name:<5} {:>4} segments {:>12} bytes  {} samples = {:.3} bytes/sample",
+                tier.segments,
+                tier.bytes,
+                tier.samples,
+                tier.bytes as f64 / tier.samples.max(1) as f64
+            )?;
+        } else {
+            outln!(
+                "    {name:<5} {:>4} segments {:>12} bytes  {} buckets = {:.3} bytes/bucket, \
+                 {:.4} bytes per raw sample written",
+                tier.segments,
+                tier.bytes,
+                tier.buckets(),
+                tier.bytes as f64 / tier.buckets().max(1) as f64,
+                tier.bytes as f64 / raw_samples.max(1) as f64
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn print_latency(label: &str, h: &Histogram, seconds: f64) -> Result<(), Error> {
+    outln!(
+        "    {label:<17} p50 {}  p99 {}  p99.9 {}  max {}  ({} calls in {seconds:.3} s)",
+        format_ns(h.quantile(0.5)),
+        format_ns(h.quantile(0.99)),
+        format_ns(h.quantile(0.999)),
+        format_ns(h.max),
+        h.total
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn print_compact(
+    written: &WriteReport,
+    before: &[TierSize],
+    report: &CompactionReport,
+    compact_seconds: f64,
+    after: &[TierSize],
+    latency: &LatencyRun,
+    kept: Option<&Path>,
+) -> Result<(), Error> {
+    let plan = &written.plan;
+    outln!("strata bench compact: {}", plan.describe())?;
+    outln!(
+        "  written       {} samples of {} series in {:.3} s ({} rejected), from {} (a 2 h \
+         partition boundary), background compaction off",
+        written.samples,
+        written.series,
+        written.write_seconds,
+        written.rejected,
+        super::inspect::format_utc(plan.start_ms)
+    )?;
+    outln!("  before        (segments as flushed)")?;
+    print_tiers(before, written.samples)?;
+    outln!(
+        "  compact       Db::compact() in {compact_seconds:.3} s = {:.3} M raw samples/s \
+         (one thread; {} samples read): {} segments merged into {}, {} rollup segments \
+         written, {} deleted and {} rewritten by retention, {} bytes written, {} removed",
+        written.samples as f64 / compact_seconds / 1e6,
+        report.samples_read,
+        report.segments_merged,
+        report.merged_segments_written,
+        report.rollup_segments_written,
+        report.segments_deleted,
+        report.segments_rewritten,
+        report.bytes_written,
+        report.bytes_removed,
+    )?;
+    outln!("  after")?;
+    print_tiers(after, written.samples)?;
+    let bytes_per_sample = |tiers: &[TierSize]| {
+        tiers
+            .iter()
+            .find(|t| t.resolution_ms == 0)
+            .map_or(0.0, |t| t.bytes as f64 / t.samples.max(1) as f64)
+    };
+    let (raw_before, raw_after) = (bytes_per_sample(before), bytes_per_sample(after));
+    outln!(
+        "  raw tier      {raw_before:.3} -> {raw_after:.3} bytes/sample ({:+.1} %)",
+        100.0 * (raw_after - raw_before) / raw_before.max(f64::MIN_POSITIVE)
+    )?;
+    outln!(
+        "  append latency per call, one writer thread appending the next rounds (copy of the \
+         database; the compaction there took {:.3} s, {} segments merged)",
+        latency.compaction_seconds,
+        latency.compaction.segments_merged
+    )?;
+    print_latency("during compaction", &latency.during, latency.during_seconds)?;
+    print_latency("no compaction", &latency.alone, latency.alone_seconds)?;
+    if let Some(dir) = kept {
+        outln!("  data          kept in {} (compacted)", dir.display())?;
+    }
+    Ok(())
+}
+
+/// The demo's seed for its collection points (src/cli/demo.rs).
+const DEMO_SEED: u64 = 42;
+
+/// `bench compact --year`: one year of 1 h rollups of the demo's series in
+/// one rollup segment.
+fn run_year_of_rollups(args: &CompactArgs) -> Outcome<ExitCode> {
+    const HOUR_MS: i64 = 3_600_000;
+    const MINUTE_MS: i64 = 60_000;
+    let mut points: Vec<CollectionPoint> = (0..args.instances as usize)
+        .flat_map(|i| CollectionPoint::instance(i, DEMO_SEED))
+        .collect();
+    let keys: Vec<SeriesKey> = points.iter().flat_map(|p| p.keys().to_vec()).collect();
+    let mut buckets = vec![rollup::Buckets::default(); keys.len()];
+    let minutes = i64::from(args.days) * 24 * 60;
+    let started = Instant::now();
+    for minute in 0..minutes {
+        let ts = super::demo::START_MS + minute * MINUTE_MS;
+        let values = points.iter_mut().flat_map(|p| p.tick(ts).to_vec());
+        for (b, value) in buckets.iter_mut().zip(values) {
+            b.push_raw(&[ts], &[value], HOUR_MS);
+        }
+    }
+    let generate_seconds = started.elapsed().as_secs_f64();
+
+    let temp = tempfile::tempdir().map_err(|e| Error::io("create", "temporary directory", e))?;
+    let path = temp.path().join("year.seg");
+    let started = Instant::now();
+    let mut writer = SegmentWriter::create(&path)?;
+    for (key, b) in keys.iter().zip(&buckets) {
+        rollup::store::add_buckets(&mut writer, key, b)?;
+    }
+    writer.finish()?;
+    let write_seconds = started.elapsed().as_secs_f64();
+    let bytes = std::fs::metadata(&path)
+        .map_err(|e| Error::io("stat", &path, e))?
+        .len();
+    let bucket_count: u64 = buckets.iter().map(|b| b.len() as u64).sum();
+    outln!(
+        "strata bench compact --year: {} days of 1 h rollups of the demo's series ({} instances x \
+         {TELEMETRY_SERIES_PER_INSTANCE} series = {}), each bucket rolled up from one sample per \
+         minute of the demo's collection points",
+        args.days,
+        args.instances,
+        keys.len()
+    )?;
+    outln!(
+        "  buckets       {bucket_count} ({} per series), 7 columns each, generated in {generate_seconds:.3} s",
+        bucket_count / keys.len().max(1) as u64
+    )?;
+    outln!(
+        "  rollup segment {bytes} bytes = {:.3} MB: {:.3} bytes/bucket, {:.1} KB per series, \
+         written in {write_seconds:.3} s",
+        bytes as f64 / 1e6,
+        bytes as f64 / bucket_count.max(1) as f64,
+        bytes as f64 / keys.len().max(1) as f64 / 1e3,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -110,10 +110,18 @@ pub fn read(
     out: &mut Buckets,
 ) -> Result<()> {
     // first/last lie inside their bucket: after its start, before its end.
+    // The buckets starting in `range` are those from the first bucket
+    // start at or after its min to the last one at or before its max, so
+    // their first/last samples lie in [that first start, that last start
+    // + resolution - 1]: an unaligned range must not take in the
+    // first/last samples of the buckets around it.
+    let first_start = match super::bucket_start(range.min_time_ms, resolution_ms) {
+        start if start == range.min_time_ms => start,
+        start => start.saturating_add(resolution_ms),
+    };
     let sample_range = TimeRange::new(
-        range.min_time_ms,
-        range
-            .max_time_ms
+        first_start,
+        super::bucket_start(range.max_time_ms, resolution_ms)
             .saturating_add(resolution_ms.saturating_sub(1)),
     );
     let columns: Vec<Vec<Sample>> = Column::ALL
@@ -201,5 +209,14 @@ mod tests {
         .unwrap();
         assert_eq!(read_back.start_ms, [10]);
         assert_eq!((read_back.first_ms[0], read_back.last_ms[0]), (12, 12));
+        // Unaligned ranges: bucket [0, 10) has its samples at 1 and 5, so
+        // [3, 9] and [2, 11] must not take in its first sample (at 1) nor
+        // bucket [10, 20)'s (at 12) without their bucket.
+        for (range, starts) in [((3, 9), vec![]), ((2, 11), vec![10]), ((0, 9), vec![0])] {
+            read_back.clear();
+            let range = TimeRange::new(range.0, range.1);
+            read(&segment, &selected[0], range, 10, &mut read_back).unwrap();
+            assert_eq!(read_back.start_ms, starts, "{range:?}");
+        }
     }
 }
