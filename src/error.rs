@@ -133,6 +133,8 @@ pub enum InputError {
     BadLabelName(String),
     #[error("label {0:?} appears twice")]
     DuplicateLabel(String),
+    #[error("series {series}: the label {label:?} is reserved for strata's rollup segments")]
+    ReservedLabel { series: String, label: &'static str },
     #[error("cannot parse series {text:?}: {reason}")]
     BadSeriesText { text: String, reason: String },
     #[error("invalid regular expression {pattern:?} in matcher: {reason}")]

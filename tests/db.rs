@@ -234,6 +234,15 @@ fn invalid_input_is_rejected_with_typed_errors() {
         Err(Error::Input(InputError::TooManySeries { limit: 2 }))
     ));
 
+    let reserved = SeriesKey::new("a", &[("__rollup__", "min")]).unwrap();
+    assert!(matches!(
+        db.append(&reserved, 1, 1.0),
+        Err(Error::Input(InputError::ReservedLabel {
+            label: "__rollup__",
+            ..
+        }))
+    ));
+
     let other_dir = tempfile::tempdir().unwrap();
     let other = Db::open(other_dir.path(), options()).unwrap();
     let foreign = other.series(&key("a", "1")).unwrap();

@@ -1044,6 +1044,12 @@ impl Inner {
 
     fn check_limits(&self, key: &SeriesKey) -> Result<(), InputError> {
         let o = &self.options;
+        if key.get(crate::rollup::ROLLUP_LABEL).is_some() {
+            return Err(InputError::ReservedLabel {
+                series: key.to_string(),
+                label: crate::rollup::ROLLUP_LABEL,
+            });
+        }
         let exceeded = |what, len, limit| InputError::LimitExceeded {
             series: key.to_string(),
             what,
