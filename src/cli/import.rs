@@ -373,6 +373,9 @@ fn bulk_load_options() -> Options {
         sync: SyncMode::Never,
         flush_complete_partitions: false,
         out_of_order_window_ms: i64::MAX,
+        // Nothing is immutable while any timestamp is accepted; `strata
+        // compact` afterwards merges and rolls the import up.
+        background_compaction: false,
         ..Options::default()
     }
 }
