@@ -241,7 +241,10 @@ impl<'h> Resolver<'h> {
     fn apply(&mut self, record: Record) {
         match record {
             Record::Series { series_id, key } => {
-                let Some(series) = self.head.get_or_create(&key, usize::MAX) else {
+                // By key: the definitions of one key under different ids
+                // (a series garbage collection dropped and a later append
+                // re-created) rebuild one series.
+                let Some((series, _)) = self.head.get_or_create(&key, usize::MAX) else {
                     return;
                 };
                 for (timestamp_ms, value) in self.pending.remove(&series_id).unwrap_or_default() {
