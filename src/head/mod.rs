@@ -653,6 +653,58 @@ mod tests {
     }
 
     #[test]
+    fn dropped_series_leave_the_map_and_the_index() {
+        use crate::index::Postings;
+        let head = Head::new(100);
+        let key = |job: &str| SeriesKey::new("up", &[("job", job)]).unwrap();
+        let created = |job| head.get_or_create(&key(job), 10).unwrap().0;
+        let (a, b, c) = (created("a"), created("b"), created("c"));
+        a.lock().insert(5, 1.0, 100);
+        b.lock().insert(150, 1.0, 100);
+        c.lock().insert(50, 1.0, 100);
+        let frozen = head.freeze(&|start| start < 100);
+        assert_eq!(frozen.by_partition().unwrap()[&0].len(), 2);
+        let candidates = head.idle_series(100);
+        assert_eq!(candidates.len(), 2, "a and c, not b");
+        // Kept by the caller (frozen data not yet published, say).
+        assert!(head.drop_idle(&candidates, 100, &|_| true).is_empty());
+        // Written again between the scan and the drop: it stays.
+        c.lock().insert(120, 1.0, 100);
+        let dropped = head.drop_idle(&candidates, 100, &|_| false);
+        assert_eq!(dropped.len(), 1);
+        assert!(Arc::ptr_eq(&dropped[0], &a));
+        assert!(a.lock().is_dropped() && !c.lock().is_dropped());
+        assert_eq!(head.series_count(), 2);
+        {
+            let index = head.index();
+            assert_eq!(index.label_values("job").collect::<Vec<_>>(), ["b", "c"]);
+            assert_eq!(index.all_series(), [b.series_id, c.series_id]);
+            assert!(index.get(a.series_id).is_none());
+            assert_eq!(
+                index.postings("__name__", "up"),
+                Some(&[b.series_id, c.series_id][..])
+            );
+        }
+        // The key comes back as a new series with a new id.
+        let (again, new) = head.get_or_create(&key("a"), 10).unwrap();
+        assert!(new && again.series_id > c.series_id);
+        assert_eq!(
+            head.index().postings("job", "a"),
+            Some(&[again.series_id][..])
+        );
+        // A series never written counts as idle from the first scan that
+        // sees it.
+        assert!(head
+            .idle_series(200)
+            .iter()
+            .all(|s| s.series_id != again.series_id));
+        let later = head.idle_series(300);
+        assert!(later.iter().any(|s| s.series_id == again.series_id));
+        assert_eq!(head.drop_idle(&later, 300, &|_| false).len(), 1);
+        assert_eq!(head.index().postings("job", "a"), None);
+    }
+
+    #[test]
     fn freeze_takes_selected_partitions_only() {
         let head = Head::new(100);
         let s = series(&head);
