@@ -1108,6 +1108,8 @@ impl Inner {
             };
             self.head.drop_idle(&candidates, idle_before_ms, &frozen)
         };
+        // Postings rewrites do not need appends held off.
+        self.head.forget(&dropped);
         let bytes: usize = dropped
             .iter()
             .map(|s| HEAD_BYTES_PER_SERIES + s.key.byte_len())

@@ -2,10 +2,14 @@
 //! created and dropped. Series ids are assigned in increasing order and
 //! never reused, so appending an id keeps every postings list sorted.
 //!
-//! Invariants: the index holds exactly the live series of the head; a
-//! postings list is never empty (a label value whose last series is
-//! dropped is removed, and so is a name without values), so label names
-//! and values follow the live series too.
+//! Invariants: the id map holds exactly the live series of the head. A
+//! dropped series leaves it first ([`HeadIndex::unlist`], cheap, while
+//! appends are held off) and its postings later
+//! ([`HeadIndex::remove_postings`], one pass per list): in between,
+//! postings may name ids the id map does not have, and readers resolve
+//! every id through [`HeadIndex::get`], which skips them. A postings list
+//! is never left empty (the label value goes, and a name without values),
+//! so label names and values follow the live series too.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -60,15 +64,20 @@ impl HeadIndex {
         self.series.insert(id, series);
     }
 
-    /// Removes `dropped` (series of this index) from the id map and from
-    /// every postings list, each list rewritten once however many of its
-    /// series go.
-    pub fn remove(&mut self, dropped: &[Arc<MemSeries>]) {
+    /// Removes a dropped series from the id map: [`Self::get`] no longer
+    /// finds it. Its postings stay until [`Self::remove_postings`].
+    pub fn unlist(&mut self, series_id: u32) {
+        self.series.remove(&series_id);
+    }
+
+    /// Removes `dropped` (series [`Self::unlist`]ed before) from every
+    /// postings list, each list rewritten once however many of its series
+    /// go.
+    pub fn remove_postings(&mut self, dropped: &[Arc<MemSeries>]) {
         let mut ids: Vec<u32> = dropped.iter().map(|s| s.series_id).collect();
         ids.sort_unstable();
         let mut touched: HashSet<(&str, &str)> = HashSet::new();
         for series in dropped {
-            self.series.remove(&series.series_id);
             for label in series.key.labels() {
                 touched.insert((&label.name, &label.value));
             }

@@ -17,9 +17,10 @@
 //! - a series' data is only touched under its own lock, so a reader copies
 //!   a consistent state of it, never a half-written chunk.
 //!
-//! Series garbage collection ([`Head::idle_series`], [`Head::drop_idle`]):
-//! a series with no partition left and no sample since a given time is
-//! removed from the key map and the label index. Invariants:
+//! Series garbage collection ([`Head::idle_series`], [`Head::drop_idle`],
+//! then [`Head::forget`]): a series with no partition left and no sample
+//! since a given time is removed from the key map and the label index.
+//! Invariants:
 //! - at most one live (not dropped) [`MemSeries`] per key, and it is the
 //!   one in the key map;
 //! - a series is marked dropped under its own lock, only while it holds no
@@ -520,10 +521,11 @@ impl Head {
             .collect()
     }
 
-    /// Drops from the key map and the label index each of `candidates`
+    /// Drops from the key map and the index's id map each of `candidates`
     /// that is still idle (checked again under its lock, where it is also
     /// marked dropped) and that `keep` does not name by series id.
-    /// Returns the series dropped.
+    /// Returns the series dropped, for [`Self::forget`]. Cheap per series:
+    /// the database runs it with appends held off.
     pub fn drop_idle(
         &self,
         candidates: &[Arc<MemSeries>],
@@ -545,19 +547,25 @@ impl Head {
             drop(data);
             // The live series of its key is the one in the map.
             map.remove(&*series.key);
+            index.unlist(series.series_id);
             dropped.push(Arc::clone(series));
         }
+        dropped
+    }
+
+    /// Removes what [`Self::drop_idle`] returned from the postings lists
+    /// and gives back the memory the maps no longer need (so that memory
+    /// follows the live series, not the most there ever were).
+    pub fn forget(&self, dropped: &[Arc<MemSeries>]) {
         if dropped.is_empty() {
-            return dropped;
+            return;
         }
-        index.remove(&dropped);
-        // Memory follows the live series: give back a table that churn
-        // left mostly empty.
+        self.index.write().remove_postings(dropped);
+        let mut map = self.series.write();
         if map.capacity() > 4 * map.len().max(64) {
             let live = map.len();
             map.shrink_to(2 * live);
         }
-        dropped
     }
 
     pub fn index(&self) -> parking_lot::RwLockReadGuard<'_, HeadIndex> {
@@ -672,6 +680,10 @@ mod tests {
         c.lock().insert(120, 1.0, 100);
         let dropped = head.drop_idle(&candidates, 100, &|_| false);
         assert_eq!(dropped.len(), 1);
+        // Unlisted: not found by id even before its postings go.
+        assert!(head.index().get(a.series_id).is_none());
+        assert_eq!(head.index().postings("job", "a"), Some(&[a.series_id][..]));
+        head.forget(&dropped);
         assert!(Arc::ptr_eq(&dropped[0], &a));
         assert!(a.lock().is_dropped() && !c.lock().is_dropped());
         assert_eq!(head.series_count(), 2);
@@ -700,7 +712,7 @@ mod tests {
             .all(|s| s.series_id != again.series_id));
         let later = head.idle_series(300);
         assert!(later.iter().any(|s| s.series_id == again.series_id));
-        assert_eq!(head.drop_idle(&later, 300, &|_| false).len(), 1);
+        head.forget(&head.drop_idle(&later, 300, &|_| false));
         assert_eq!(head.index().postings("job", "a"), None);
     }
 
