@@ -513,11 +513,11 @@ impl Head {
     /// never got a sample counts from the first call that sees it (so it
     /// is a candidate once `idle_before_ms` has moved on since).
     pub fn idle_series(&self, idle_before_ms: i64) -> Vec<Arc<MemSeries>> {
-        self.series
-            .read()
-            .values()
+        // Checked after the map's lock is released: creating series waits
+        // only for the copy.
+        let all: Vec<Arc<MemSeries>> = self.series.read().values().cloned().collect();
+        all.into_iter()
             .filter(|series| series.data.lock().is_idle(idle_before_ms))
-            .cloned()
             .collect()
     }
 
