@@ -327,3 +327,49 @@ fn concurrent_appenders_through_old_handles_lose_and_double_nothing() {
     );
     assert_eq!(all(&db), stored);
 }
+
+#[test]
+fn an_idle_time_keeps_paused_series_for_longer() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        head_series_idle_ms: 2 * PARTITION_MS,
+        ..options()
+    };
+    let db = Db::open(dir.path(), options).unwrap();
+    let early = db.series(&pod(0, 0)).unwrap();
+    let paused = db.series(&pod(0, 1)).unwrap();
+    let clock = db.series(&pod(0, 2)).unwrap();
+    db.append_ref(&early, 0, 1.0).unwrap();
+    let mut clock_ms = 0;
+    let mut tick = |until_ms: i64| {
+        while clock_ms < until_ms {
+            db.append_ref(&clock, clock_ms, 0.0).unwrap();
+            clock_ms += 100;
+        }
+    };
+    tick(1_500);
+    db.append_ref(&paused, 1_500, 1.0).unwrap();
+    // Flushed below 3 000: only what is older than 1 000 is idle long
+    // enough. Without the idle time both would go (newest below 2 000).
+    tick(4_000);
+    let stats = wait_for(&db, "collection", |s| s.head_series_dropped >= 1);
+    assert_eq!((stats.head_series_dropped, stats.head_series), (1, 2));
+    // Flushed below 4 000: now the paused one goes too.
+    tick(5_000);
+    let stats = wait_for(&db, "collection", |s| s.head_series_dropped >= 2);
+    assert_eq!((stats.head_series_dropped, stats.head_series), (2, 1));
+    assert_eq!(all(&db).len(), 3);
+}
+
+#[test]
+fn a_negative_idle_time_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        head_series_idle_ms: -1,
+        ..options()
+    };
+    assert!(matches!(
+        Db::open(dir.path(), options),
+        Err(Error::Input(strata::InputError::BadOption(_)))
+    ));
+}
