@@ -849,18 +849,18 @@ impl Db {
         let mut payload = Vec::with_capacity(16 + samples.len() * 14);
         let mut encoder = None;
         let mut max_ts = i64::MIN;
-        let mut accepted = vec![Target::Rejected; samples.len()];
+        let mut accepted = vec![false; samples.len()];
+        let mut resolved = Resolved::default();
         for (index, &(series, timestamp_ms, value)) in samples.iter().enumerate() {
-            let mut target = Target::Handle;
             let mut guard = series.series.lock();
             if guard.is_dropped() {
                 // As in `append_ref`: the live series stays live until the
                 // gate is released. An error here stores nothing.
                 drop(guard);
-                target = Target::Resolved(inner.resolve(&series.series.key)?);
-                guard = target.series(series).lock();
+                resolved.0.push((index, inner.resolve(&series.series.key)?));
+                guard = resolved.series(index, series).lock();
             }
-            let s = target.series(series);
+            let s = resolved.series(index, series);
             if let Err(error) = inner.validate(s, &guard, timestamp_ms) {
                 outcome.rejected.push((index, error));
                 continue;
@@ -869,8 +869,7 @@ impl Db {
                 encoder.get_or_insert_with(|| SamplesEncoder::begin(timestamp_ms, &mut payload));
             enc.push(s.series_id, timestamp_ms, value, &mut payload);
             max_ts = max_ts.max(timestamp_ms);
-            drop(guard);
-            accepted[index] = target;
+            accepted[index] = true;
         }
         inner
             .samples_rejected
@@ -883,21 +882,21 @@ impl Db {
         let stored = || {
             samples
                 .iter()
-                .zip(&accepted)
-                .filter(|(_, target)| !matches!(target, Target::Rejected))
+                .enumerate()
+                .filter(|&(index, _)| accepted[index])
+                .map(|(index, &(series, timestamp_ms, value))| {
+                    (resolved.series(index, series), timestamp_ms, value)
+                })
         };
         wal.append(max_ts, |file_id, frames| {
-            for ((series, _, _), target) in stored() {
-                define_series(target.series(series), file_id, frames);
+            for (series, _, _) in stored() {
+                define_series(series, file_id, frames);
             }
             frames.push(&payload);
         })?;
         let partition_ms = inner.options.partition_duration_ms;
-        for (&(series, timestamp_ms, value), target) in stored() {
-            target
-                .series(series)
-                .lock()
-                .insert(timestamp_ms, value, partition_ms);
+        for (series, timestamp_ms, value) in stored() {
+            series.lock().insert(timestamp_ms, value, partition_ms);
         }
         outcome.accepted = samples.len() - outcome.rejected.len();
         inner.applied(outcome.accepted, max_ts);
@@ -1016,22 +1015,17 @@ impl Drop for Db {
     }
 }
 
-/// Where `append_batch` stores one sample.
-#[derive(Clone)]
-enum Target {
-    Rejected,
-    /// The series of the caller's handle.
-    Handle,
-    /// The live series of the handle's key, which was dropped.
-    Resolved(Arc<MemSeries>),
-}
+/// The handles of an `append_batch` whose series was dropped: (index in
+/// the batch, the live series of the key), by index. Usually empty.
+#[derive(Default)]
+struct Resolved(Vec<(usize, Arc<MemSeries>)>);
 
-impl Target {
-    /// The series to store into, given the caller's handle.
-    fn series<'a>(&'a self, handle: &'a SeriesRef) -> &'a Arc<MemSeries> {
-        match self {
-            Target::Resolved(series) => series,
-            Target::Rejected | Target::Handle => &handle.series,
+impl Resolved {
+    /// The series the sample at `index`, given with `handle`, goes to.
+    fn series<'a>(&'a self, index: usize, handle: &'a SeriesRef) -> &'a Arc<MemSeries> {
+        match self.0.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(at) => &self.0[at].1,
+            Err(_) => &handle.series,
         }
     }
 }
@@ -1084,11 +1078,12 @@ impl Inner {
     /// Head series garbage collection (see
     /// [`Options::head_series_idle_ms`]). The candidates are found without
     /// the gate; they are checked again and dropped under the exclusive
-    /// gate (a chunk of [`GC_CHUNK_SERIES`] at a time), so that no append is between its check of the dropped mark
-    /// and its insert, and no reader between taking its version and the
-    /// head index: a reader sees a series' samples in the head or frozen
-    /// data (found through the head index) or in published segments. A
-    /// series with frozen data a flush has not published stays.
+    /// gate (a chunk of [`GC_CHUNK_SERIES`] at a time), so that no append
+    /// is between its check of the dropped mark and its insert, and no
+    /// reader between taking its version and the head index: a reader sees
+    /// a series' samples in the head or frozen data (found through the
+    /// head index) or in published segments. A series with frozen data a
+    /// flush has not published stays.
     fn collect_head_garbage(&self) {
         let persisted_below_ms = self.persisted_below_ms.load(Ordering::Acquire);
         let idle_before_ms = persisted_below_ms.saturating_sub(self.options.head_series_idle_ms);
