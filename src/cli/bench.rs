@@ -913,6 +913,8 @@ struct WriteReport {
     rss_created: Option<u64>,
     rss_after: Option<u64>,
     head_series: usize,
+    /// Series head garbage collection dropped during the write.
+    head_series_dropped: u64,
     head_data_bytes: usize,
     background_flushes: u64,
     flush_seconds: f64,
@@ -1073,6 +1075,7 @@ fn write_workload(dir: &Path, plan: &Plan) -> Result<WriteReport, Error> {
         rss_created,
         rss_after,
         head_series: stats.head_series,
+        head_series_dropped: stats.head_series_dropped,
         head_data_bytes: stats.head_data_bytes,
         background_flushes: stats.flushes,
         flush_seconds,
@@ -1211,10 +1214,11 @@ fn print_write(r: &WriteReport, dir: &Path, kept: bool) -> Result<(), Error> {
         r.series_setup_seconds,
     )?;
     outln!(
-        "  series        {} written, {} alive at once, {} in the head at the end",
+        "  series        {} written, {} alive at once, {} in the head at the end ({} dropped from it after their flush)",
         r.series,
         plan.live_series,
-        r.head_series
+        r.head_series,
+        r.head_series_dropped
     )?;
     if kept {
         outln!("  data          kept in {}", dir.display())?;

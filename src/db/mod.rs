@@ -99,7 +99,28 @@ pub struct Options {
     /// Most bytes per second background compaction writes; `None`:
     /// unthrottled. Default 64 MiB/s. [`Db::compact`] is never throttled.
     pub compaction_write_bytes_per_s: Option<u64>,
+    /// Head series garbage collection: the background thread drops a
+    /// series from the head (its key, label index entries and bookkeeping
+    /// memory) once it holds no samples in the head (all flushed and
+    /// published) and its newest sample is more than this before the
+    /// oldest time still open to appends (the flushed-below time, which
+    /// background flushes of complete partitions advance). Default 0: as
+    /// soon as a flush has taken its last samples.
+    ///
+    /// Measured in data time, not wall-clock time, so that it behaves the
+    /// same for live data, backfills and replays. And because a dropped
+    /// series' newest sample is below the flushed-below time, every sample
+    /// it could still accept is one its re-created successor accepts too:
+    /// dropping is invisible to writers. A [`SeriesRef`] of a dropped
+    /// series keeps working (each append through it looks its key up, as
+    /// [`Db::append`] does; [`Db::series`] gives a fresh handle); the
+    /// series is re-created on its next append, with a new WAL definition.
+    /// A larger value keeps series that pause for a while in the head.
+    pub head_series_idle_ms: i64,
 }
+
+/// Series head garbage collection drops per hold of the exclusive gate.
+const GC_CHUNK_SERIES: usize = 1024;
 
 /// Bookkeeping bytes the head budget counts per series besides its key
 /// (measured: 820 bytes for a 3-label series; rounded up).
@@ -161,6 +182,12 @@ impl Options {
             ));
         }
         self.retention.validate().map_err(InputError::BadOption)?;
+        if self.head_series_idle_ms < 0 {
+            return bad(format!(
+                "head_series_idle_ms must be >= 0, is {}",
+                self.head_series_idle_ms
+            ));
+        }
         if self.max_head_bytes < HEAD_BYTES_PER_SERIES {
             return bad(format!(
                 "max_head_bytes must be at least {HEAD_BYTES_PER_SERIES}, is {}",
@@ -199,12 +226,15 @@ impl Default for Options {
             clock: Clock::System,
             background_compaction: true,
             compaction_write_bytes_per_s: Some(64 << 20),
+            head_series_idle_ms: 0,
         }
     }
 }
 
 /// A handle on one series for the write hot path: no hashing, no
-/// allocation per append. Cheap to clone; keep one per series.
+/// allocation per append. Cheap to clone; keep one per series. It stays
+/// valid when head garbage collection drops its series (see
+/// [`Options::head_series_idle_ms`]).
 #[derive(Clone)]
 pub struct SeriesRef {
     series: Arc<MemSeries>,
@@ -328,6 +358,9 @@ pub struct DbStats {
     pub samples_appended: u64,
     pub samples_rejected: u64,
     pub head_series: usize,
+    /// Series dropped from the head by garbage collection since open (see
+    /// [`Options::head_series_idle_ms`]).
+    pub head_series_dropped: u64,
     pub head_data_bytes: usize,
     pub segments: usize,
     pub flushes: u64,
@@ -388,8 +421,15 @@ struct Inner {
     persisted_below_ms: AtomicI64,
     max_time_ms: AtomicI64,
     /// Budget estimate of the head's series bookkeeping (see
-    /// [`Options::max_head_bytes`]); grows as series are created.
+    /// [`Options::max_head_bytes`]); grows as series are created and
+    /// shrinks as garbage collection drops them.
     series_bytes: AtomicUsize,
+    /// Series dropped by head garbage collection since open.
+    series_dropped: AtomicU64,
+    /// The `idle_before_ms` and flush count of the last garbage
+    /// collection: until one of them changes, no series can have become
+    /// idle (a series is emptied only by a flush) and it is skipped.
+    last_collection: Mutex<Option<(i64, u64)>>,
     /// The head's compressed sample bytes, measured by the background
     /// thread each tick and after each flush.
     data_bytes: AtomicUsize,
@@ -588,6 +628,8 @@ impl Db {
             abandoned_segments: Mutex::new(Vec::new()),
             max_time_ms: AtomicI64::new(max_time_ms),
             series_bytes: AtomicUsize::new(series_bytes),
+            series_dropped: AtomicU64::new(0),
+            last_collection: Mutex::new(None),
             data_bytes: AtomicUsize::new(data_bytes),
             samples_appended: AtomicU64::new(0),
             samples_rejected: AtomicU64::new(0),
@@ -683,21 +725,7 @@ impl Db {
     /// # }
     /// ```
     pub fn series(&self, key: &SeriesKey) -> Result<SeriesRef> {
-        let inner = &self.inner;
-        if let Some(series) = inner.head.get(key) {
-            return Ok(SeriesRef { series });
-        }
-        inner.check_limits(key)?;
-        // `Options::validate` made sure its WAL definition fits in a frame.
-        let key_bytes = HEAD_BYTES_PER_SERIES + key.byte_len();
-        inner.check_budget(key_bytes)?;
-        let series = inner
-            .head
-            .get_or_create(key, inner.options.max_series)
-            .ok_or(InputError::TooManySeries {
-                limit: inner.options.max_series,
-            })?;
-        inner.series_bytes.fetch_add(key_bytes, Ordering::Relaxed);
+        let series = self.inner.resolve(key)?;
         Ok(SeriesRef { series })
     }
 
@@ -745,10 +773,19 @@ impl Db {
         let wal = inner.writable(std::iter::once(series))?;
         inner.check_budget(0)?;
         let _gate = inner.gate.read();
-        let s = &series.series;
         // One lock for check, log and insert: appends to one series reach
         // the WAL in the order they reach the head.
+        let resolved;
+        let mut s = &series.series;
         let mut guard = s.lock();
+        if guard.is_dropped() {
+            // Garbage collection runs under the exclusive gate: the live
+            // series of the key cannot be dropped while this append runs.
+            drop(guard);
+            resolved = inner.resolve(&s.key)?;
+            s = &resolved;
+            guard = s.lock();
+        }
         if let Err(error) = inner.validate(s, &guard, timestamp_ms) {
             inner.samples_rejected.fetch_add(1, Ordering::Relaxed);
             return Err(error.into());
@@ -813,15 +850,24 @@ impl Db {
         let mut encoder = None;
         let mut max_ts = i64::MIN;
         let mut accepted = vec![false; samples.len()];
+        let mut resolved = Resolved::default();
         for (index, &(series, timestamp_ms, value)) in samples.iter().enumerate() {
-            let guard = series.series.lock();
-            if let Err(error) = inner.validate(&series.series, &guard, timestamp_ms) {
+            let mut guard = series.series.lock();
+            if guard.is_dropped() {
+                // As in `append_ref`: the live series stays live until the
+                // gate is released. An error here stores nothing.
+                drop(guard);
+                resolved.0.push((index, inner.resolve(&series.series.key)?));
+                guard = resolved.series(index, series).lock();
+            }
+            let s = resolved.series(index, series);
+            if let Err(error) = inner.validate(s, &guard, timestamp_ms) {
                 outcome.rejected.push((index, error));
                 continue;
             }
             let enc =
                 encoder.get_or_insert_with(|| SamplesEncoder::begin(timestamp_ms, &mut payload));
-            enc.push(series.series.series_id, timestamp_ms, value, &mut payload);
+            enc.push(s.series_id, timestamp_ms, value, &mut payload);
             max_ts = max_ts.max(timestamp_ms);
             accepted[index] = true;
         }
@@ -833,19 +879,24 @@ impl Db {
         };
         encoder.finish(0, &mut payload);
         let payload = Payload::new(&payload);
+        let stored = || {
+            samples
+                .iter()
+                .enumerate()
+                .filter(|&(index, _)| accepted[index])
+                .map(|(index, &(series, timestamp_ms, value))| {
+                    (resolved.series(index, series), timestamp_ms, value)
+                })
+        };
         wal.append(max_ts, |file_id, frames| {
-            for ((series, _, _), _) in samples.iter().zip(&accepted).filter(|(_, &a)| a) {
-                define_series(&series.series, file_id, frames);
+            for (series, _, _) in stored() {
+                define_series(series, file_id, frames);
             }
             frames.push(&payload);
         })?;
         let partition_ms = inner.options.partition_duration_ms;
-        for (&(series, timestamp_ms, value), _) in samples.iter().zip(&accepted).filter(|(_, &a)| a)
-        {
-            series
-                .series
-                .lock()
-                .insert(timestamp_ms, value, partition_ms);
+        for (series, timestamp_ms, value) in stored() {
+            series.lock().insert(timestamp_ms, value, partition_ms);
         }
         outcome.accepted = samples.len() - outcome.rejected.len();
         inner.applied(outcome.accepted, max_ts);
@@ -920,6 +971,7 @@ impl Db {
             samples_appended: inner.samples_appended.load(Ordering::Relaxed),
             samples_rejected: inner.samples_rejected.load(Ordering::Relaxed),
             head_series: inner.head.series_count(),
+            head_series_dropped: inner.series_dropped.load(Ordering::Relaxed),
             head_data_bytes: inner.head.data_bytes(),
             segments: inner.version.read().segments.len(),
             flushes: inner.flushes.load(Ordering::Relaxed),
@@ -970,6 +1022,21 @@ impl Drop for Db {
     }
 }
 
+/// The handles of an `append_batch` whose series was dropped: (index in
+/// the batch, the live series of the key), by index. Usually empty.
+#[derive(Default)]
+struct Resolved(Vec<(usize, Arc<MemSeries>)>);
+
+impl Resolved {
+    /// The series the sample at `index`, given with `handle`, goes to.
+    fn series<'a>(&'a self, index: usize, handle: &'a SeriesRef) -> &'a Arc<MemSeries> {
+        match self.0.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(at) => &self.0[at].1,
+            Err(_) => &handle.series,
+        }
+    }
+}
+
 /// Writes the series' definition record into the WAL buffer unless the
 /// current file already has it. Runs under the WAL lock.
 fn define_series(series: &MemSeries, file_id: u64, frames: &mut Frames<'_>) {
@@ -990,6 +1057,71 @@ impl Inner {
             return Err(InputError::ForeignSeriesRef.into());
         }
         Ok(wal)
+    }
+
+    /// The live series of `key`, created if new (checking the limits in
+    /// [`Options`] and the head budget, which it is then charged to).
+    fn resolve(&self, key: &SeriesKey) -> Result<Arc<MemSeries>> {
+        if let Some(series) = self.head.get(key) {
+            return Ok(series);
+        }
+        self.check_limits(key)?;
+        // `Options::validate` made sure its WAL definition fits in a frame.
+        let key_bytes = HEAD_BYTES_PER_SERIES + key.byte_len();
+        self.check_budget(key_bytes)?;
+        // Charged before the series exists, so that garbage collection
+        // never takes away bytes not yet added.
+        self.series_bytes.fetch_add(key_bytes, Ordering::Relaxed);
+        let resolved = self.head.get_or_create(key, self.options.max_series);
+        if !matches!(resolved, Some((_, true))) {
+            self.series_bytes.fetch_sub(key_bytes, Ordering::Relaxed);
+        }
+        let (series, _) = resolved.ok_or(InputError::TooManySeries {
+            limit: self.options.max_series,
+        })?;
+        Ok(series)
+    }
+
+    /// Head series garbage collection (see
+    /// [`Options::head_series_idle_ms`]). The candidates are found without
+    /// the gate; they are checked again and dropped under the exclusive
+    /// gate (a chunk of [`GC_CHUNK_SERIES`] at a time), so that no append
+    /// is between its check of the dropped mark and its insert, and no
+    /// reader between taking its version and the head index: a reader sees
+    /// a series' samples in the head or frozen data (found through the
+    /// head index) or in published segments. A series with frozen data a
+    /// flush has not published stays.
+    fn collect_head_garbage(&self) {
+        let persisted_below_ms = self.persisted_below_ms.load(Ordering::Acquire);
+        let idle_before_ms = persisted_below_ms.saturating_sub(self.options.head_series_idle_ms);
+        let now = Some((idle_before_ms, self.flushes.load(Ordering::Acquire)));
+        if std::mem::replace(&mut *self.last_collection.lock(), now) == now {
+            return;
+        }
+        let candidates = self.head.idle_series(idle_before_ms);
+        // In chunks, so that appends wait for one chunk at most.
+        for chunk in candidates.chunks(GC_CHUNK_SERIES) {
+            let dropped = {
+                let _gate = self.gate.write();
+                let version = self.version.read().clone();
+                let frozen = |series_id| {
+                    version
+                        .frozen
+                        .iter()
+                        .any(|f| !f.partitions(series_id).is_empty())
+                };
+                self.head.drop_idle(chunk, idle_before_ms, &frozen)
+            };
+            // Postings rewrites do not need appends held off.
+            self.head.forget(&dropped);
+            let bytes: usize = dropped
+                .iter()
+                .map(|s| HEAD_BYTES_PER_SERIES + s.key.byte_len())
+                .sum();
+            self.series_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.series_dropped
+                .fetch_add(dropped.len() as u64, Ordering::Relaxed);
+        }
     }
 
     /// Whether a sample may be stored; see [`SeriesGuard::check`].
@@ -1105,6 +1237,14 @@ impl Inner {
     }
 
     fn background_step(&self) -> Result<()> {
+        let flushed = self.background_flush();
+        // After the flushes: drops the series they took the last samples
+        // of (and, should a flush have failed, those of earlier ones).
+        self.collect_head_garbage();
+        flushed
+    }
+
+    fn background_flush(&self) -> Result<()> {
         let Some(wal) = &self.wal else { return Ok(()) };
         if matches!(self.options.sync, SyncMode::Interval(_)) {
             wal.sync()?;

@@ -241,7 +241,10 @@ impl<'h> Resolver<'h> {
     fn apply(&mut self, record: Record) {
         match record {
             Record::Series { series_id, key } => {
-                let Some(series) = self.head.get_or_create(&key, usize::MAX) else {
+                // By key: the definitions of one key under different ids
+                // (a series garbage collection dropped and a later append
+                // re-created) rebuild one series.
+                let Some((series, _)) = self.head.get_or_create(&key, usize::MAX) else {
                     return;
                 };
                 for (timestamp_ms, value) in self.pending.remove(&series_id).unwrap_or_default() {
@@ -277,4 +280,67 @@ fn truncate(path: &Path, valid_len: u64) -> Result<()> {
     file.set_len(valid_len)
         .map_err(|e| Error::io("truncate torn WAL tail of", path, e))?;
     file.sync_all().map_err(|e| Error::io("fsync", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::series::{SeriesKey, TimeRange};
+    use crate::wal::record::{encode_series, SamplesEncoder};
+    use crate::wal::{SyncMode, WalWriter};
+
+    /// Appends the definition of `key` as `series_id` and one sample of it.
+    fn define_and_append(wal: &WalWriter, series_id: u32, key: &SeriesKey, t: i64) {
+        wal.append(t, |_, frames| {
+            let frame = frames.begin();
+            encode_series(series_id, key, frames.payload());
+            frames.end(frame);
+            let frame = frames.begin();
+            let out = frames.payload();
+            let record = out.len();
+            let mut encoder = SamplesEncoder::begin(t, out);
+            encoder.push(series_id, t, t as f64, out);
+            encoder.finish(record, out);
+            frames.end(frame);
+        })
+        .unwrap();
+    }
+
+    /// A key dropped by head garbage collection and re-created has two
+    /// definitions under two ids in one writer session: they rebuild one
+    /// series with the samples of both.
+    #[test]
+    fn definitions_of_one_key_under_two_ids_rebuild_one_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal_dir = dir.path().join("wal");
+        fs::create_dir(&wal_dir).unwrap();
+        let key = SeriesKey::new("up", &[("pod", "a")]).unwrap();
+        let other = SeriesKey::new("up", &[("pod", "b")]).unwrap();
+        let wal = WalWriter::create(&wal_dir, 1, 0, SyncMode::Never, 1 << 20, Vec::new()).unwrap();
+        define_and_append(&wal, 0, &key, 1_000);
+        define_and_append(&wal, 1, &other, 1_500);
+        wal.rotate().unwrap();
+        // The same id's definition again in the new file, then the key
+        // under its new id, in the same file.
+        define_and_append(&wal, 1, &other, 2_000);
+        define_and_append(&wal, 2, &key, 2_500);
+        wal.sync().unwrap();
+        drop(wal);
+
+        let head = Head::new(10_000);
+        let mut recovery = RecoveryReport::default();
+        let manifest = Manifest::default();
+        recover_wal(&head, dir.path(), &wal_dir, &manifest, true, &mut recovery).unwrap();
+        assert_eq!(recovery.samples_replayed, 4);
+        assert_eq!(recovery.samples_without_series, 0);
+        assert_eq!(head.series_count(), 2);
+        let series = head.get(&key).unwrap();
+        let samples: Vec<i64> = series
+            .snapshot(TimeRange::ALL, 10_000)
+            .iter()
+            .flat_map(|p| p.samples(TimeRange::ALL).unwrap())
+            .map(|s| s.timestamp_ms)
+            .collect();
+        assert_eq!(samples, [1_000, 2_500]);
+    }
 }

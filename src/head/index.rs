@@ -1,8 +1,17 @@
 //! Label index of the head: postings per label, updated as series are
-//! created. Series ids are assigned in increasing order, so appending an
-//! id keeps every postings list sorted.
+//! created and dropped. Series ids are assigned in increasing order and
+//! never reused, so appending an id keeps every postings list sorted.
+//!
+//! Invariants: the id map holds exactly the live series of the head. A
+//! dropped series leaves it first ([`HeadIndex::unlist`], cheap, while
+//! appends are held off) and its postings later
+//! ([`HeadIndex::remove_postings`], one pass per list): in between,
+//! postings may name ids the id map does not have, and readers resolve
+//! every id through [`HeadIndex::get`], which skips them. A postings list
+//! is never left empty (the label value goes, and a name without values),
+//! so label names and values follow the live series too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::MemSeries;
@@ -11,8 +20,9 @@ use crate::series::SeriesKey;
 
 #[derive(Default)]
 pub struct HeadIndex {
-    /// Series by id; `None` where an id was never stored here.
-    series: Vec<Option<Arc<MemSeries>>>,
+    /// Live series by id (a map: ids of dropped series leave holes that a
+    /// vector would keep forever under churn).
+    series: HashMap<u32, Arc<MemSeries>>,
     /// name → value → sorted series ids
     postings: BTreeMap<Arc<str>, BTreeMap<Arc<str>, Vec<u32>>>,
 }
@@ -51,15 +61,51 @@ impl HeadIndex {
             let at = ids.partition_point(|&existing| existing < id);
             ids.insert(at, id);
         }
-        let slot = id as usize;
-        if self.series.len() <= slot {
-            self.series.resize(slot + 1, None);
+        self.series.insert(id, series);
+    }
+
+    /// Removes a dropped series from the id map: [`Self::get`] no longer
+    /// finds it. Its postings stay until [`Self::remove_postings`].
+    pub fn unlist(&mut self, series_id: u32) {
+        self.series.remove(&series_id);
+    }
+
+    /// Removes `dropped` (series [`Self::unlist`]ed before) from every
+    /// postings list, each list rewritten once however many of its series
+    /// go.
+    pub fn remove_postings(&mut self, dropped: &[Arc<MemSeries>]) {
+        let mut ids: Vec<u32> = dropped.iter().map(|s| s.series_id).collect();
+        ids.sort_unstable();
+        let mut touched: HashSet<(&str, &str)> = HashSet::new();
+        for series in dropped {
+            for label in series.key.labels() {
+                touched.insert((&label.name, &label.value));
+            }
         }
-        self.series[slot] = Some(series);
+        for (name, value) in touched {
+            let Some(values) = self.postings.get_mut(name) else {
+                continue;
+            };
+            if let Some(postings) = values.get_mut(value) {
+                postings.retain(|id| ids.binary_search(id).is_err());
+                if postings.is_empty() {
+                    values.remove(value);
+                } else if postings.capacity() > 2 * postings.len() {
+                    postings.shrink_to_fit();
+                }
+            }
+            if values.is_empty() {
+                self.postings.remove(name);
+            }
+        }
+        if self.series.capacity() > 4 * self.series.len().max(64) {
+            let live = self.series.len();
+            self.series.shrink_to(2 * live);
+        }
     }
 
     pub fn get(&self, series_id: u32) -> Option<&Arc<MemSeries>> {
-        self.series.get(series_id as usize).and_then(Option::as_ref)
+        self.series.get(&series_id)
     }
 
     pub fn label_names(&self) -> impl Iterator<Item = &str> {
@@ -76,12 +122,9 @@ impl HeadIndex {
 
 impl Postings for HeadIndex {
     fn all_series(&self) -> Vec<u32> {
-        self.series
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.is_some())
-            .map(|(id, _)| id as u32)
-            .collect()
+        let mut ids: Vec<u32> = self.series.keys().copied().collect();
+        ids.sort_unstable();
+        ids
     }
 
     fn postings(&self, name: &str, value: &str) -> Option<&[u32]> {

@@ -16,6 +16,20 @@
 //!   append, and replaying the WAL must rebuild exactly the same state;
 //! - a series' data is only touched under its own lock, so a reader copies
 //!   a consistent state of it, never a half-written chunk.
+//!
+//! Series garbage collection ([`Head::idle_series`], [`Head::drop_idle`],
+//! then [`Head::forget`]): a series with no partition left and no sample
+//! since a given time is removed from the key map and the label index.
+//! Invariants:
+//! - at most one live (not dropped) [`MemSeries`] per key, and it is the
+//!   one in the key map;
+//! - a series is marked dropped under its own lock, only while it holds no
+//!   data, and nothing is ever inserted into a dropped series: a writer
+//!   that finds the mark after locking goes back to the key map, which
+//!   gives (or creates) the live series of the key;
+//! - series ids are never reused within a head (they are unique per WAL
+//!   writer session, which replay relies on); the id-to-series map holds
+//!   only live series, so it follows the live series count.
 
 mod index;
 
@@ -47,6 +61,8 @@ pub struct Head {
     partition_ms: i64,
     series: RwLock<HashMap<Arc<SeriesKey>, Arc<MemSeries>>>,
     index: RwLock<HeadIndex>,
+    /// The id of the next series created; `u32::MAX` once every id has
+    /// been used (ids are never reused, see the module invariants).
     next_series_id: AtomicU32,
 }
 
@@ -68,6 +84,27 @@ struct SeriesData {
     max_time_ms: Option<i64>,
     /// Sorted by `start_ms`; usually one or two entries.
     partitions: Vec<Partition>,
+    /// For a series that never got a sample: the `idle_before_ms` of the
+    /// first collection that saw it, standing in for its newest sample.
+    idle_since_ms: Option<i64>,
+    /// Set (under this lock) when the series left the head; never cleared.
+    dropped: bool,
+}
+
+impl SeriesData {
+    /// Whether the series holds no data and its newest sample (see
+    /// `idle_since_ms` for one that never had any) is before
+    /// `idle_before_ms`.
+    fn is_idle(&mut self, idle_before_ms: i64) -> bool {
+        if !self.partitions.is_empty() {
+            return false;
+        }
+        let newest_ms = match self.max_time_ms {
+            Some(max_time_ms) => max_time_ms,
+            None => *self.idle_since_ms.get_or_insert(idle_before_ms),
+        };
+        newest_ms < idle_before_ms
+    }
 }
 
 /// One series' data in one time partition.
@@ -258,6 +295,12 @@ impl PartitionSnapshot {
 pub struct SeriesGuard<'a>(parking_lot::MutexGuard<'a, SeriesData>);
 
 impl SeriesGuard<'_> {
+    /// Whether the series left the head (see the module invariants):
+    /// nothing may be inserted; resolve its key again.
+    pub fn is_dropped(&self) -> bool {
+        self.0.dropped
+    }
+
     /// Checks that a sample may be accepted: not older than the series'
     /// newest sample minus `ooo_window_ms`, and not below `min_time_ms`
     /// (data there is already in segments). Returns the oldest acceptable
@@ -283,8 +326,10 @@ impl SeriesGuard<'_> {
         }
     }
 
-    /// Stores a sample. Never fails; see the module invariants.
+    /// Stores a sample. Never fails; see the module invariants. The series
+    /// must not be dropped ([`Self::is_dropped`]).
     pub fn insert(&mut self, timestamp_ms: i64, value: f64, partition_ms: i64) {
+        debug_assert!(!self.0.dropped, "insert into a dropped series");
         let start_ms = partition_start(timestamp_ms, partition_ms);
         let data = &mut *self.0;
         data.max_time_ms = Some(
@@ -425,23 +470,34 @@ impl Head {
         self.series.read().get(key).cloned()
     }
 
-    /// The series for `key`, created if missing unless `max_series` would
-    /// be exceeded (then `None`).
-    pub fn get_or_create(&self, key: &SeriesKey, max_series: usize) -> Option<Arc<MemSeries>> {
+    /// The series for `key` and whether this call created it. `None` when
+    /// creating it would exceed `max_series`, or when all 2^32 - 1 series
+    /// ids of this head have been used (a reopen starts a new head).
+    pub fn get_or_create(
+        &self,
+        key: &SeriesKey,
+        max_series: usize,
+    ) -> Option<(Arc<MemSeries>, bool)> {
         if let Some(series) = self.get(key) {
-            return Some(series);
+            return Some((series, false));
         }
         let mut map = self.series.write();
         if let Some(series) = map.get(key) {
-            return Some(Arc::clone(series));
+            return Some((Arc::clone(series), false));
         }
         if map.len() >= max_series {
             return None;
         }
+        // Under the map's write lock: no other creation runs.
+        let series_id = self.next_series_id.load(Ordering::Relaxed);
+        if series_id == u32::MAX {
+            return None;
+        }
+        self.next_series_id.store(series_id + 1, Ordering::Relaxed);
         let mut index = self.index.write();
         let key = Arc::new(index.intern(key));
         let series = Arc::new(MemSeries {
-            series_id: self.next_series_id.fetch_add(1, Ordering::Relaxed),
+            series_id,
             head_id: self.head_id,
             key: Arc::clone(&key),
             wal_file_id: AtomicU64::new(NO_WAL_FILE),
@@ -449,7 +505,67 @@ impl Head {
         });
         index.add(Arc::clone(&series));
         map.insert(key, Arc::clone(&series));
-        Some(series)
+        Some((series, true))
+    }
+
+    /// The series that hold no data and whose newest sample is before
+    /// `idle_before_ms`: candidates for [`Self::drop_idle`]. A series that
+    /// never got a sample counts from the first call that sees it (so it
+    /// is a candidate once `idle_before_ms` has moved on since).
+    pub fn idle_series(&self, idle_before_ms: i64) -> Vec<Arc<MemSeries>> {
+        // Checked after the map's lock is released: creating series waits
+        // only for the copy.
+        let all: Vec<Arc<MemSeries>> = self.series.read().values().cloned().collect();
+        all.into_iter()
+            .filter(|series| series.data.lock().is_idle(idle_before_ms))
+            .collect()
+    }
+
+    /// Drops from the key map and the index's id map each of `candidates`
+    /// that is still idle (checked again under its lock, where it is also
+    /// marked dropped) and that `keep` does not name by series id.
+    /// Returns the series dropped, for [`Self::forget`]. Cheap per series:
+    /// the database runs it with appends held off.
+    pub fn drop_idle(
+        &self,
+        candidates: &[Arc<MemSeries>],
+        idle_before_ms: i64,
+        keep: &dyn Fn(u32) -> bool,
+    ) -> Vec<Arc<MemSeries>> {
+        let mut map = self.series.write();
+        let mut index = self.index.write();
+        let mut dropped = Vec::new();
+        for series in candidates {
+            if keep(series.series_id) {
+                continue;
+            }
+            let mut data = series.data.lock();
+            if data.dropped || !data.is_idle(idle_before_ms) {
+                continue;
+            }
+            data.dropped = true;
+            drop(data);
+            // The live series of its key is the one in the map.
+            map.remove(&*series.key);
+            index.unlist(series.series_id);
+            dropped.push(Arc::clone(series));
+        }
+        dropped
+    }
+
+    /// Removes what [`Self::drop_idle`] returned from the postings lists
+    /// and gives back the memory the maps no longer need (so that memory
+    /// follows the live series, not the most there ever were).
+    pub fn forget(&self, dropped: &[Arc<MemSeries>]) {
+        if dropped.is_empty() {
+            return;
+        }
+        self.index.write().remove_postings(dropped);
+        let mut map = self.series.write();
+        if map.capacity() > 4 * map.len().max(64) {
+            let live = map.len();
+            map.shrink_to(2 * live);
+        }
     }
 
     pub fn index(&self) -> parking_lot::RwLockReadGuard<'_, HeadIndex> {
@@ -492,6 +608,7 @@ mod tests {
     fn series(head: &Head) -> Arc<MemSeries> {
         head.get_or_create(&SeriesKey::new("up", &[("job", "x")]).unwrap(), 10)
             .unwrap()
+            .0
     }
 
     #[test]
@@ -541,6 +658,62 @@ mod tests {
         let read = parts[0].samples(TimeRange::new(5, n - 5)).unwrap();
         assert_eq!(read.len() as i64, n - 9);
         assert_eq!(read[0], Sample::new(5, 5.0));
+    }
+
+    #[test]
+    fn dropped_series_leave_the_map_and_the_index() {
+        use crate::index::Postings;
+        let head = Head::new(100);
+        let key = |job: &str| SeriesKey::new("up", &[("job", job)]).unwrap();
+        let created = |job| head.get_or_create(&key(job), 10).unwrap().0;
+        let (a, b, c) = (created("a"), created("b"), created("c"));
+        a.lock().insert(5, 1.0, 100);
+        b.lock().insert(150, 1.0, 100);
+        c.lock().insert(50, 1.0, 100);
+        let frozen = head.freeze(&|start| start < 100);
+        assert_eq!(frozen.by_partition().unwrap()[&0].len(), 2);
+        let candidates = head.idle_series(100);
+        assert_eq!(candidates.len(), 2, "a and c, not b");
+        // Kept by the caller (frozen data not yet published, say).
+        assert!(head.drop_idle(&candidates, 100, &|_| true).is_empty());
+        // Written again between the scan and the drop: it stays.
+        c.lock().insert(120, 1.0, 100);
+        let dropped = head.drop_idle(&candidates, 100, &|_| false);
+        assert_eq!(dropped.len(), 1);
+        // Unlisted: not found by id even before its postings go.
+        assert!(head.index().get(a.series_id).is_none());
+        assert_eq!(head.index().postings("job", "a"), Some(&[a.series_id][..]));
+        head.forget(&dropped);
+        assert!(Arc::ptr_eq(&dropped[0], &a));
+        assert!(a.lock().is_dropped() && !c.lock().is_dropped());
+        assert_eq!(head.series_count(), 2);
+        {
+            let index = head.index();
+            assert_eq!(index.label_values("job").collect::<Vec<_>>(), ["b", "c"]);
+            assert_eq!(index.all_series(), [b.series_id, c.series_id]);
+            assert!(index.get(a.series_id).is_none());
+            assert_eq!(
+                index.postings("__name__", "up"),
+                Some(&[b.series_id, c.series_id][..])
+            );
+        }
+        // The key comes back as a new series with a new id.
+        let (again, new) = head.get_or_create(&key("a"), 10).unwrap();
+        assert!(new && again.series_id > c.series_id);
+        assert_eq!(
+            head.index().postings("job", "a"),
+            Some(&[again.series_id][..])
+        );
+        // A series never written counts as idle from the first scan that
+        // sees it.
+        assert!(head
+            .idle_series(200)
+            .iter()
+            .all(|s| s.series_id != again.series_id));
+        let later = head.idle_series(300);
+        assert!(later.iter().any(|s| s.series_id == again.series_id));
+        head.forget(&head.drop_idle(&later, 300, &|_| false));
+        assert_eq!(head.index().postings("job", "a"), None);
     }
 
     #[test]
