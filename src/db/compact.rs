@@ -60,6 +60,9 @@ pub(super) struct CompactionSignal {
     pub(super) shutdown: bool,
 }
 
+/// Most segments one step writes (and commits at once).
+const MAX_OUTPUTS_PER_STEP: usize = 64;
+
 /// Background compaction runs at least this often, even without flushes.
 const COMPACTION_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -97,10 +100,12 @@ impl Inner {
             return Err(Error::ReadOnly);
         }
         let mut state = self.compaction.lock();
-        // Complete partitions become immutable first, as the background
-        // flush makes them (a bulk import may not have).
+        // On demand, complete partitions become immutable first, as the
+        // background flush makes them (a bulk import may not have). The
+        // background run leaves that to the background flush, as
+        // `Options::flush_complete_partitions` says.
         let max_time_ms = self.max_time_ms.load(Ordering::Relaxed);
-        if max_time_ms != i64::MIN {
+        if max_time_ms != i64::MIN && !throttled {
             let cutoff = partition_start(
                 max_time_ms.saturating_sub(self.options.out_of_order_window_ms),
                 self.options.partition_duration_ms,
@@ -137,6 +142,7 @@ impl Inner {
             tiers,
             raw_retained_from_ms: manifest.raw_retained_from_ms,
             report: CompactionReport::default(),
+            stopped: false,
         };
         run.drop_tiers(&manifest)?;
         for k in 0..run.tiers.len() {
@@ -144,11 +150,24 @@ impl Inner {
         }
         run.retention()?;
         run.merge()?;
-        // Tier bookkeeping changed without a replacement (a new tier with
-        // nothing to roll up yet, windows without data): store it too.
+        if run.stopped {
+            return Ok(run.report);
+        }
+        // Tier bookkeeping changed without a replacement (windows without
+        // data rolled over, a retention point moved): store it too. A new
+        // tier that has nothing yet is no change worth a store.
+        let material = |tiers: &[TierMeta]| -> Vec<TierMeta> {
+            tiers
+                .iter()
+                .filter(|t| t.rolled_up_to_ms != i64::MIN || t.retained_from_ms != i64::MIN)
+                .copied()
+                .collect()
+        };
         let stored = self.manifest.lock().clone();
-        if stored.tiers != run.tiers || stored.raw_retained_from_ms != run.raw_retained_from_ms {
-            run.step(Vec::new(), None)?;
+        if material(&stored.tiers) != material(&run.tiers)
+            || stored.raw_retained_from_ms != run.raw_retained_from_ms
+        {
+            run.step(Vec::new(), Vec::new())?;
         }
         Ok(run.report)
     }
@@ -180,6 +199,8 @@ struct Run<'a> {
     tiers: Vec<TierMeta>,
     raw_retained_from_ms: i64,
     report: CompactionReport,
+    /// A background run stopped for shutdown: nothing more is committed.
+    stopped: bool,
 }
 
 type Fill<'f> = Box<dyn FnOnce(&mut SegmentWriter, &mut CompactionReport) -> Result<u64> + 'f>;
@@ -238,7 +259,7 @@ impl Run<'_> {
             .copied()
             .collect();
         self.report.segments_deleted += inputs.len();
-        self.step(inputs, None)?;
+        self.step(inputs, Vec::new())?;
         self.report.tiers_dropped = dropped;
         Ok(())
     }
@@ -272,10 +293,8 @@ impl Run<'_> {
             }
         }
         let last_end_ms = plan::window_start(complete_below_ms, window_ms);
-        while from_ms < last_end_ms {
-            if self.stopping() {
-                return Ok(());
-            }
+        let mut batch = Vec::new();
+        while from_ms < last_end_ms && !self.stopped {
             let end_ms = plan::window_start(from_ms, window_ms).saturating_add(window_ms);
             let window = TimeRange::new(from_ms, end_ms - 1);
             let mut inside: Vec<SegmentMeta> = sources
@@ -316,18 +335,22 @@ impl Run<'_> {
                     Ok(added)
                 })
             };
+            batch.push(Output {
+                partition_start_ms: from_ms,
+                block_duration_ms: end_ms - from_ms,
+                resolution_ms,
+                kind: OutputKind::Rollup,
+                fill,
+            });
+            // Committed with the batch holding this window.
             self.tiers[k].rolled_up_to_ms = end_ms;
-            self.step(
-                Vec::new(),
-                Some(Output {
-                    partition_start_ms: from_ms,
-                    block_duration_ms: end_ms - from_ms,
-                    resolution_ms,
-                    kind: OutputKind::Rollup,
-                    fill,
-                }),
-            )?;
             from_ms = end_ms;
+            if batch.len() == MAX_OUTPUTS_PER_STEP {
+                self.step(Vec::new(), std::mem::take(&mut batch))?;
+            }
+        }
+        if !batch.is_empty() {
+            self.step(Vec::new(), batch)?;
         }
         Ok(())
     }
@@ -349,7 +372,6 @@ impl Run<'_> {
             let rules = self.rules;
             let mut cutoffs = Cutoffs::new(rules, Tier::Raw, now_ms, raw_limit_ms);
             self.retain(&manifest, 0, raw_limit_ms, &mut cutoffs)?;
-            self.raw_retained_from_ms = self.raw_retained_from_ms.max(cutoffs.largest());
         }
         for k in 0..self.tiers.len() {
             let resolution_ms = self.tiers[k].resolution_ms;
@@ -365,15 +387,15 @@ impl Run<'_> {
             let rules = self.rules;
             let mut cutoffs = Cutoffs::new(rules, tier, now_ms, limit_ms);
             self.retain(&manifest, resolution_ms, i64::MAX, &mut cutoffs)?;
-            let retained = &mut self.tiers[k].retained_from_ms;
-            *retained = (*retained).max(cutoffs.largest());
         }
         Ok(())
     }
 
     /// Applies `cutoffs` to the segments of one tier that end before
     /// `below_ms`: groups of overlapping segments past every series'
-    /// cutoff are deleted, groups with some data past it rewritten.
+    /// cutoff are deleted, groups with some data past it rewritten. The
+    /// tier's retention point (`retained_from_ms`) moves to the largest
+    /// cutoff with the first commit that deletes something.
     fn retain(
         &mut self,
         manifest: &Manifest,
@@ -387,8 +409,13 @@ impl Run<'_> {
             .filter(|s| s.resolution_ms == resolution_ms && s.max_time_ms < below_ms)
             .copied()
             .collect();
+        let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
+        // Set for the commits below; put back if none happens.
+        let previous_ms = self.retained_from(resolution_ms);
+        self.set_retained_from(resolution_ms, previous_ms.max(cutoffs.largest()));
+        let mut committed = false;
         for group in plan::overlap_groups(&candidates) {
-            if self.stopping() {
+            if self.stopped {
                 return Ok(());
             }
             let segments = self.segments(&group)?;
@@ -414,7 +441,7 @@ impl Run<'_> {
             if all_old {
                 self.report.segments_deleted += group.len();
                 self.report.samples_deleted += group.iter().map(|s| s.sample_count).sum::<u64>();
-                self.step(group, None)?;
+                inputs.extend(group);
                 continue;
             }
             self.report.segments_rewritten += group.len();
@@ -456,18 +483,52 @@ impl Run<'_> {
                     copy_buckets(writer, report, &segments, resolution_ms, &cutoff_of)
                 })
             };
-            self.step(
-                group,
-                Some(Output {
-                    partition_start_ms,
-                    block_duration_ms,
-                    resolution_ms,
-                    kind: OutputKind::Rewrite,
-                    fill,
-                }),
-            )?;
+            inputs.extend(group);
+            outputs.push(Output {
+                partition_start_ms,
+                block_duration_ms,
+                resolution_ms,
+                kind: OutputKind::Rewrite,
+                fill,
+            });
+            if outputs.len() == MAX_OUTPUTS_PER_STEP {
+                self.step(std::mem::take(&mut inputs), std::mem::take(&mut outputs))?;
+                committed = true;
+            }
+        }
+        if !inputs.is_empty() {
+            self.step(inputs, outputs)?;
+            committed = true;
+        }
+        if !committed {
+            self.set_retained_from(resolution_ms, previous_ms);
         }
         Ok(())
+    }
+
+    /// Where retention has cut the tier of `resolution_ms` (0: raw).
+    fn retained_from(&self, resolution_ms: i64) -> i64 {
+        match resolution_ms {
+            0 => self.raw_retained_from_ms,
+            _ => self
+                .tiers
+                .iter()
+                .find(|t| t.resolution_ms == resolution_ms)
+                .map_or(i64::MIN, |t| t.retained_from_ms),
+        }
+    }
+
+    fn set_retained_from(&mut self, resolution_ms: i64, retained_from_ms: i64) {
+        match resolution_ms {
+            0 => self.raw_retained_from_ms = retained_from_ms,
+            _ => {
+                for tier in &mut self.tiers {
+                    if tier.resolution_ms == resolution_ms {
+                        tier.retained_from_ms = retained_from_ms;
+                    }
+                }
+            }
+        }
     }
 
     /// Merges complete windows of every level, raw data first.
@@ -504,13 +565,14 @@ impl Run<'_> {
                     .filter(|s| s.resolution_ms == resolution_ms)
                     .copied()
                     .collect();
-                for (start_ms, inputs) in
+                let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
+                for (start_ms, window) in
                     plan::merge_windows(&segments, level_ms, complete_below_ms)
                 {
-                    if self.stopping() {
+                    if self.stopped {
                         return Ok(());
                     }
-                    let segments = self.segments(&inputs)?;
+                    let segments = self.segments(&window)?;
                     let keep_all = |_: &SeriesKey| i64::MIN;
                     let fill: Fill<'_> = if resolution_ms == 0 {
                         Box::new(move |writer, report| {
@@ -521,49 +583,64 @@ impl Run<'_> {
                             copy_buckets(writer, report, &segments, resolution_ms, &keep_all)
                         })
                     };
-                    self.report.segments_merged += inputs.len();
-                    self.step(
-                        inputs,
-                        Some(Output {
-                            partition_start_ms: start_ms,
-                            block_duration_ms: level_ms,
-                            resolution_ms,
-                            kind: OutputKind::Merge,
-                            fill,
-                        }),
-                    )?;
+                    self.report.segments_merged += window.len();
+                    inputs.extend(window);
+                    outputs.push(Output {
+                        partition_start_ms: start_ms,
+                        block_duration_ms: level_ms,
+                        resolution_ms,
+                        kind: OutputKind::Merge,
+                        fill,
+                    });
+                    if outputs.len() == MAX_OUTPUTS_PER_STEP {
+                        self.step(std::mem::take(&mut inputs), std::mem::take(&mut outputs))?;
+                    }
+                }
+                if !inputs.is_empty() {
+                    self.step(inputs, outputs)?;
                 }
             }
         }
         Ok(())
     }
 
-    /// Replaces `inputs` by `output` (if it has any series) in one commit
-    /// that also stores the run's tiers; see the module documentation.
-    fn step(&mut self, inputs: Vec<SegmentMeta>, output: Option<Output<Fill<'_>>>) -> Result<()> {
+    /// Replaces `inputs` by the `outputs` that have series in one commit
+    /// that also stores the run's tiers; see the module documentation. A
+    /// background run stopped by shutdown abandons the step before its
+    /// commit (its files are leftovers) and sets `stopped`.
+    fn step(&mut self, inputs: Vec<SegmentMeta>, outputs: Vec<Output<Fill<'_>>>) -> Result<()> {
+        if self.stopped {
+            return Ok(());
+        }
         let inner = self.inner;
-        let seq = output.as_ref().map(|_| {
+        let first_seq = {
             let mut manifest = inner.manifest.lock();
-            let seq = manifest.next_segment_seq;
-            manifest.next_segment_seq += 1;
-            seq
-        });
-        if !inputs.is_empty() || seq.is_some() {
+            let first = manifest.next_segment_seq;
+            manifest.next_segment_seq += outputs.len() as u64;
+            first
+        };
+        let seqs = first_seq..first_seq + outputs.len() as u64;
+        if !inputs.is_empty() || !outputs.is_empty() {
             let mut journal = self.state.leftovers.clone();
             journal.extend(inputs.iter().map(|s| s.seq));
-            journal.extend(seq);
+            journal.extend(seqs.clone());
             dir::store_journal(&inner.dir, &journal)?;
         }
-        let written = match (output, seq) {
-            (Some(output), Some(seq)) => {
-                // From here the file may exist unlisted until committed.
-                self.state.leftovers.insert(seq);
-                self.write_output(seq, output)?
+        // From here the outputs may exist unlisted until committed.
+        self.state.leftovers.extend(seqs.clone());
+        let mut written = Vec::with_capacity(outputs.len());
+        for (seq, output) in seqs.zip(outputs) {
+            if self.stopping() {
+                self.stopped = true;
+                return Ok(());
             }
-            _ => None,
-        };
-        self.commit(&inputs, written.clone())?;
-        if let Some(live) = &written {
+            if let Some(live) = self.write_output(seq, output)? {
+                self.pause(live.meta.pin.map_or(0, |p| p.file_len));
+                written.push(live);
+            }
+        }
+        self.commit(&inputs, &written)?;
+        for live in &written {
             self.state.leftovers.remove(&live.meta.seq);
         }
         self.state.leftovers.extend(inputs.iter().map(|s| s.seq));
@@ -573,9 +650,6 @@ impl Run<'_> {
             .sum::<u64>();
         if let Err(e) = self.remove_leftovers() {
             self.report.cleanup_error = Some(e.to_string());
-        }
-        if let Some(live) = written {
-            self.pause(live.meta.pin.map_or(0, |p| p.file_len));
         }
         Ok(())
     }
@@ -624,7 +698,7 @@ impl Run<'_> {
 
     /// Applies the step to the current manifest, stores it and publishes
     /// the new version.
-    fn commit(&mut self, inputs: &[SegmentMeta], output: Option<Arc<LiveSegment>>) -> Result<()> {
+    fn commit(&mut self, inputs: &[SegmentMeta], outputs: &[Arc<LiveSegment>]) -> Result<()> {
         let inner = self.inner;
         let mut manifest = inner.manifest.lock();
         let mut next = manifest.clone();
@@ -638,10 +712,8 @@ impl Run<'_> {
                 std::io::Error::other("a segment the step replaces is no longer in the manifest"),
             ));
         }
-        if let Some(live) = &output {
-            next.segments.push(live.meta);
-            next.segments.sort_by_key(|s| s.seq);
-        }
+        next.segments.extend(outputs.iter().map(|live| live.meta));
+        next.segments.sort_by_key(|s| s.seq);
         next.tiers = self.tiers.clone();
         next.raw_retained_from_ms = self.raw_retained_from_ms;
         crate::fault::check("compaction.commit")
@@ -652,11 +724,11 @@ impl Run<'_> {
         let mut next = Version::clone(&version);
         next.segments.retain(|l| !removed.contains(&l.meta.seq));
         next.rollups.retain(|l| !removed.contains(&l.meta.seq));
-        if let Some(live) = output {
+        for live in outputs {
             if live.meta.resolution_ms == 0 {
-                next.segments.push(live);
+                next.segments.push(Arc::clone(live));
             } else {
-                next.rollups.push(live);
+                next.rollups.push(Arc::clone(live));
             }
         }
         sort_for_reading(&mut next.segments);
