@@ -1,15 +1,18 @@
 //! Compaction of the open database: the rules of `crate::compaction` run
-//! as a series of steps, each replacing some segments (its inputs) by at
-//! most one new segment (its output) in one manifest commit.
+//! as a series of steps, each replacing some segments (its inputs) by new
+//! ones (its outputs, at most `MAX_OUTPUTS_PER_STEP`) in one manifest
+//! commit: a tier's rollup windows, a tier's retention deletions and
+//! rewrites, a level's merged windows.
 //!
-//! A step: number the output (under the manifest mutex, briefly) → store
-//! the compaction journal (inputs, output, earlier leftovers) → write the
-//! output → commit (under the manifest mutex: apply the step to the
-//! manifest as it is now, store it, publish a new version) → delete the
-//! inputs. Fault points: `compaction.journal`, `compaction.write` (after
-//! the output is written), `compaction.commit` (before the manifest store),
-//! `compaction.remove` (after the commit before deleting, then before each
-//! deletion).
+//! A step: number the outputs (under the manifest mutex, briefly) → store
+//! the compaction journal (inputs, outputs, earlier leftovers) → write the
+//! outputs → commit (under the manifest mutex: apply the step to the
+//! manifest as it is now, with the run's tiers, store it, publish a new
+//! version) → delete the inputs, then the journal. Fault points:
+//! `compaction.journal`, `compaction.write` (after an output is written
+//! and renamed into place), `compaction.commit` (before the manifest
+//! store), `compaction.remove` (after the commit before deleting, then
+//! before each deletion).
 //!
 //! Invariants:
 //! - one run at a time (`Inner::compaction`); the gate is never taken, so
@@ -93,8 +96,10 @@ impl Inner {
         }
     }
 
-    /// One compaction run; `throttled` (background) paces writing by
-    /// `Options::compaction_write_bytes_per_s` and stops early at shutdown.
+    /// One compaction run. On demand (`throttled` false) it first flushes
+    /// complete partitions; in the background (`throttled`) it paces
+    /// writing by `Options::compaction_write_bytes_per_s` and stops early
+    /// at shutdown.
     pub(super) fn compact(&self, throttled: bool) -> Result<CompactionReport> {
         if self.wal.is_none() {
             return Err(Error::ReadOnly);
@@ -411,12 +416,19 @@ impl Run<'_> {
             .collect();
         let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
         // Set for the commits below; put back if none happens.
+        let largest_cutoff_ms = cutoffs.largest();
         let previous_ms = self.retained_from(resolution_ms);
-        self.set_retained_from(resolution_ms, previous_ms.max(cutoffs.largest()));
+        self.set_retained_from(resolution_ms, previous_ms.max(largest_cutoff_ms));
         let mut committed = false;
         for group in plan::overlap_groups(&candidates) {
             if self.stopped {
                 return Ok(());
+            }
+            // No series' cutoff exceeds the largest: a group starting at or
+            // after it keeps everything (the common case, checked without
+            // reading series tables).
+            if group.iter().all(|s| s.min_time_ms >= largest_cutoff_ms) {
+                continue;
             }
             let segments = self.segments(&group)?;
             let (mut any_old, mut all_old) = (false, true);

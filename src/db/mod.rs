@@ -18,8 +18,10 @@
 //!   head, rotates the WAL and publishes the frozen data: a reader sees a
 //!   sample either in the head or in frozen data, never in neither;
 //! - segment files not listed in the manifest are leftovers of a flush that
-//!   did not commit; their data is still in the WAL, so opening deletes
-//!   them.
+//!   did not commit (their data is still in the WAL) or of a compaction
+//!   step (named by the compaction journal; their data is in listed
+//!   segments), so opening deletes them; see `db/compact.rs` for
+//!   compaction, which replaces segments without taking the gate.
 
 mod compact;
 mod dir;
