@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use compaction_support::*;
 use strata::workload::{Devops, DevopsConfig};
-use strata::{Db, Options, RetentionPolicy, SeriesKey, SyncMode, TierPolicy, TimeRange};
+use strata::{
+    Db, Options, RetentionPolicy, SeriesColumns, SeriesKey, SyncMode, TierPolicy, TimeRange,
+};
 
 #[test]
 fn merging_keeps_every_answer_with_fewer_files_and_bytes() {
@@ -24,9 +26,27 @@ fn merging_keeps_every_answer_with_fewer_files_and_bytes() {
     // Two flushes per partition, plus the late samples' segments.
     assert!(raw_before.len() >= 80, "{} segments", raw_before.len());
 
+    // A reader's snapshot taken before compaction.
+    let held = db.select_series(&[], TimeRange::ALL).unwrap();
+
     let report = db.compact().unwrap();
     assert!(report.segments_merged > 0, "{report:?}");
     assert_eq!(snapshot(&db), before);
+    // The reader still reads its snapshot, from files now deleted.
+    let mut columns = SeriesColumns::default();
+    let mut held_samples = Snapshot::new();
+    for i in 0..held.len() {
+        held.read(i, &mut columns).unwrap();
+        let samples = columns
+            .timestamps_ms
+            .iter()
+            .zip(&columns.values)
+            .map(|(&t, v)| (t, v.to_bits()))
+            .collect();
+        held_samples.insert(held.key(i).to_string(), samples);
+    }
+    assert_eq!(held_samples, before);
+    drop(held);
     assert_eq!(queries(&db, 0, 40 * MINUTE), answers);
 
     let after = manifest(dir.path());
@@ -281,4 +301,41 @@ fn appends_and_queries_during_compactions_see_consistent_data() {
     db.close().unwrap();
     let db = Db::open(dir.path(), reopen).unwrap();
     assert_eq!(check(&db), WRITERS * SERIES_PER_WRITER * SAMPLES as usize);
+}
+
+/// `repair` rebuilding a lost manifest lists raw segments only: rollup
+/// segments are quarantined with the reason, the raw data (merged blocks
+/// included) is all there, and the next compaction rolls the tiers up
+/// again.
+#[test]
+fn a_rebuilt_manifest_quarantines_rollups_and_compaction_rebuilds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options(keep_everything())).unwrap();
+    write(&db, 2, 0, 20);
+    let _ = db.compact().unwrap();
+    let raw = snapshot(&db);
+    let rollups = segments_of(&manifest(dir.path()), TIER_1_MS).len()
+        + segments_of(&manifest(dir.path()), TIER_2_MS).len();
+    assert!(rollups > 0);
+    db.close().unwrap();
+
+    std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
+    let report = Db::repair(dir.path(), &options(keep_everything())).unwrap();
+    assert_eq!(report.quarantined.len(), rollups, "{report:?}");
+    assert!(report
+        .quarantined
+        .iter()
+        .all(|q| q.reason.contains("rollup buckets")));
+    let db = Db::open(dir.path(), options(keep_everything())).unwrap();
+    assert_eq!(snapshot(&db), raw);
+    assert!(manifest(dir.path()).tiers.is_empty());
+    let report = db.compact().unwrap();
+    assert!(report.rollup_segments_written > 0, "{report:?}");
+    let stored = manifest(dir.path());
+    for tier in &stored.tiers {
+        assert_buckets_agree(
+            &stored_buckets(dir.path(), tier.resolution_ms),
+            &expected_buckets(&raw, tier.resolution_ms, tier.rolled_up_to_ms),
+        );
+    }
 }
