@@ -11,7 +11,12 @@
 //! Point names are `<component>.<step>`: `wal.write`, `wal.fsync`,
 //! `wal.create`, `wal.remove`, `segment.write`, `segment.fsync`,
 //! `segment.rename`, `manifest.write`, `manifest.fsync`, `manifest.rename`,
-//! `dir.fsync`, `quarantine.rename`, `quarantine.copy`. docs/RELIABILITY.md lists which test
+//! `dir.fsync`, `quarantine.rename`, `quarantine.copy`, and compaction's
+//! `compaction.journal` (writing the journal of a step),
+//! `compaction.write` (after a step's output is written, before its
+//! commit), `compaction.commit` (just before the manifest store),
+//! `compaction.remove` (after the commit, before deleting the replaced
+//! files, then before each deletion). docs/RELIABILITY.md lists which test
 //! arms which point.
 //!
 //! Invariant: the armed set is process-global (background threads must see

@@ -3,8 +3,10 @@
 //! reading damage as an empty database.
 //!
 //! Layout: `LOCK` (the writer's pid, for messages), `MANIFEST`,
-//! `wal/<id>.wal`, `segments/<seq>.seg`, `quarantine/` (files strata could
-//! not use, moved aside with a report, never deleted).
+//! `COMPACTION` (the compaction journal, see [`store_journal`]; only while
+//! a compaction replaces files or left some behind), `wal/<id>.wal`,
+//! `segments/<seq>.seg`, `quarantine/` (files strata could not use, moved
+//! aside with a report, never deleted).
 //!
 //! Invariants:
 //! - one writer per directory: the writer holds an exclusive `flock` on the
@@ -23,8 +25,11 @@
 //! - the only files deleted without a report are `*.tmp` leftovers; segment
 //!   files not in the manifest are deleted only when their sequence number
 //!   proves they come from a flush that never committed (`seq >=
-//!   next_segment_seq`; their data is still in the WAL); any other unlisted
-//!   segment is moved to `quarantine/`.
+//!   next_segment_seq`; their data is still in the WAL) or the compaction
+//!   journal names them (a compaction's input whose replacement was
+//!   committed, or its output that never was: either way the data is in
+//!   the segments the manifest lists); any other unlisted segment is moved
+//!   to `quarantine/`.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -44,6 +49,9 @@ pub const LOCK_FILE: &str = "LOCK";
 pub const WAL_DIR: &str = "wal";
 pub const SEGMENT_DIR: &str = "segments";
 pub const QUARANTINE_DIR: &str = "quarantine";
+pub const JOURNAL_FILE: &str = "COMPACTION";
+/// First line of the compaction journal; one segment `seq` per line follows.
+const JOURNAL_HEADER: &str = "strata compaction journal v1";
 
 /// How long an open waits for a lock that is held. A lock can be held for a
 /// moment by a child process that another thread of the previous holder
@@ -99,6 +107,7 @@ pub fn prepare(dir: &Path, read_only: bool) -> Result<Option<DirLock>> {
     for name in [
         LOCK_FILE,
         MANIFEST_FILE,
+        JOURNAL_FILE,
         WAL_DIR,
         SEGMENT_DIR,
         QUARANTINE_DIR,
@@ -363,6 +372,102 @@ pub fn sweep_segments(
             );
             quarantine(dir, &path, reason, Keep::Move, read_only, recovery)?;
         }
+    }
+    Ok(())
+}
+
+/// Records, durably and atomically (temporary file, fsync, rename,
+/// directory fsync), the segment files a compaction step may leave
+/// unlisted: its inputs (unlisted once the step commits) and its outputs
+/// (unlisted until it does), plus leftovers of earlier steps. Every file it
+/// names holds data that is also in the segments the manifest lists, so an
+/// open deletes the ones the manifest does not list
+/// ([`sweep_compaction_journal`]).
+pub fn store_journal(dir: &Path, seqs: &BTreeSet<u64>) -> Result<()> {
+    let path = dir.join(JOURNAL_FILE);
+    let temp = dir.join(format!("{JOURNAL_FILE}.tmp"));
+    let mut text = String::from(JOURNAL_HEADER);
+    text.push('\n');
+    for seq in seqs {
+        text.push_str(&seq.to_string());
+        text.push('\n');
+    }
+    let written = (|| {
+        let mut file = File::create(&temp)?;
+        crate::fault::write_all("compaction.journal", &mut file, text.as_bytes())?;
+        file.sync_all()?;
+        crate::fault::check("compaction.journal")?;
+        fs::rename(&temp, &path)
+    })();
+    written.map_err(|e| Error::io("write compaction journal", &path, e))?;
+    sync_parent_dir(&path)
+}
+
+/// Deletes the compaction journal (its files are all dealt with).
+pub fn remove_journal(dir: &Path) -> Result<()> {
+    let path = dir.join(JOURNAL_FILE);
+    match fs::remove_file(&path) {
+        Ok(()) => sync_parent_dir(&path),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove", &path, e)),
+    }
+}
+
+/// The segment numbers the journal names; `None` when there is no journal
+/// or it is unreadable (then nothing is deleted on its word: unlisted
+/// segments are quarantined as usual).
+fn load_journal(dir: &Path) -> Result<Option<BTreeSet<u64>>> {
+    let path = dir.join(JOURNAL_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == ErrorKind::InvalidData => return Ok(None),
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some(JOURNAL_HEADER) || !text.ends_with('\n') {
+        return Ok(None);
+    }
+    let seqs: Option<BTreeSet<u64>> = lines.map(|line| line.parse().ok()).collect();
+    Ok(seqs)
+}
+
+/// Deletes the segment files the compaction journal names and the manifest
+/// does not list (see [`store_journal`]), then the journal. Runs before
+/// [`sweep_segments`], which would quarantine them. Read-only: reports.
+pub fn sweep_compaction_journal(
+    dir: &Path,
+    manifest: &Manifest,
+    read_only: bool,
+    recovery: &mut RecoveryReport,
+) -> Result<()> {
+    if !read_only {
+        let temp = dir.join(format!("{JOURNAL_FILE}.tmp"));
+        match fs::remove_file(&temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &temp, e)),
+        }
+    }
+    let Some(seqs) = load_journal(dir)? else {
+        return Ok(());
+    };
+    let segment_dir = dir.join(SEGMENT_DIR);
+    for seq in seqs {
+        if manifest.segments.iter().any(|m| m.seq == seq) {
+            continue;
+        }
+        let path = segment_dir.join(SegmentMeta::file_name(seq));
+        if !path.exists() {
+            continue;
+        }
+        if !read_only {
+            fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+        }
+        recovery.compaction_leftovers_removed.push(path);
+    }
+    if !read_only {
+        remove_journal(dir)?;
     }
     Ok(())
 }

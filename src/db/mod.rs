@@ -18,9 +18,12 @@
 //!   head, rotates the WAL and publishes the frozen data: a reader sees a
 //!   sample either in the head or in frozen data, never in neither;
 //! - segment files not listed in the manifest are leftovers of a flush that
-//!   did not commit; their data is still in the WAL, so opening deletes
-//!   them.
+//!   did not commit (their data is still in the WAL) or of a compaction
+//!   step (named by the compaction journal; their data is in listed
+//!   segments), so opening deletes them; see `db/compact.rs` for
+//!   compaction, which replaces segments without taking the gate.
 
+mod compact;
 mod dir;
 pub mod manifest;
 mod read;
@@ -38,6 +41,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::compaction::policy::{Clock, RetentionPolicy};
+use crate::compaction::CompactionReport;
 use crate::error::{Corruption, CorruptionError, Error, InputError, Result};
 use crate::head::{partition_start, FrozenHead, Head, MemSeries, SeriesGuard};
 use crate::segment::{Segment, SegmentWriter};
@@ -276,9 +280,13 @@ pub struct RecoveryReport {
     /// Damaged or torn WAL regions: a torn tail is truncated, damage in the
     /// middle of a file is skipped (the file is quarantined first).
     pub wal_damage: Vec<WalDamage>,
-    /// Segment files of flushes that never committed (their data is still
-    /// in the WAL), deleted.
+    /// Segment files numbered after every committed one (a flush that
+    /// never committed: their data is still in the WAL), deleted.
     pub orphan_segments_removed: Vec<PathBuf>,
+    /// Segment files the compaction journal names and the manifest does not
+    /// list (inputs of a committed compaction step, outputs of one that
+    /// never committed: their data is in listed segments), deleted.
+    pub compaction_leftovers_removed: Vec<PathBuf>,
     /// Damaged files copied (or, read-only, to be copied) to
     /// `quarantine/` before anything else was done to them.
     pub quarantined: Vec<Quarantined>,
@@ -301,6 +309,7 @@ impl RecoveryReport {
     pub fn is_clean(&self) -> bool {
         self.wal_damage.is_empty()
             && self.orphan_segments_removed.is_empty()
+            && self.compaction_leftovers_removed.is_empty()
             && self.quarantined.is_empty()
             && self.samples_without_series == 0
     }
@@ -344,7 +353,13 @@ impl RecoveryReport {
         }
         for path in &self.orphan_segments_removed {
             lines.push(format!(
-                "{remove} {} (segment of a flush that never committed; its data is in the WAL)",
+                "{remove} {} (unlisted segment numbered after every committed one: written by a flush that never committed, whose data is in the WAL)",
+                path.display()
+            ));
+        }
+        for path in &self.compaction_leftovers_removed {
+            lines.push(format!(
+                "{remove} {} (unlisted segment named by the compaction journal: replaced by a committed compaction, or written by one that never committed; its data is in the listed segments)",
                 path.display()
             ));
         }
@@ -440,6 +455,11 @@ struct Inner {
     recovery: RecoveryReport,
     shutdown: Mutex<bool>,
     wake: Condvar,
+    /// Serializes compaction runs; what they leave for the next one.
+    compaction: Mutex<compact::CompactionState>,
+    /// Wakes (after a committed flush) or stops the compaction thread.
+    compaction_signal: Mutex<compact::CompactionSignal>,
+    compaction_wake: Condvar,
     /// Holds the directory lock for the writer's lifetime.
     _lock: Option<dir::DirLock>,
 }
@@ -449,6 +469,8 @@ struct Inner {
 pub struct Db {
     inner: Arc<Inner>,
     background: Option<JoinHandle<()>>,
+    /// The background compaction thread, if `Options::background_compaction`.
+    compactor: Option<JoinHandle<()>>,
 }
 
 impl Db {
@@ -584,15 +606,19 @@ impl Db {
             read_only,
             ..RecoveryReport::default()
         };
-        let (segments, rollups) = open_segments(dir, &mut manifest, read_only, open)?
-            .into_iter()
-            .partition(|live| live.meta.resolution_ms == 0);
+        let (mut segments, mut rollups): (Vec<_>, Vec<_>) =
+            open_segments(dir, &mut manifest, read_only, open)?
+                .into_iter()
+                .partition(|live| live.meta.resolution_ms == 0);
+        compact::sort_for_reading(&mut segments);
+        compact::sort_for_reading(&mut rollups);
 
         let head = Head::new(options.partition_duration_ms);
         let recovered = recover_wal(&head, dir, &wal_dir, &manifest, read_only, &mut recovery)?;
         let mut max_time_ms = recovered.max_time_ms;
         // After the WAL: an open that fails there (an unknown WAL version)
         // has changed nothing.
+        dir::sweep_compaction_journal(dir, &manifest, read_only, &mut recovery)?;
         dir::sweep_segments(dir, &manifest, read_only, &mut recovery)?;
         let wal = if read_only {
             None
@@ -638,6 +664,9 @@ impl Db {
             recovery,
             shutdown: Mutex::new(false),
             wake: Condvar::new(),
+            compaction: Mutex::new(compact::CompactionState::default()),
+            compaction_signal: Mutex::new(compact::CompactionSignal::default()),
+            compaction_wake: Condvar::new(),
             _lock: lock,
             options,
         });
@@ -652,7 +681,22 @@ impl Db {
                     .map_err(|e| Error::io("start background thread for", dir, e))?,
             )
         };
-        Ok(Db { inner, background })
+        let compactor = if read_only || !inner.options.background_compaction {
+            None
+        } else {
+            let worker = Arc::clone(&inner);
+            Some(
+                std::thread::Builder::new()
+                    .name("strata-compaction".into())
+                    .spawn(move || worker.compaction_loop())
+                    .map_err(|e| Error::io("start compaction thread for", dir, e))?,
+            )
+        };
+        Ok(Db {
+            inner,
+            background,
+            compactor,
+        })
     }
 
     /// The data directory.
@@ -923,11 +967,41 @@ impl Db {
         self.inner.flush(FlushScope::Everything)
     }
 
-    /// TEMPORARY STUB on branch h-policy only, so that `strata compact`
-    /// compiles before helper "compact"'s `Db::compact` lands: the merge
-    /// drops it for the real one.
-    pub fn compact(&self) -> Result<crate::compaction::CompactionReport> {
-        Ok(crate::compaction::CompactionReport::default())
+    /// Compacts now, unthrottled: flushes complete partitions, rolls raw
+    /// data up into the rollup tiers of [`Options::retention`], deletes what
+    /// the policy no longer keeps and merges complete time windows into
+    /// larger segments (see [`crate::compaction`]). Appends and queries go
+    /// on meanwhile; a query sees the data before or after each
+    /// replacement, never a mix. Background compaction
+    /// ([`Options::background_compaction`]) does the same, throttled.
+    ///
+    /// ```
+    /// use strata::{Db, Matcher, Options, SeriesKey, TimeRange};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let options = Options {
+    ///     partition_duration_ms: 60_000,
+    ///     out_of_order_window_ms: 0,
+    ///     background_compaction: false,
+    ///     ..Options::default()
+    /// };
+    /// let db = Db::open(dir.path(), options)?;
+    /// let key = SeriesKey::new("up", &[])?;
+    /// for minute in 0..12 {
+    ///     db.append(&key, minute * 60_000, 1.0)?;
+    ///     db.flush()?; // one segment per minute
+    /// }
+    /// let report = db.compact()?;
+    /// assert!(report.rollup_segments_written > 0);
+    /// assert!(report.segments_merged > 0); // six 1-minute partitions made one block
+    /// let stored = db.select(&[Matcher::equal("__name__", "up")], TimeRange::ALL)?;
+    /// assert_eq!(stored[0].samples.len(), 12);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn compact(&self) -> Result<CompactionReport> {
+        self.inner.compact(false)
     }
 
     /// Writes and fsyncs the WAL buffer (useful with `Interval`/`Never`).
@@ -1010,7 +1084,12 @@ impl Db {
     fn stop_background(&mut self) {
         *self.inner.shutdown.lock() = true;
         self.inner.wake.notify_all();
+        self.inner.compaction_signal.lock().shutdown = true;
+        self.inner.compaction_wake.notify_all();
         if let Some(handle) = self.background.take() {
+            let _ = handle.join();
+        }
+        if let Some(handle) = self.compactor.take() {
             let _ = handle.join();
         }
     }
@@ -1399,6 +1478,7 @@ impl Inner {
             *version = Arc::new(next);
         }
         self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.request_compaction();
         // The flush has committed: a WAL file that cannot be deleted now is
         // only clutter (the next open deletes it), not a failed flush.
         if let Err(error) = wal.remove_files_before(manifest.wal_replay_from) {

@@ -9,7 +9,11 @@
 //!   file from the start (`persisted_below_ms = i64::MIN`): samples that
 //!   are both in a segment and in the WAL are read once (a repeated
 //!   timestamp keeps one value), so no acknowledged sample that survives on
-//!   disk is left out.
+//!   disk is left out;
+//! - a rebuilt manifest lists raw segments only: a segment holding rollup
+//!   columns (series with the `__rollup__` label) belongs to a tier the
+//!   segment file does not name, so it is quarantined; the next compaction
+//!   rolls the tiers up again from the raw data still there.
 
 use std::path::Path;
 
@@ -18,6 +22,7 @@ use super::manifest::{Manifest, SegmentMeta, SegmentPin, MANIFEST_FILE};
 use super::{Db, Options, RecoveryReport};
 use crate::error::{Error, Result};
 use crate::head::partition_start;
+use crate::rollup::ROLLUP_LABEL;
 use crate::segment::Segment;
 
 /// What [`Db::repair`] did, one line per action, and the files it moved to
@@ -83,7 +88,7 @@ impl Db {
         let rebuilt = manifest.is_none();
         let mut manifest = match manifest {
             Some(manifest) => manifest,
-            None => rebuild(dir, options, &mut moved)?,
+            None => rebuild(dir, options, &mut moved, &mut actions)?,
         };
         let segment_dir = dir.join(SEGMENT_DIR);
         let before = manifest.segments.len();
@@ -135,9 +140,14 @@ impl Db {
     }
 }
 
-/// A manifest listing every segment file in `dir` that opens, replaying
-/// every WAL file.
-fn rebuild(dir: &Path, options: &Options, moved: &mut RecoveryReport) -> Result<Manifest> {
+/// A manifest listing every raw segment file in `dir` that opens,
+/// replaying every WAL file; rollup segments are quarantined.
+fn rebuild(
+    dir: &Path,
+    options: &Options,
+    moved: &mut RecoveryReport,
+    actions: &mut Vec<String>,
+) -> Result<Manifest> {
     let segment_dir = dir.join(SEGMENT_DIR);
     let mut manifest = Manifest::default();
     let mut seqs: Vec<(u64, std::path::PathBuf)> = Vec::new();
@@ -167,16 +177,33 @@ fn rebuild(dir: &Path, options: &Options, moved: &mut RecoveryReport) -> Result<
         if footer.series_count == 0 {
             continue;
         }
+        if segment.label_names().contains(&ROLLUP_LABEL) {
+            let reason = format!(
+                "segment {seq} holds rollup buckets ({ROLLUP_LABEL} series) of a tier the lost manifest named; not raw data, so not listed: the next compaction rolls the tiers up again from the raw data still there"
+            );
+            actions.push(format!("segment {seq}: moved to quarantine ({reason})"));
+            dir::quarantine(dir, &path, reason, Keep::Move, false, moved)?;
+            continue;
+        }
+        let partition_ms = options.partition_duration_ms;
+        let partition_start_ms = partition_start(footer.min_time_ms, partition_ms);
+        // A merged block spans several partitions: record the partitions
+        // it covers (0: one partition, as a flush writes).
+        let last_partition_ms = partition_start(footer.max_time_ms, partition_ms);
+        let block_duration_ms = match last_partition_ms - partition_start_ms {
+            0 => 0,
+            span => span.saturating_add(partition_ms),
+        };
         manifest.segments.push(SegmentMeta {
             seq,
-            partition_start_ms: partition_start(footer.min_time_ms, options.partition_duration_ms),
+            partition_start_ms,
             min_time_ms: footer.min_time_ms,
             max_time_ms: footer.max_time_ms,
             sample_count: footer.sample_count,
             series_count: footer.series_count,
             pin: Some(SegmentPin::of_file(&path, &segment)?),
             resolution_ms: 0,
-            block_duration_ms: 0,
+            block_duration_ms,
         });
         manifest.next_segment_seq = manifest.next_segment_seq.max(seq.saturating_add(1));
     }
