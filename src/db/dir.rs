@@ -50,7 +50,8 @@ pub const WAL_DIR: &str = "wal";
 pub const SEGMENT_DIR: &str = "segments";
 pub const QUARANTINE_DIR: &str = "quarantine";
 pub const JOURNAL_FILE: &str = "COMPACTION";
-/// First line of the compaction journal; one segment `seq` per line follows.
+/// First line of the compaction journal; one segment `seq` per line
+/// follows, then `crc32 <8 hex digits>` of every byte before that line.
 const JOURNAL_HEADER: &str = "strata compaction journal v1";
 
 /// How long an open waits for a lock that is held. A lock can be held for a
@@ -392,6 +393,8 @@ pub fn store_journal(dir: &Path, seqs: &BTreeSet<u64>) -> Result<()> {
         text.push_str(&seq.to_string());
         text.push('\n');
     }
+    let crc = crc32fast::hash(text.as_bytes());
+    text.push_str(&format!("crc32 {crc:08x}\n"));
     let written = (|| {
         let mut file = File::create(&temp)?;
         crate::fault::write_all("compaction.journal", &mut file, text.as_bytes())?;
@@ -424,8 +427,21 @@ fn load_journal(dir: &Path) -> Result<Option<BTreeSet<u64>>> {
         Err(e) if e.kind() == ErrorKind::InvalidData => return Ok(None),
         Err(e) => return Err(Error::io("read", &path, e)),
     };
-    let mut lines = text.lines();
-    if lines.next() != Some(JOURNAL_HEADER) || !text.ends_with('\n') {
+    // The last line is the crc32 of every byte before it: a torn or
+    // damaged journal names nothing.
+    let Some(body_len) = text.trim_end_matches('\n').rfind('\n').map(|i| i + 1) else {
+        return Ok(None);
+    };
+    let (body, crc_line) = text.split_at(body_len);
+    let stored = crc_line
+        .strip_prefix("crc32 ")
+        .and_then(|hex| hex.strip_suffix('\n'))
+        .and_then(|hex| u32::from_str_radix(hex, 16).ok());
+    if stored != Some(crc32fast::hash(body.as_bytes())) {
+        return Ok(None);
+    }
+    let mut lines = body.lines();
+    if lines.next() != Some(JOURNAL_HEADER) {
         return Ok(None);
     }
     let seqs: Option<BTreeSet<u64>> = lines.map(|line| line.parse().ok()).collect();
@@ -470,4 +486,27 @@ pub fn sweep_compaction_journal(
         remove_journal(dir)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_round_trips_and_any_damage_makes_it_name_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let seqs: BTreeSet<u64> = [3, 17, 400].into_iter().collect();
+        store_journal(dir.path(), &seqs).unwrap();
+        assert_eq!(load_journal(dir.path()).unwrap(), Some(seqs));
+        let path = dir.path().join(JOURNAL_FILE);
+        let bytes = fs::read(&path).unwrap();
+        for i in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 0x01;
+            fs::write(&path, &damaged).unwrap();
+            assert_eq!(load_journal(dir.path()).unwrap(), None, "flip at {i}");
+            fs::write(&path, &bytes[..i]).unwrap();
+            assert_eq!(load_journal(dir.path()).unwrap(), None, "cut at {i}");
+        }
+    }
 }
