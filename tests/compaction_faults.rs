@@ -19,7 +19,7 @@ use std::sync::Mutex;
 
 use compaction_support::*;
 use strata::fault::{self, Fault};
-use strata::{Clock, Db, Options, RetentionPolicy, TierPolicy};
+use strata::{Clock, Db, Options};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -30,20 +30,7 @@ const MINUTES: i64 = 14;
 fn faulty_options() -> Options {
     Options {
         clock: Clock::manual(13 * MINUTE + 45 * SECOND),
-        ..options(RetentionPolicy {
-            raw_keep_ms: Some(8 * MINUTE),
-            tiers: vec![
-                TierPolicy {
-                    resolution_ms: TIER_1_MS,
-                    keep_ms: None,
-                },
-                TierPolicy {
-                    resolution_ms: TIER_2_MS,
-                    keep_ms: None,
-                },
-            ],
-            overrides: Vec::new(),
-        })
+        ..options(tiers_forever(Some(8 * MINUTE)))
     }
 }
 

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::dir::{self, SEGMENT_DIR};
-use super::manifest::{Manifest, SegmentMeta, SegmentPin, TierMeta};
+use super::manifest::{Manifest, SegmentMeta, TierMeta};
 use super::{FlushScope, Inner, LiveSegment, Version};
 use crate::compaction::keep::{Cutoffs, KeepRules, Tier};
 use crate::compaction::{self as plan, CompactionReport};
@@ -687,21 +687,13 @@ impl Run<'_> {
             OutputKind::Rewrite => {}
         }
         self.report.bytes_written += summary.file_len;
-        let meta = SegmentMeta {
+        let meta = SegmentMeta::written(
             seq,
-            partition_start_ms: output.partition_start_ms,
-            min_time_ms: summary.min_time_ms,
-            max_time_ms: summary.max_time_ms,
-            sample_count: summary.sample_count,
-            series_count: summary.series_count,
-            pin: Some(SegmentPin {
-                file_len: summary.file_len,
-                footer_crc: summary.footer_crc,
-                file_crc: summary.file_crc,
-            }),
-            resolution_ms: output.resolution_ms,
-            block_duration_ms: output.block_duration_ms,
-        };
+            output.partition_start_ms,
+            &summary,
+            output.resolution_ms,
+            output.block_duration_ms,
+        );
         Ok(Some(Arc::new(LiveSegment {
             meta,
             segment: Arc::new(segment),

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Corruption, CorruptionError, Error, Result};
 use crate::segment::format::Cursor;
-use crate::segment::{sync_parent_dir, Segment};
+use crate::segment::{sync_parent_dir, Segment, SegmentSummary};
 
 pub const MANIFEST_FILE: &str = "MANIFEST";
 const MAGIC: &[u8; 8] = b"STRATMAN";
@@ -160,6 +160,31 @@ pub struct TierMeta {
 }
 
 impl SegmentMeta {
+    /// The entry of a segment just written and pinned by its summary.
+    pub fn written(
+        seq: u64,
+        partition_start_ms: i64,
+        summary: &SegmentSummary,
+        resolution_ms: i64,
+        block_duration_ms: i64,
+    ) -> SegmentMeta {
+        SegmentMeta {
+            seq,
+            partition_start_ms,
+            min_time_ms: summary.min_time_ms,
+            max_time_ms: summary.max_time_ms,
+            sample_count: summary.sample_count,
+            series_count: summary.series_count,
+            pin: Some(SegmentPin {
+                file_len: summary.file_len,
+                footer_crc: summary.footer_crc,
+                file_crc: summary.file_crc,
+            }),
+            resolution_ms,
+            block_duration_ms,
+        }
+    }
+
     pub fn file_name(seq: u64) -> String {
         format!("{seq:020}.seg")
     }

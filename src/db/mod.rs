@@ -1413,21 +1413,7 @@ impl Inner {
                     }
                     let summary = writer.finish()?;
                     let segment = Segment::open(&path)?;
-                    let meta = SegmentMeta {
-                        seq,
-                        partition_start_ms,
-                        min_time_ms: summary.min_time_ms,
-                        max_time_ms: summary.max_time_ms,
-                        sample_count: summary.sample_count,
-                        series_count: summary.series_count,
-                        pin: Some(SegmentPin {
-                            file_len: summary.file_len,
-                            footer_crc: summary.footer_crc,
-                            file_crc: summary.file_crc,
-                        }),
-                        resolution_ms: 0,
-                        block_duration_ms: 0,
-                    };
+                    let meta = SegmentMeta::written(seq, partition_start_ms, &summary, 0, 0);
                     report.segments_written += 1;
                     report.series_written += u64::from(summary.series_count);
                     report.samples_written += summary.sample_count;

@@ -26,8 +26,13 @@ pub const TIER_2_MS: i64 = MINUTE;
 
 /// Two tiers kept forever, raw kept forever.
 pub fn keep_everything() -> RetentionPolicy {
+    tiers_forever(None)
+}
+
+/// Two tiers kept forever, raw kept `raw_keep_ms`.
+pub fn tiers_forever(raw_keep_ms: Option<i64>) -> RetentionPolicy {
     RetentionPolicy {
-        raw_keep_ms: None,
+        raw_keep_ms,
         tiers: vec![
             TierPolicy {
                 resolution_ms: TIER_1_MS,
