@@ -26,6 +26,7 @@ pub mod manifest;
 mod read;
 mod repair;
 mod replay;
+mod tier;
 mod verify;
 
 use std::fs;
