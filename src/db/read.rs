@@ -96,6 +96,12 @@ impl Db {
     /// A convenience over [`Self::select_series`] that materialises
     /// everything; queries stream instead.
     ///
+    /// Where retention has deleted the raw samples of part of `range`
+    /// (before the manifest's `raw_retained_from_ms`), that part comes
+    /// from the finest rollup tier: each bucket's `last` sample, i.e. the
+    /// raw series decimated to one real sample (at its real timestamp)
+    /// per bucket. [`Self::select_buckets`] reads a tier's full buckets.
+    ///
     /// ```
     /// use strata::{Db, Matcher, Options, Sample, SeriesKey, TimeRange};
     ///
