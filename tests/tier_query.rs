@@ -8,6 +8,8 @@
 //! the manifest of a closed database, so these tests exercise the read
 //! side on its own.
 
+mod cli_support;
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -264,7 +266,7 @@ const FUNCTIONS: [(&str, bool); 10] = [
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(8))]
+    #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
     fn rollups_answer_as_raw_data_does(
@@ -463,6 +465,104 @@ fn expired_raw_data_is_answered_from_the_tiers() {
         )
         .unwrap();
     assert_eq!(now_minutes, raw_minutes);
+}
+
+#[test]
+fn a_segment_file_computes_buckets_from_its_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    write_random(dir.path(), 3, 6);
+    let db = Db::open_read_only(dir.path()).unwrap();
+    let all = [Matcher::new("__name__", strata::MatchOp::Regex, ".+").unwrap()];
+    let path = dir.path().join("one.seg");
+    let mut writer = SegmentWriter::create(&path).unwrap();
+    for series in db.select(&all, TimeRange::ALL).unwrap() {
+        writer.add_series(&series.key, &series.samples).unwrap();
+    }
+    writer.finish().unwrap();
+    let segment = strata::Segment::open(&path).unwrap();
+    assert!(strata::Queryable::tier_resolutions(&segment).is_empty());
+    let (start, end) = (T0 + HOUR, T0 + 6 * HOUR);
+    for (template, exact) in FUNCTIONS {
+        let expr = parse_expr(&template.replace("[R]", "[1h]")).unwrap();
+        let run = |tier| {
+            let options = QueryOptions {
+                tier,
+                ..QueryOptions::default()
+            };
+            range_query(&segment, &expr, start, end, HOUR, &options).unwrap()
+        };
+        let raw = run(TierChoice::Raw);
+        // Auto: a segment has no tiers, so this is raw too.
+        assert_eq!(run(TierChoice::Auto), raw, "{expr}");
+        assert_agree(
+            &raw,
+            &run(TierChoice::Resolution(HOUR)),
+            exact,
+            &expr.to_string(),
+        );
+        assert_agree(
+            &raw,
+            &run(TierChoice::Resolution(20 * MINUTE)),
+            exact,
+            &expr.to_string(),
+        );
+    }
+}
+
+#[test]
+fn the_cli_reads_the_tier_it_is_told_to() {
+    let dir = tempfile::tempdir().unwrap();
+    write_random(dir.path(), 5, 4);
+    publish_tiers(dir.path(), T0 + 3 * HOUR, T0 + 2 * HOUR, None);
+    let db = dir.path().to_str().unwrap();
+    let (start, end) = (
+        ((T0 + HOUR) / 1000).to_string(),
+        ((T0 + 4 * HOUR) / 1000).to_string(),
+    );
+    let run = |tier: &str| {
+        let args = [
+            "query",
+            "--db",
+            db,
+            "sum(increase(counter_total[1h]))",
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--step",
+            "1h",
+            "--format",
+            "json",
+            "--tier",
+            tier,
+        ];
+        let (code, stdout, stderr) = cli_support::strata(&args);
+        assert_eq!(code, 0, "{stderr}");
+        let body: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        body["data"]["result"][0]["values"].clone()
+    };
+    let raw = run("raw");
+    assert_eq!(raw.as_array().map(Vec::len), Some(4));
+    for tier in ["auto", "1h", "1m", "20m"] {
+        let values = run(tier);
+        for (a, b) in raw
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(values.as_array().unwrap())
+        {
+            assert_eq!(a[0], b[0], "--tier {tier}");
+            let (a, b): (f64, f64) = (
+                a[1].as_str().unwrap().parse().unwrap(),
+                b[1].as_str().unwrap().parse().unwrap(),
+            );
+            assert!((a - b).abs() <= 1e-9 * a.abs(), "--tier {tier}: {a} vs {b}");
+        }
+    }
+    cli_support::assert_usage_errors(&[
+        (vec!["query", "--db", db, "up", "--tier", "0s"], "--tier"),
+        (vec!["query", "--db", db, "up", "--tier", "fast"], "--tier"),
+    ]);
 }
 
 /// Runs of each query in the timing harness.

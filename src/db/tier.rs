@@ -49,7 +49,7 @@ impl Db {
     }
 
     /// The buckets of `resolution_ms` of the series matching every
-    /// matcher, for bucket starts in `starts` (multiples of
+    /// matcher, for bucket starts in `starts` (rounded down to multiples of
     /// `resolution_ms`), for streaming reads; see [`BucketSet`]. Stored
     /// tiers answer where they have rolled up (a tier whose resolution
     /// divides `resolution_ms`, coarsest first), raw samples elsewhere. The
@@ -66,6 +66,10 @@ impl Db {
             ))
             .into());
         }
+        let starts = TimeRange::new(
+            bucket_start(starts.min_time_ms, resolution_ms),
+            bucket_start(starts.max_time_ms, resolution_ms),
+        );
         let samples = sample_range(starts, resolution_ms);
         let (version, heads) = self.snapshot(matchers, samples);
         let (layers, raw_from_ms) = layers(&version, samples, resolution_ms);
@@ -121,17 +125,8 @@ impl Db {
         range: TimeRange,
         resolution_ms: i64,
     ) -> Result<Vec<(SeriesKey, Buckets)>> {
-        if resolution_ms <= 0 {
-            return Err(InputError::BadOption(format!(
-                "a bucket resolution must be positive, got {resolution_ms} ms"
-            ))
-            .into());
-        }
-        let starts = TimeRange::new(
-            bucket_start(range.min_time_ms, resolution_ms),
-            bucket_start(range.max_time_ms, resolution_ms),
-        );
-        let set = self.select_bucket_set(matchers, starts, resolution_ms)?;
+        // The buckets holding the range's ends, and all between.
+        let set = self.select_bucket_set(matchers, range, resolution_ms)?;
         let mut out = Vec::with_capacity(set.len());
         for index in 0..set.len() {
             let mut buckets = Buckets::default();
