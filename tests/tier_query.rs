@@ -465,6 +465,43 @@ fn expired_raw_data_is_answered_from_the_tiers() {
         )
         .unwrap();
     assert_eq!(now_minutes, raw_minutes);
+    drop(db);
+
+    // Once the 1 m tier's retention cuts at 2 h, select reads the 1 h
+    // tier's last samples before that.
+    let mut manifest = Manifest::load(dir.path()).unwrap().unwrap();
+    for tier in &mut manifest.tiers {
+        if tier.resolution_ms == MINUTE {
+            tier.retained_from_ms = T0 + 2 * HOUR;
+        }
+    }
+    manifest.store(dir.path()).unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    let selected = db
+        .select(
+            &[
+                Matcher::equal("__name__", "gauge"),
+                Matcher::equal("i", "0"),
+            ],
+            TimeRange::new(T0, T0 + 4 * HOUR - 1),
+        )
+        .unwrap();
+    let mut hours = Buckets::default();
+    gauge_minutes.roll_up(HOUR, &mut hours);
+    let last_of = |b: &Buckets, from: i64, to: i64| -> Vec<(i64, f64)> {
+        (0..b.len())
+            .filter(|&i| from <= b.last_ms[i] && b.last_ms[i] < to)
+            .map(|i| (b.last_ms[i], b.last[i]))
+            .collect()
+    };
+    let mut want = last_of(&hours, T0, T0 + 2 * HOUR);
+    want.extend(last_of(gauge_minutes, T0 + 2 * HOUR, T0 + 4 * HOUR));
+    let got: Vec<(i64, f64)> = selected[0]
+        .samples
+        .iter()
+        .map(|s| (s.timestamp_ms, s.value))
+        .collect();
+    assert_eq!(got, want);
 }
 
 #[test]

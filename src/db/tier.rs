@@ -15,6 +15,7 @@
 //! head partitions are taken once, together, under the gate, so a set
 //! never sees a compaction or flush half done.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::read::raw_series_set;
@@ -139,40 +140,60 @@ impl Db {
     }
 
     /// Where retention has deleted raw samples in `range`: every matching
-    /// series' `last` samples of the finest tier's buckets there (the raw
-    /// series decimated to its last sample per bucket, real samples at
-    /// their real timestamps), sorted by key. Empty when nothing in
-    /// `range` has expired or no tier is kept.
+    /// series' `last` samples of the finest tier that still holds each
+    /// part of it (the raw series decimated to its last sample per bucket,
+    /// real samples at their real timestamps), sorted by key. Empty when
+    /// nothing in `range` has expired or no tier is kept.
     pub(super) fn expired_samples(
         &self,
         matchers: &[Matcher],
         range: TimeRange,
     ) -> Result<Vec<SeriesSamples>> {
         let version = self.inner.version.read().clone();
-        let expired_below_ms = version.raw_retained_from_ms;
-        let Some(finest) = version.tiers.iter().map(|t| t.resolution_ms).min() else {
-            return Ok(Vec::new());
-        };
-        if expired_below_ms <= range.min_time_ms {
+        if version.raw_retained_from_ms <= range.min_time_ms {
             return Ok(Vec::new());
         }
-        let expired = TimeRange::new(
-            range.min_time_ms,
-            range.max_time_ms.min(expired_below_ms - 1),
-        );
-        Ok(self
-            .select_buckets(matchers, expired, finest)?
+        let mut tiers = version.tiers.clone();
+        tiers.sort_unstable_by_key(|t| t.resolution_ms);
+        // Walking back in time from the cut, finest tier first: each tier
+        // answers from where its own retention cut up to where a finer one
+        // took over.
+        let mut parts = Vec::new();
+        let mut end_ms = range.max_time_ms.min(version.raw_retained_from_ms - 1);
+        for tier in tiers {
+            let from_ms = range.min_time_ms.max(tier.retained_from_ms);
+            if from_ms > end_ms {
+                continue;
+            }
+            let part = TimeRange::new(from_ms, end_ms);
+            parts.push((
+                part,
+                self.select_buckets(matchers, part, tier.resolution_ms)?,
+            ));
+            if from_ms == i64::MIN {
+                break;
+            }
+            end_ms = from_ms - 1;
+        }
+        // Oldest part first.
+        let mut by_key: BTreeMap<SeriesKey, Vec<Sample>> = BTreeMap::new();
+        for (part, series) in parts.into_iter().rev() {
+            for (key, buckets) in series {
+                let samples = by_key.entry(key).or_default();
+                samples.extend(
+                    buckets
+                        .last_ms
+                        .iter()
+                        .zip(&buckets.last)
+                        .filter(|(&t, _)| part.contains(t))
+                        .map(|(&t, &v)| Sample::new(t, v)),
+                );
+            }
+        }
+        Ok(by_key
             .into_iter()
-            .filter_map(|(key, buckets)| {
-                let samples: Vec<Sample> = buckets
-                    .last_ms
-                    .iter()
-                    .zip(&buckets.last)
-                    .filter(|(&t, _)| expired.contains(t))
-                    .map(|(&t, &v)| Sample::new(t, v))
-                    .collect();
-                (!samples.is_empty()).then_some(SeriesSamples { key, samples })
-            })
+            .filter(|(_, samples)| !samples.is_empty())
+            .map(|(key, samples)| SeriesSamples { key, samples })
             .collect())
     }
 }

@@ -4,7 +4,9 @@
 //! [`crate::Segment`]) hands out a [`SeriesSet`]: the series matching a set
 //! of matchers that may have samples in a time range, sorted by key, each
 //! readable on its own into caller-owned, reused column buffers
-//! ([`SeriesColumns`]).
+//! ([`SeriesColumns`]). It also hands out the same series as rollup
+//! buckets of a resolution ([`Queryable::select_buckets`], see
+//! [`crate::query::buckets`]), for the calls a tier can answer.
 //!
 //! Selecting decodes nothing: it evaluates the matchers on each segment's
 //! and the head's postings, drops segment series whose chunks all lie
