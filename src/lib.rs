@@ -69,8 +69,10 @@ pub use db::{
 pub use error::{Corruption, CorruptionError, Error, InputError, Result};
 pub use index::{parse_selector, MatchOp, Matcher};
 pub use query::ast::Expr;
+pub use query::buckets::BucketSet;
 pub use query::eval::{
-    instant_query, range_query, QueryError, QueryOptions, QuerySeries, QueryValue,
+    instant_query, range_query, QueryError, QueryOptions, QuerySeries, QueryValue, TierChoice,
+    TierReport, TierUse,
 };
 pub use query::parse::{parse_expr, ParseError};
 pub use query::source::{Queryable, SeriesColumns, SeriesSet};

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use strata::query::ast::{AggOp, BinOp, Function, ValueType};
-use strata::{Error, Expr, QueryError, QueryOptions, QueryValue};
+use strata::{Error, Expr, QueryError, QueryOptions, QueryValue, TierChoice};
 
 use super::plot::{self, Unit};
 use super::render::{self, Format};
@@ -77,6 +77,32 @@ pub struct QueryArgs {
     /// --query.lookback-delta).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     lookback: i64,
+    /// Where range functions read samples: `auto` (the coarsest rollup
+    /// tier that answers a call exactly, else raw data), `raw`, or a
+    /// bucket resolution such as `1m` or `1h` (from that tier where it is
+    /// stored, else computed from finer data). Only rate, increase,
+    /// delta, *_over_time (count, sum, avg, min, max, last) and
+    /// absent_over_time over a range selector whose range and every
+    /// window end are multiples of the resolution use buckets.
+    #[arg(long, default_value = "auto", value_parser = parse_tier)]
+    tier: TierChoice,
+}
+
+/// Parses `--tier`: auto, raw, or a resolution.
+fn parse_tier(text: &str) -> Result<TierChoice, String> {
+    match text {
+        "auto" => Ok(TierChoice::Auto),
+        "raw" => Ok(TierChoice::Raw),
+        _ => match parse_duration(text) {
+            Ok(ms) if ms > 0 => Ok(TierChoice::Resolution(ms)),
+            Ok(_) => Err(format!(
+                "the tier resolution must be positive, got {text:?}"
+            )),
+            Err(e) => Err(format!(
+                "expected auto, raw or a resolution such as 1m: {e}"
+            )),
+        },
+    }
 }
 
 /// Validates a time argument; it is resolved later against one clock
@@ -153,6 +179,7 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode, Error> {
             max_samples: args.max_samples,
             deadline: Instant::now()
                 .checked_add(Duration::from_millis(args.timeout.unsigned_abs())),
+            tier: args.tier,
             ..QueryOptions::default()
         };
         let value = match when {

@@ -29,6 +29,7 @@ pub mod manifest;
 mod read;
 mod repair;
 mod replay;
+mod tier;
 mod verify;
 
 use std::fs;

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::Db;
+use super::{Db, Version};
 use crate::error::Result;
 use crate::index::{self, Matcher};
 use crate::query::source::{HeadSeries, SegmentRef, SeriesColumns, SeriesSet};
@@ -43,6 +43,18 @@ impl Db {
     /// # }
     /// ```
     pub fn select_series(&self, matchers: &[Matcher], range: TimeRange) -> Result<SeriesSet<'_>> {
+        let (version, heads) = self.snapshot(matchers, range);
+        Ok(raw_series_set(&version, heads, matchers, range))
+    }
+
+    /// The current version and, of every head series matching all
+    /// `matchers`, its frozen and live partitions overlapping `range`,
+    /// taken together under the gate: one consistent snapshot.
+    pub(super) fn snapshot(
+        &self,
+        matchers: &[Matcher],
+        range: TimeRange,
+    ) -> (Arc<Version>, Vec<HeadSeries>) {
         let inner = &self.inner;
         let partition_ms = inner.options.partition_duration_ms;
         let (version, live) = {
@@ -75,12 +87,7 @@ impl Db {
                 })
             })
             .collect();
-        let segments = version
-            .segments
-            .iter()
-            .map(|live| SegmentRef::Shared(Arc::clone(&live.segment)))
-            .collect();
-        Ok(SeriesSet::select(range, matchers, segments, heads))
+        (version, heads)
     }
 
     /// For every series matching all `matchers` with samples in `range`,
@@ -88,6 +95,12 @@ impl Db {
     /// repeated timestamp keeps the last write). Sorted by series key.
     /// A convenience over [`Self::select_series`] that materialises
     /// everything; queries stream instead.
+    ///
+    /// Where retention has deleted the raw samples of part of `range`
+    /// (before the manifest's `raw_retained_from_ms`), that part comes
+    /// from the finest rollup tier: each bucket's `last` sample, i.e. the
+    /// raw series decimated to one real sample (at its real timestamp)
+    /// per bucket. [`Self::select_buckets`] reads a tier's full buckets.
     ///
     /// ```
     /// use strata::{Db, Matcher, Options, Sample, SeriesKey, TimeRange};
@@ -107,6 +120,32 @@ impl Db {
     /// # }
     /// ```
     pub fn select(&self, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesSamples>> {
+        let raw = self.select_raw(matchers, range)?;
+        let expired = self.expired_samples(matchers, range)?;
+        if expired.is_empty() {
+            return Ok(raw);
+        }
+        // Both sorted by key: merge, the tier's samples (all older than
+        // the retained raw data) first.
+        let mut out = Vec::with_capacity(raw.len().max(expired.len()));
+        let mut raw = raw.into_iter().peekable();
+        for mut old in expired {
+            while let Some(newer) = raw.next_if(|r| r.key < old.key) {
+                out.push(newer);
+            }
+            if let Some(newer) = raw.next_if(|r| r.key == old.key) {
+                let first_raw_ms = newer.samples[0].timestamp_ms;
+                old.samples.retain(|s| s.timestamp_ms < first_raw_ms);
+                old.samples.extend(newer.samples);
+            }
+            out.push(old);
+        }
+        out.extend(raw);
+        Ok(out)
+    }
+
+    /// [`Self::select`] of the raw data only.
+    fn select_raw(&self, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesSamples>> {
         let set = self.select_series(matchers, range)?;
         let mut columns = SeriesColumns::default();
         let mut out = Vec::with_capacity(set.len());
@@ -218,6 +257,23 @@ impl Db {
         }
         sorted_unique(values)
     }
+}
+
+/// The raw samples of a snapshot ([`Db::snapshot`]) in `range`: its raw
+/// segments and the head partitions taken (which may extend beyond
+/// `range`: reads keep to it).
+pub(super) fn raw_series_set(
+    version: &Version,
+    heads: Vec<HeadSeries>,
+    matchers: &[Matcher],
+    range: TimeRange,
+) -> SeriesSet<'static> {
+    let segments = version
+        .segments
+        .iter()
+        .map(|live| SegmentRef::Shared(Arc::clone(&live.segment)))
+        .collect();
+    SeriesSet::select(range, matchers, segments, heads)
 }
 
 fn sorted_unique(mut strings: Vec<&str>) -> Vec<String> {

@@ -11,6 +11,7 @@
 //! [`ast::Expr`] (grammar and deliberate differences in docs/QUERY.md).
 
 pub mod ast;
+pub mod buckets;
 pub mod eval;
 mod lex;
 pub mod parse;

@@ -4,7 +4,9 @@
 //! [`crate::Segment`]) hands out a [`SeriesSet`]: the series matching a set
 //! of matchers that may have samples in a time range, sorted by key, each
 //! readable on its own into caller-owned, reused column buffers
-//! ([`SeriesColumns`]).
+//! ([`SeriesColumns`]). It also hands out the same series as rollup
+//! buckets of a resolution ([`Queryable::select_buckets`], see
+//! [`crate::query::buckets`]), for the calls a tier can answer.
 //!
 //! Selecting decodes nothing: it evaluates the matchers on each segment's
 //! and the head's postings, drops segment series whose chunks all lie
@@ -37,6 +39,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::head::PartitionSnapshot;
 use crate::index::Matcher;
+use crate::query::buckets::{sample_range, BucketSet};
 use crate::segment::Segment;
 use crate::series::{SeriesKey, TimeRange};
 
@@ -130,6 +133,22 @@ pub trait Queryable: Sync {
     /// sorted by key. A series in the set may turn out to have no sample in
     /// the range when read (its chunks only overlap the range's bounds).
     fn select_series(&self, matchers: &[Matcher], range: TimeRange) -> Result<SeriesSet<'_>>;
+
+    /// The buckets of `resolution_ms` (> 0) of the series matching every
+    /// matcher, for bucket starts in `starts` (multiples of
+    /// `resolution_ms`), sorted by key; see [`BucketSet`]. Read from the
+    /// stored rollup tiers where they cover, computed from raw samples
+    /// elsewhere.
+    fn select_buckets(
+        &self,
+        matchers: &[Matcher],
+        starts: TimeRange,
+        resolution_ms: i64,
+    ) -> Result<BucketSet<'_>>;
+
+    /// The resolutions of the stored rollup tiers, ascending; empty for a
+    /// source without tiers.
+    fn tier_resolutions(&self) -> Vec<i64>;
 
     /// Every label name, sorted.
     fn label_names(&self) -> Result<Vec<String>>;
@@ -391,6 +410,19 @@ impl Queryable for crate::Db {
         crate::Db::select_series(self, matchers, range)
     }
 
+    fn select_buckets(
+        &self,
+        matchers: &[Matcher],
+        starts: TimeRange,
+        resolution_ms: i64,
+    ) -> Result<BucketSet<'_>> {
+        crate::Db::select_bucket_set(self, matchers, starts, resolution_ms)
+    }
+
+    fn tier_resolutions(&self) -> Vec<i64> {
+        crate::Db::tier_resolutions(self)
+    }
+
     fn label_names(&self) -> Result<Vec<String>> {
         Ok(crate::Db::label_names(self))
     }
@@ -408,6 +440,26 @@ impl Queryable for Segment {
             vec![SegmentRef::Borrowed(self)],
             Vec::new(),
         ))
+    }
+
+    fn select_buckets(
+        &self,
+        matchers: &[Matcher],
+        starts: TimeRange,
+        resolution_ms: i64,
+    ) -> Result<BucketSet<'_>> {
+        let raw = self.select_series(matchers, sample_range(starts, resolution_ms))?;
+        Ok(BucketSet::select(
+            resolution_ms,
+            starts,
+            matchers,
+            Vec::new(),
+            raw,
+        ))
+    }
+
+    fn tier_resolutions(&self) -> Vec<i64> {
+        Vec::new()
     }
 
     fn label_names(&self) -> Result<Vec<String>> {

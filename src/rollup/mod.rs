@@ -23,6 +23,7 @@
 //!   first and last exactly, sum and increase up to float summation order.
 
 pub mod store;
+pub mod window;
 
 use crate::series::is_stale;
 

@@ -28,7 +28,9 @@ use super::value::{
 use super::{aggregate, binary, functions, range, selector, QueryOptions};
 use crate::index::{MatchOp, Matcher};
 use crate::query::ast::{At, Expr, Function};
+use crate::query::buckets::BucketSet;
 use crate::query::source::{Queryable, SeriesColumns, SeriesSet};
+use crate::rollup::Buckets;
 use crate::series::{Label, TimeRange, METRIC_NAME_LABEL};
 
 pub(super) use crate::series::is_stale;
@@ -72,6 +74,8 @@ pub(super) struct Scratch {
     pub columns: SeriesColumns,
     /// Free space for a function (quantile_over_time sorts here).
     pub values: Vec<f64>,
+    /// One series' rollup buckets.
+    pub buckets: Buckets,
 }
 
 /// One query's evaluation state.
@@ -194,6 +198,31 @@ impl<'a> Evaluator<'a> {
             });
         }
         Ok(set)
+    }
+
+    /// The buckets of `resolution_ms` of the series matching `matchers`
+    /// for bucket starts in `starts`, within the series limit.
+    pub fn select_buckets(
+        &self,
+        matchers: &[Matcher],
+        starts: TimeRange,
+        resolution_ms: i64,
+    ) -> Result<BucketSet<'a>, QueryError> {
+        self.check()?;
+        let set = self
+            .source
+            .select_buckets(matchers, starts, resolution_ms)?;
+        if set.len() > self.options.max_series {
+            return Err(QueryError::TooManySeries {
+                limit: self.options.max_series,
+            });
+        }
+        Ok(set)
+    }
+
+    /// The source's stored tier resolutions, ascending.
+    pub fn tier_resolutions(&self) -> Vec<i64> {
+        self.source.tier_resolutions()
     }
 
     /// Runs `task` for series `0..count`, in parallel when there are

@@ -63,6 +63,67 @@ pub struct QueryOptions {
     /// global evaluation interval, 1 minute by default (Prometheus does
     /// not use the range query's step here).
     pub subquery_step_ms: i64,
+    /// Where range functions read their samples: see [`TierChoice`].
+    pub tier: TierChoice,
+    /// When set, every range-function call records here which tier
+    /// answered it.
+    pub tier_report: Option<Arc<TierReport>>,
+}
+
+/// Where range-vector functions read their samples.
+///
+/// A call can be answered from rollup buckets of resolution `res` when
+/// its function is rate, increase, delta, count/sum/avg/min/max/last
+/// _over_time or absent_over_time, its argument is a range selector,
+/// `res` divides the range, and every window end (each step's time after
+/// `offset` and `@`) is a multiple of `res` (so the step is a multiple of
+/// `res` too). Each window `[t - range, t]` is then made of whole buckets
+/// plus the sample exactly at `t`, and the result equals the raw one:
+/// exactly for count, min, max and last, up to float summation order for
+/// sum, avg, rate, increase and delta (see [`crate::rollup::window`]).
+/// Calls that cannot be answered from buckets read raw samples whatever
+/// the choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TierChoice {
+    /// The coarsest stored tier that can answer each call, raw samples
+    /// when none can. Where retention has deleted the raw data only the
+    /// tiers have it, so only calls a tier can answer see that time.
+    #[default]
+    Auto,
+    /// Raw samples only: nothing where retention has deleted them.
+    Raw,
+    /// Buckets of this resolution (ms) for every call they can answer:
+    /// from a stored tier where one covers, else computed from finer data.
+    Resolution(i64),
+}
+
+/// Which tier answered each range-function call of a query (in the order
+/// calls were evaluated); see [`QueryOptions::tier_report`].
+#[derive(Debug, Default)]
+pub struct TierReport {
+    uses: parking_lot::Mutex<Vec<TierUse>>,
+}
+
+/// One range-function call and where its samples came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierUse {
+    /// The call, e.g. `rate(x[1h])`.
+    pub call: String,
+    /// The bucket resolution that answered it; `None` for raw samples.
+    pub resolution_ms: Option<i64>,
+}
+
+impl TierReport {
+    pub fn uses(&self) -> Vec<TierUse> {
+        self.uses.lock().clone()
+    }
+
+    fn record(&self, call: String, resolution_ms: Option<i64>) {
+        self.uses.lock().push(TierUse {
+            call,
+            resolution_ms,
+        });
+    }
 }
 
 impl Default for QueryOptions {
@@ -76,6 +137,8 @@ impl Default for QueryOptions {
             cancel: None,
             threads: 0,
             subquery_step_ms: 60_000,
+            tier: TierChoice::Auto,
+            tier_report: None,
         }
     }
 }

@@ -19,9 +19,14 @@
 //! 2.42's check of the whole result.
 //!
 //! Everything a function sees of its argument goes through [`RangeArg`]
-//! (labels, then one series' columns at a time), so another source of
-//! samples, such as a downsampled tier standing in for raw chunks, is one
-//! more [`Source`] variant.
+//! (labels, then one series' columns at a time).
+//!
+//! Rollup tiers: a call whose windows are aligned to a bucket resolution
+//! (see [`super::TierChoice`]) reads one [`crate::query::buckets::BucketSet`]
+//! instead, and a [`WindowCursor`] summarises each window from whole
+//! buckets; the kernel's value follows from the summary
+//! ([`Kernel::apply_summary`], which shares the raw path's rate
+//! extrapolation). Its work is linear in buckets plus steps.
 
 use super::engine::{
     absent_labels, absent_series, arg, ensure_unique_labels, is_stale, series_slots, Ends,
@@ -30,9 +35,10 @@ use super::engine::{
 use super::subquery;
 use super::value::{drop_metric_name, Labels, QueryError, StepSeries, Steps};
 use super::window::{Kernel, Window};
-use super::QuerySeries;
-use crate::query::ast::{Expr, Function};
+use super::{QuerySeries, TierChoice};
+use crate::query::ast::{Expr, Function, VectorSelector};
 use crate::query::source::{SeriesColumns, SeriesSet};
+use crate::rollup::window::WindowCursor;
 use crate::series::{Sample, TimeRange};
 
 /// True for the functions of a range vector.
@@ -163,14 +169,156 @@ pub(super) fn eval_call(
     let kernel = Kernel::of(func).ok_or_else(|| {
         QueryError::BadArgument(format!("{} is not a range-vector function", func.name()))
     })?;
-    let (param, matrix) = if kernel == Kernel::Quantile {
-        let phi = ev.eval_scalar(arg(func, args, 0)?, steps)?;
-        (Some(phi), arg(func, args, 1)?)
+    let matrix = if kernel == Kernel::Quantile {
+        arg(func, args, 1)?
     } else {
-        (None, arg(func, args, 0)?)
+        arg(func, args, 0)?
+    };
+    let resolution = bucket_resolution(ev, kernel, matrix, steps);
+    if let Some(report) = &ev.options.tier_report {
+        report.record(format!("{}({matrix})", func.name()), resolution);
+    }
+    let series = match (resolution, matrix) {
+        (Some(resolution_ms), Expr::Matrix { selector, range_ms }) => {
+            from_buckets(ev, kernel, selector, *range_ms, resolution_ms, steps)?
+        }
+        _ => from_samples(ev, func, kernel, args, matrix, steps)?,
+    };
+    let keep_name = kernel == Kernel::Last;
+    if kernel == Kernel::Present {
+        let mut covered = vec![false; steps.count];
+        for s in &series {
+            covered
+                .iter_mut()
+                .zip(&s.present)
+                .for_each(|(c, &p)| *c |= p);
+        }
+        ev.release(series_slots(&series));
+        let labels = match matrix {
+            Expr::Matrix { selector, .. } => absent_labels(&selector.matchers),
+            _ => Labels::new(),
+        };
+        let out = absent_series(labels, &covered);
+        ev.charge(series_slots(&out))?;
+        return Ok(out);
+    }
+    if !keep_name {
+        ensure_unique_labels(&series, func.name())?;
+    }
+    Ok(series)
+}
+
+/// A result series' labels: the input's, without the metric name except
+/// for `last_over_time` (as 2.42).
+fn result_labels(kernel: Kernel, mut labels: Labels) -> Labels {
+    if kernel != Kernel::Last {
+        drop_metric_name(&mut labels);
+    }
+    labels
+}
+
+/// The resolution of the buckets that answer `kernel` over `matrix` at
+/// `steps` under the query's [`TierChoice`], or `None` for raw samples;
+/// see [`TierChoice`] for when buckets can answer.
+fn bucket_resolution(
+    ev: &Evaluator<'_>,
+    kernel: Kernel,
+    matrix: &Expr,
+    steps: &Steps,
+) -> Option<i64> {
+    let Expr::Matrix { selector, range_ms } = matrix else {
+        return None;
+    };
+    if !kernel.answers_from_buckets() {
+        return None;
+    }
+    let ends = ev.ends(selector.at, selector.offset_ms, steps);
+    let aligned = |resolution_ms: i64| {
+        resolution_ms > 0
+            && *range_ms >= resolution_ms
+            && range_ms % resolution_ms == 0
+            && ends.first_ms.rem_euclid(resolution_ms) == 0
+            && (ends.count <= 1 || ends.step_ms % resolution_ms == 0)
+    };
+    match ev.options.tier {
+        TierChoice::Raw => None,
+        TierChoice::Resolution(resolution_ms) => aligned(resolution_ms).then_some(resolution_ms),
+        TierChoice::Auto => ev
+            .tier_resolutions()
+            .into_iter()
+            .rev()
+            .find(|&resolution_ms| aligned(resolution_ms)),
+    }
+}
+
+/// Evaluates `kernel` over `selector[range_ms]` at every step from buckets
+/// of `resolution_ms`, which [`bucket_resolution`] chose: every window is
+/// whole buckets plus the sample at its end
+/// ([`crate::rollup::window`]).
+fn from_buckets(
+    ev: &Evaluator<'_>,
+    kernel: Kernel,
+    selector: &VectorSelector,
+    range_ms: i64,
+    resolution_ms: i64,
+    steps: &Steps,
+) -> Result<Vec<StepSeries>, QueryError> {
+    let ends = ev.ends(selector.at, selector.offset_ms, steps);
+    let starts = TimeRange::new(ends.first_ms.saturating_sub(range_ms), ends.last_ms());
+    let set = ev.select_buckets(&selector.matchers, starts, resolution_ms)?;
+    ev.map_series(set.len(), |index, scratch| {
+        set.read(index, &mut scratch.buckets)?;
+        // The loaded buckets and the result's slots, charged before the
+        // slots are allocated.
+        let held = scratch.buckets.len() + steps.count;
+        ev.charge(held)?;
+        let mut out = StepSeries::empty(Vec::new(), steps.count);
+        let mut cursor = WindowCursor::new(&scratch.buckets);
+        let mut any = false;
+        // Pinned ends repeat one window: it is summarised once.
+        let step_count = if ends.is_pinned() { 1 } else { ends.count };
+        for step in 0..step_count {
+            let end_ms = ends.at(step);
+            let value = cursor
+                .window(end_ms, range_ms)
+                .and_then(|summary| kernel.apply_summary(&summary, end_ms, range_ms));
+            if let Some(value) = value {
+                out.values[step] = value;
+                out.present[step] = true;
+                any = true;
+            }
+        }
+        if !any {
+            ev.release(held);
+            return Ok(None);
+        }
+        if ends.is_pinned() {
+            let (value, present) = (out.values[0], out.present[0]);
+            out.values.iter_mut().for_each(|v| *v = value);
+            out.present.iter_mut().for_each(|p| *p = present);
+        }
+        ev.release(held - steps.count);
+        out.labels = result_labels(kernel, set.key(index).labels().to_vec());
+        Ok(Some(out))
+    })
+}
+
+/// Evaluates `kernel` over the samples of `matrix` (a range selector or a
+/// subquery) at every step.
+fn from_samples(
+    ev: &Evaluator<'_>,
+    func: Function,
+    kernel: Kernel,
+    args: &[Expr],
+    matrix: &Expr,
+    steps: &Steps,
+) -> Result<Vec<StepSeries>, QueryError> {
+    let param = if kernel == Kernel::Quantile {
+        Some(ev.eval_scalar(arg(func, args, 0)?, steps)?)
+    } else {
+        None
     };
     let input = open(ev, matrix, steps)?;
-    let keep_name = kernel == Kernel::Last;
     let series = ev.map_series(input.len(), |index, scratch| {
         input.read(index, &mut scratch.columns)?;
         // The loaded samples and the result's slots, charged before the
@@ -193,33 +341,10 @@ pub(super) fn eval_call(
             return Ok(None);
         }
         ev.release(held - steps.count);
-        out.labels = input.labels(index);
-        if !keep_name {
-            drop_metric_name(&mut out.labels);
-        }
+        out.labels = result_labels(kernel, input.labels(index));
         Ok(Some(out))
     })?;
     ev.release(input.held() + param.as_ref().map_or(0, Vec::len));
-    if kernel == Kernel::Present {
-        let mut covered = vec![false; steps.count];
-        for s in &series {
-            covered
-                .iter_mut()
-                .zip(&s.present)
-                .for_each(|(c, &p)| *c |= p);
-        }
-        ev.release(series_slots(&series));
-        let labels = match matrix {
-            Expr::Matrix { selector, .. } => absent_labels(&selector.matchers),
-            _ => Labels::new(),
-        };
-        let out = absent_series(labels, &covered);
-        ev.charge(series_slots(&out))?;
-        return Ok(out);
-    }
-    if !keep_name {
-        ensure_unique_labels(&series, func.name())?;
-    }
     Ok(series)
 }
 

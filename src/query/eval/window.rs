@@ -12,6 +12,7 @@
 
 use super::aggregate::quantile;
 use crate::query::ast::Function;
+use crate::rollup::window::WindowSummary;
 
 /// The samples of one series in one window; see the module invariants.
 #[derive(Debug, Clone, Copy)]
@@ -107,6 +108,63 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// True for the kernels [`Self::apply_summary`] computes: those whose
+    /// value follows from a window's count, sum, min, max, first and last
+    /// samples and counter increase.
+    pub fn answers_from_buckets(self) -> bool {
+        matches!(
+            self,
+            Kernel::Rate
+                | Kernel::Increase
+                | Kernel::Delta
+                | Kernel::Avg
+                | Kernel::Min
+                | Kernel::Max
+                | Kernel::Sum
+                | Kernel::Count
+                | Kernel::Last
+                | Kernel::Present
+        )
+    }
+
+    /// The function's value over the closed window `[end_ms - range_ms,
+    /// end_ms]` whose samples `s` summarises (see
+    /// [`crate::rollup::window`]); `None` for a kernel that does not
+    /// [`answer from buckets`](Self::answers_from_buckets) and where
+    /// Prometheus gives no sample. Equal to [`Self::apply`] on the samples
+    /// up to float summation order (sum, avg, and the counter increase).
+    pub fn apply_summary(self, s: &WindowSummary, end_ms: i64, range_ms: i64) -> Option<f64> {
+        let bounds = (end_ms.saturating_sub(range_ms), end_ms, range_ms);
+        let sampled = |change| Sampled {
+            first_ms: s.first_ms,
+            last_ms: s.last_ms,
+            first: s.first,
+            count: usize::try_from(s.count).unwrap_or(usize::MAX),
+            change,
+        };
+        Some(match self {
+            Kernel::Rate => return extrapolate(bounds, &sampled(s.increase), true, true),
+            Kernel::Increase => return extrapolate(bounds, &sampled(s.increase), true, false),
+            Kernel::Delta => return extrapolate(bounds, &sampled(s.last - s.first), false, false),
+            Kernel::Avg => s.sum() / s.count as f64,
+            Kernel::Min => s.min,
+            Kernel::Max => s.max,
+            Kernel::Sum => s.sum(),
+            Kernel::Count => s.count as f64,
+            Kernel::Last => s.last,
+            Kernel::Present => 1.0,
+            Kernel::Irate
+            | Kernel::Idelta
+            | Kernel::Resets
+            | Kernel::Changes
+            | Kernel::Deriv
+            | Kernel::Quantile
+            | Kernel::Stddev => return None,
+        })
+    }
+}
+
 /// Kahan-Neumaier summation step: adds `inc` to `sum` with compensation
 /// `c`, returning the new pair.
 fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -134,12 +192,8 @@ fn seconds(ms: i64) -> f64 {
 }
 
 /// rate, increase and delta: the change over the window, corrected for
-/// counter resets (counters), extrapolated towards the window's edges.
-///
-/// Extrapolation (2.42): the sampled interval is extended to each edge if
-/// the edge is closer than 1.1 average sample intervals, else by half an
-/// interval; for counters the start is extended at most to where the
-/// counter would reach zero (computed before the 1.1 test, as 2.42 does).
+/// counter resets (counters), extrapolated towards the window's edges
+/// ([`extrapolate`]).
 fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<f64> {
     let (ts, vs) = (w.ts, w.vs);
     let n = vs.len();
@@ -147,7 +201,7 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<
         return None;
     }
     let (first, last) = (vs[0], vs[n - 1]);
-    let mut result = last - first;
+    let mut change = last - first;
     // A scan that vectorizes finds the windows without a reset (the rule
     // for real counters); only the others pay for the ordered additions.
     let drops = |(cur, prev): (&f64, &f64)| cur < prev;
@@ -155,15 +209,59 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<
         for (&cur, &prev) in vs[1..].iter().zip(vs) {
             // Adding -0.0 is the exact identity, so this branch-free form
             // equals adding `prev` only at drops, in the same order.
-            result += if cur < prev { prev } else { -0.0 };
+            change += if cur < prev { prev } else { -0.0 };
         }
     }
-    let mut to_start = ms_between(w.start_ms, ts[0]) / 1000.0;
-    let to_end = ms_between(ts[n - 1], w.end_ms) / 1000.0;
-    let sampled = ms_between(ts[0], ts[n - 1]) / 1000.0;
-    let average = sampled / (n - 1) as f64;
-    if is_counter && result > 0.0 && first >= 0.0 {
-        let to_zero = sampled * (first / result);
+    extrapolate(
+        (w.start_ms, w.end_ms, w.range_ms),
+        &Sampled {
+            first_ms: ts[0],
+            last_ms: ts[n - 1],
+            first,
+            count: n,
+            change,
+        },
+        is_counter,
+        is_rate,
+    )
+}
+
+/// What rate, increase and delta need of a window's samples.
+pub(super) struct Sampled {
+    pub first_ms: i64,
+    pub last_ms: i64,
+    /// The first sample's value.
+    pub first: f64,
+    pub count: usize,
+    /// The last value minus the first, plus (counters) the value before
+    /// each drop.
+    pub change: f64,
+}
+
+/// Extrapolates a window's sampled change to its edges (2.42): the
+/// sampled interval is extended to each edge if the edge is closer than
+/// 1.1 average sample intervals, else by half an interval; for counters
+/// the start is extended at most to where the counter would reach zero
+/// (computed before the 1.1 test, as 2.42 does). `None` under two
+/// samples. `bounds` are the window's start, end and length. The one
+/// extrapolation of both raw windows and windows summed from rollup
+/// buckets.
+pub(super) fn extrapolate(
+    (start_ms, end_ms, range_ms): (i64, i64, i64),
+    s: &Sampled,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if s.count < 2 {
+        return None;
+    }
+    let result = s.change;
+    let mut to_start = ms_between(start_ms, s.first_ms) / 1000.0;
+    let to_end = ms_between(s.last_ms, end_ms) / 1000.0;
+    let sampled = ms_between(s.first_ms, s.last_ms) / 1000.0;
+    let average = sampled / (s.count - 1) as f64;
+    if is_counter && result > 0.0 && s.first >= 0.0 {
+        let to_zero = sampled * (s.first / result);
         if to_zero < to_start {
             to_start = to_zero;
         }
@@ -182,7 +280,7 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<
     };
     let mut factor = interval / sampled;
     if is_rate {
-        factor /= seconds(w.range_ms);
+        factor /= seconds(range_ms);
     }
     Some(result * factor)
 }
