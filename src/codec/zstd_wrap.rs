@@ -16,6 +16,9 @@ thread_local! {
     /// One compression context per thread: creating one per chunk costs
     /// more than compressing a small chunk (zstd probes the CPU each time).
     static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    /// Likewise one decompression context per thread: creating one per
+    /// frame dominated reading small zstd chunks (rollup columns).
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
 /// zstd level for sealed chunks: flush-time cost stays small.
@@ -77,8 +80,17 @@ pub fn inflate_frame(frame: &[u8], limit: usize) -> Result<Vec<u8>, String> {
         Err(_) => return Err("zstd frame header is damaged".into()),
     };
     let mut out = Vec::with_capacity(capacity);
-    zstd::bulk::Decompressor::new()
-        .and_then(|mut d| d.decompress_to_buffer(frame, &mut out))
+    DECOMPRESSOR
+        .with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(zstd::bulk::Decompressor::new()?);
+            }
+            match slot.as_mut() {
+                Some(decompressor) => decompressor.decompress_to_buffer(frame, &mut out),
+                None => Err(std::io::Error::other("no zstd decompression context")),
+            }
+        })
         .map_err(|e| format!("zstd frame does not inflate within {capacity} bytes: {e}"))?;
     Ok(out)
 }

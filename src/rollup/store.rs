@@ -21,6 +21,7 @@ use super::{Buckets, Column, ROLLUP_LABEL};
 use crate::error::{Corruption, CorruptionError, Result};
 use crate::index::Matcher;
 use crate::segment::{Segment, SegmentWriter};
+use crate::query::source::SeriesColumns;
 use crate::series::{Label, Sample, SeriesKey, TimeRange};
 
 /// The series ids of one base series' seven columns in one segment, in
@@ -124,49 +125,67 @@ pub fn read(
         super::bucket_start(range.max_time_ms, resolution_ms)
             .saturating_add(resolution_ms.saturating_sub(1)),
     );
-    let columns: Vec<Vec<Sample>> = Column::ALL
-        .iter()
-        .zip(ids)
-        .map(|(column, &id)| {
-            let range = match column {
-                Column::First | Column::Last => sample_range,
-                _ => range,
-            };
-            segment.read_samples(id, range)
-        })
-        .collect::<Result<_>>()?;
-    let len = columns[0].len();
-    if let Some((column, found)) = Column::ALL
-        .iter()
-        .zip(&columns)
-        .find(|(_, samples)| samples.len() != len)
-    {
-        return Err(CorruptionError {
-            path: segment.path().to_path_buf(),
-            offset: 0,
-            series: segment.series_key(ids[0]).map(|k| k.to_string()),
-            kind: Corruption::BadLayout(format!(
-                "rollup column {} has {} buckets in the range, column count has {len}",
-                column.label_value(),
-                found.len()
-            )),
+    let base = out.len();
+    let mut column_data = SeriesColumns::default();
+    for (&column, &id) in Column::ALL.iter().zip(ids) {
+        let range = match column {
+            Column::First | Column::Last => sample_range,
+            _ => range,
+        };
+        read_column(segment, id, range, &mut column_data)?;
+        let found = column_data.len();
+        let expected = out.start_ms.len() - base;
+        if column != Column::Count && found != expected {
+            return Err(CorruptionError {
+                path: segment.path().to_path_buf(),
+                offset: 0,
+                series: segment.series_key(ids[0]).map(|k| k.to_string()),
+                kind: Corruption::BadLayout(format!(
+                    "rollup column {} has {found} buckets in the range, column count has {expected}",
+                    column.label_value(),
+                )),
+            }
+            .into());
         }
-        .into());
+        let SeriesColumns {
+            timestamps_ms,
+            values,
+        } = &column_data;
+        match column {
+            Column::Count => {
+                out.start_ms.extend_from_slice(timestamps_ms);
+                out.count.extend(values.iter().map(|&v| v as u64));
+            }
+            Column::Sum => out.sum.extend_from_slice(values),
+            Column::Min => out.min.extend_from_slice(values),
+            Column::Max => out.max.extend_from_slice(values),
+            Column::First => {
+                out.first_ms.extend_from_slice(timestamps_ms);
+                out.first.extend_from_slice(values);
+            }
+            Column::Last => {
+                out.last_ms.extend_from_slice(timestamps_ms);
+                out.last.extend_from_slice(values);
+            }
+            Column::Increase => out.increase.extend_from_slice(values),
+        }
     }
-    let [count, sum, min, max, first, last, increase] = &columns[..] else {
-        return Ok(());
-    };
-    for i in 0..len {
-        out.start_ms.push(count[i].timestamp_ms);
-        out.count.push(count[i].value as u64);
-        out.sum.push(sum[i].value);
-        out.min.push(min[i].value);
-        out.max.push(max[i].value);
-        out.first_ms.push(first[i].timestamp_ms);
-        out.first.push(first[i].value);
-        out.last_ms.push(last[i].timestamp_ms);
-        out.last.push(last[i].value);
-        out.increase.push(increase[i].value);
+    Ok(())
+}
+
+/// Decodes the samples of column series `id` inside `range` into `out`
+/// (cleared first), chunk by chunk, skipping chunks outside the range.
+fn read_column(segment: &Segment, id: u32, range: TimeRange, out: &mut SeriesColumns) -> Result<()> {
+    out.clear();
+    let refs = segment.chunk_refs(id);
+    let first = refs.partition_point(|c| c.max_time_ms < range.min_time_ms);
+    for chunk in &refs[first..] {
+        if chunk.min_time_ms > range.max_time_ms {
+            break;
+        }
+        let start = out.len();
+        segment.read_chunk_append(id, chunk, &mut out.timestamps_ms, &mut out.values)?;
+        out.retain_run_in(start, range);
     }
     Ok(())
 }
