@@ -167,8 +167,10 @@ impl Db {
         Ok(out)
     }
 
-    /// Keys of every series matching all `matchers`, sorted, whether or
-    /// not they still have samples anywhere.
+    /// Keys of every series matching all `matchers` in the raw segments
+    /// and the head, sorted, whether or not they still have samples in a
+    /// given range (a series created by [`Db::series`] and never written
+    /// is forgotten once the head's garbage collection drops it).
     ///
     /// ```
     /// use strata::{Db, Matcher, Options, SeriesKey};
@@ -186,6 +188,9 @@ impl Db {
     /// # }
     /// ```
     pub fn find_series(&self, matchers: &[Matcher]) -> Vec<SeriesKey> {
+        // Under the gate, like a snapshot: a flush publishing segments and
+        // the head dropping the series it emptied cannot fall in between.
+        let _gate = self.inner.gate.read();
         let version = self.inner.version.read().clone();
         let head: Vec<Arc<SeriesKey>> = {
             let index = self.inner.head.index();
@@ -224,6 +229,7 @@ impl Db {
     /// # }
     /// ```
     pub fn label_names(&self) -> Vec<String> {
+        let _gate = self.inner.gate.read();
         let version = self.inner.version.read().clone();
         let index = self.inner.head.index();
         let mut names: Vec<&str> = index.label_names().collect();
@@ -249,6 +255,7 @@ impl Db {
     /// # }
     /// ```
     pub fn label_values(&self, name: &str) -> Vec<String> {
+        let _gate = self.inner.gate.read();
         let version = self.inner.version.read().clone();
         let index = self.inner.head.index();
         let mut values: Vec<&str> = index.label_values(name).collect();
