@@ -20,8 +20,8 @@
 use super::{Buckets, Column, ROLLUP_LABEL};
 use crate::error::{Corruption, CorruptionError, Result};
 use crate::index::Matcher;
-use crate::segment::{Segment, SegmentWriter};
 use crate::query::source::SeriesColumns;
+use crate::segment::{Segment, SegmentWriter};
 use crate::series::{Label, Sample, SeriesKey, TimeRange};
 
 /// The series ids of one base series' seven columns in one segment, in
@@ -175,7 +175,12 @@ pub fn read(
 
 /// Decodes the samples of column series `id` inside `range` into `out`
 /// (cleared first), chunk by chunk, skipping chunks outside the range.
-fn read_column(segment: &Segment, id: u32, range: TimeRange, out: &mut SeriesColumns) -> Result<()> {
+fn read_column(
+    segment: &Segment,
+    id: u32,
+    range: TimeRange,
+    out: &mut SeriesColumns,
+) -> Result<()> {
     out.clear();
     let refs = segment.chunk_refs(id);
     let first = refs.partition_point(|c| c.max_time_ms < range.min_time_ms);
