@@ -17,8 +17,7 @@ use proptest::prelude::*;
 use strata::rollup::{self, store, Buckets};
 use strata::{
     parse_expr, range_query, Db, Manifest, Matcher, Options, QueryOptions, QueryValue, SegmentMeta,
-    SegmentPin, SegmentWriter, SeriesColumns, SeriesKey, SyncMode, TierChoice, TierMeta,
-    TierReport, TimeRange,
+    SegmentWriter, SeriesColumns, SeriesKey, SyncMode, TierChoice, TierMeta, TierReport, TimeRange,
 };
 
 const SECOND: i64 = 1_000;
@@ -174,21 +173,13 @@ fn publish_tiers(
                 store::add_buckets(&mut writer, key, buckets).unwrap();
             }
             let summary = writer.finish().unwrap();
-            manifest.segments.push(SegmentMeta {
+            manifest.segments.push(SegmentMeta::written(
                 seq,
-                partition_start_ms: rollup::bucket_start(summary.min_time_ms, resolution_ms),
-                min_time_ms: summary.min_time_ms,
-                max_time_ms: summary.max_time_ms,
-                sample_count: summary.sample_count,
-                series_count: summary.series_count,
-                pin: Some(SegmentPin {
-                    file_len: summary.file_len,
-                    footer_crc: summary.footer_crc,
-                    file_crc: summary.file_crc,
-                }),
+                rollup::bucket_start(summary.min_time_ms, resolution_ms),
+                &summary,
                 resolution_ms,
-                block_duration_ms: 0,
-            });
+                0,
+            ));
         }
         manifest.tiers.push(TierMeta {
             resolution_ms,

@@ -12,7 +12,7 @@ use std::path::Path;
 use strata::rollup::{store, Buckets};
 use strata::{
     parse_expr, range_query, Db, Manifest, Options, QueryOptions, RetentionPolicy, Segment,
-    SegmentMeta, SeriesKey, SyncMode, TierPolicy, TimeRange,
+    SegmentMeta, SeriesColumns, SeriesKey, SyncMode, TierPolicy, TimeRange,
 };
 
 pub const SECOND: i64 = 1_000;
@@ -132,19 +132,26 @@ fn append_all(db: &Db, series: usize, t: i64, shift: f64) {
 /// Every series' samples (values as bits, so NaN compares).
 pub type Snapshot = BTreeMap<String, Vec<(i64, u64)>>;
 
+/// The raw tier only: `Db::select` also returns the tiers' last samples
+/// where retention deleted raw data.
 pub fn snapshot(db: &Db) -> Snapshot {
-    db.select(&[], TimeRange::ALL)
-        .unwrap()
-        .into_iter()
-        .map(|s| {
-            let samples = s
-                .samples
-                .iter()
-                .map(|x| (x.timestamp_ms, x.value.to_bits()))
-                .collect();
-            (s.key.to_string(), samples)
-        })
-        .collect()
+    let set = db.select_series(&[], TimeRange::ALL).unwrap();
+    let mut columns = SeriesColumns::default();
+    let mut out = Snapshot::new();
+    for i in 0..set.len() {
+        set.read(i, &mut columns).unwrap();
+        if columns.is_empty() {
+            continue;
+        }
+        let samples = columns
+            .timestamps_ms
+            .iter()
+            .zip(&columns.values)
+            .map(|(&t, v)| (t, v.to_bits()))
+            .collect();
+        out.insert(set.key(i).to_string(), samples);
+    }
+    out
 }
 
 pub fn sample_count(snapshot: &Snapshot) -> usize {
