@@ -32,7 +32,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::index::Matcher;
 use crate::query::source::{SeriesColumns, SeriesSet};
-use crate::rollup::store::{self, ColumnIds};
+use crate::rollup::store::{self, ColumnIds, ColumnSet};
 use crate::rollup::Buckets;
 use crate::segment::Segment;
 use crate::series::{SeriesKey, TimeRange};
@@ -74,6 +74,8 @@ pub struct BucketSet<'a> {
     raw: SeriesSet<'a>,
     parts: Vec<StoredPart>,
     entries: Vec<Entry>,
+    /// The stored columns reads decode (see [`Self::only_columns`]).
+    columns: ColumnSet,
 }
 
 impl<'a> BucketSet<'a> {
@@ -148,7 +150,17 @@ impl<'a> BucketSet<'a> {
             raw,
             parts,
             entries,
+            columns: ColumnSet::ALL,
         }
+    }
+
+    /// Reads decode only `columns` of stored buckets (and `count` and
+    /// `first`); the other columns of what [`Self::read`] returns are
+    /// unspecified where buckets come from a tier. For a caller that
+    /// uses only those columns (a query function), this saves decoding.
+    pub fn only_columns(mut self, columns: ColumnSet) -> Self {
+        self.columns = columns;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -185,11 +197,12 @@ impl<'a> BucketSet<'a> {
         for part in &self.parts[entry.parts_start as usize..entry.parts_end as usize] {
             let layer = &self.layers[part.layer as usize];
             part_buckets.clear();
-            store::read(
+            store::read_columns(
                 &layer.segments[part.segment as usize],
                 &part.ids,
                 layer.starts,
                 layer.resolution_ms,
+                self.columns,
                 &mut part_buckets,
             )?;
             part_buckets.roll_up(self.resolution_ms, out);

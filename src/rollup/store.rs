@@ -100,6 +100,29 @@ pub fn base_key(segment: &Segment, ids: &ColumnIds) -> Option<SeriesKey> {
     split_key(segment.series_key(ids[0])?).map(|(key, _)| key)
 }
 
+/// Which columns a read decodes. `count` (whose timestamps are the bucket
+/// starts) and `first` (which says whether a bucket's first sample lies at
+/// a window's end) are always read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnSet(u8);
+
+impl ColumnSet {
+    pub const ALL: ColumnSet = ColumnSet(0x7f);
+
+    /// `count`, `first` and `columns`.
+    pub fn with(columns: &[Column]) -> ColumnSet {
+        let mut set = ColumnSet(0);
+        for &column in [Column::Count, Column::First].iter().chain(columns) {
+            set.0 |= 1 << column as u8;
+        }
+        set
+    }
+
+    pub fn contains(self, column: Column) -> bool {
+        self.0 & (1 << column as u8) != 0
+    }
+}
+
 /// Appends the buckets of `ids` whose start lies in `range` to `out`
 /// (which must hold only earlier buckets). Columns that do not align are
 /// corruption, reported with the segment's path and the series.
@@ -108,6 +131,20 @@ pub fn read(
     ids: &ColumnIds,
     range: TimeRange,
     resolution_ms: i64,
+    out: &mut Buckets,
+) -> Result<()> {
+    read_columns(segment, ids, range, resolution_ms, ColumnSet::ALL, out)
+}
+
+/// [`read`], decoding only the columns in `columns`: the others get NaN
+/// values (and the bucket start as timestamp), so that the columns stay
+/// aligned; a caller must not use them.
+pub fn read_columns(
+    segment: &Segment,
+    ids: &ColumnIds,
+    range: TimeRange,
+    resolution_ms: i64,
+    columns: ColumnSet,
     out: &mut Buckets,
 ) -> Result<()> {
     // first/last lie inside their bucket: after its start, before its end.
@@ -128,6 +165,23 @@ pub fn read(
     let base = out.len();
     let mut column_data = SeriesColumns::default();
     for (&column, &id) in Column::ALL.iter().zip(ids) {
+        if !columns.contains(column) {
+            let n = out.start_ms.len() - base;
+            let nan = |v: &mut Vec<f64>| v.resize(v.len() + n, f64::NAN);
+            match column {
+                Column::Sum => nan(&mut out.sum),
+                Column::Min => nan(&mut out.min),
+                Column::Max => nan(&mut out.max),
+                Column::Last => {
+                    out.last_ms.extend_from_slice(&out.start_ms[base..]);
+                    nan(&mut out.last);
+                }
+                Column::Increase => nan(&mut out.increase),
+                // Always read.
+                Column::Count | Column::First => {}
+            }
+            continue;
+        }
         let range = match column {
             Column::First | Column::Last => sample_range,
             _ => range,

@@ -265,7 +265,9 @@ fn from_buckets(
 ) -> Result<Vec<StepSeries>, QueryError> {
     let ends = ev.ends(selector.at, selector.offset_ms, steps);
     let starts = TimeRange::new(ends.first_ms.saturating_sub(range_ms), ends.last_ms());
-    let set = ev.select_buckets(&selector.matchers, starts, resolution_ms)?;
+    let set = ev
+        .select_buckets(&selector.matchers, starts, resolution_ms)?
+        .only_columns(kernel.bucket_columns());
     ev.map_series(set.len(), |index, scratch| {
         set.read(index, &mut scratch.buckets)?;
         // The loaded buckets and the result's slots, charged before the

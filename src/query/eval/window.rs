@@ -12,7 +12,9 @@
 
 use super::aggregate::quantile;
 use crate::query::ast::Function;
+use crate::rollup::store::ColumnSet;
 use crate::rollup::window::WindowSummary;
+use crate::rollup::Column;
 
 /// The samples of one series in one window; see the module invariants.
 #[derive(Debug, Clone, Copy)]
@@ -126,6 +128,19 @@ impl Kernel {
                 | Kernel::Last
                 | Kernel::Present
         )
+    }
+
+    /// The bucket columns [`Self::apply_summary`] reads (besides `count`
+    /// and `first`, which window summaries always need).
+    pub fn bucket_columns(self) -> ColumnSet {
+        ColumnSet::with(match self {
+            Kernel::Rate | Kernel::Increase => &[Column::Last, Column::Increase],
+            Kernel::Delta | Kernel::Last => &[Column::Last],
+            Kernel::Avg | Kernel::Sum => &[Column::Sum],
+            Kernel::Min => &[Column::Min],
+            Kernel::Max => &[Column::Max],
+            _ => &[],
+        })
     }
 
     /// The function's value over the closed window `[end_ms - range_ms,
