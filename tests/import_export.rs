@@ -284,3 +284,167 @@ fn out_of_range_times_are_refused() {
     ]);
     assert_eq!((code, out.as_str()), (0, ""));
 }
+
+// CSV and JSON lines
+
+/// `strata export --db db --format format`, which must succeed.
+fn export(db: &Path, format: &str) -> String {
+    let (code, out, err) = strata(&["export", "--db", db.to_str().unwrap(), "--format", format]);
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
+/// What `export --format csv` and `--format jsonl` write imports back with
+/// `--format csv` / `--format jsonl` to the same series, timestamps and value
+/// bits: NaN payloads (the staleness marker), ±Inf, -0.0, label values with
+/// commas, quotes, backslashes and newlines, and a scrape with histograms.
+#[test]
+fn csv_and_jsonl_exports_import_back_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut input = String::new();
+    let values = [
+        "NaN",
+        "NaN:0x7ff0000000000002",
+        "NaN:0xfff8deadbeef0001",
+        "+Inf",
+        "-Inf",
+        "-0.0",
+        "5e-324",
+        "1.7976931348623157e+308",
+        "0.1",
+    ];
+    let series = [
+        r#"a{k="comma, \"quote\" and \\ and \n",z="é"}"#,
+        r#"b{k="v",x="1,2"}"#,
+    ];
+    for (s, series) in series.iter().enumerate() {
+        for (i, value) in values.iter().enumerate() {
+            let ts = i64::MIN + (i as i64) * 997 + s as i64;
+            input.push_str(&format!("{series}\t{ts}\t{value}\n"));
+        }
+    }
+    let slice = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/node-exporter-slice.tsv");
+    for (name, tsv) in [
+        ("edge", input),
+        ("slice", std::fs::read_to_string(slice).unwrap()),
+    ] {
+        let original = dir.path().join(name);
+        let file = dir.path().join(format!("{name}.tsv"));
+        std::fs::write(&file, &tsv).unwrap();
+        let (code, out, err) = import(&original, &file, &[]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(export(&original, "tsv"), tsv);
+        for format in ["csv", "jsonl"] {
+            let text = export(&original, format);
+            let file = dir.path().join(format!("{name}.{format}"));
+            std::fs::write(&file, &text).unwrap();
+            let copy = dir.path().join(format!("{name}-{format}"));
+            let (code, out, err) = import(&copy, &file, &["--format", format]);
+            assert_eq!(code, 0, "{format}: {out}{err}");
+            assert_eq!(export(&copy, "tsv"), tsv, "{format}");
+            assert_eq!(export(&copy, format), text, "{format}");
+        }
+    }
+}
+
+/// Malformed CSV and JSON lines are reported with their numbers and the
+/// other lines kept; the CSV header is skipped wherever it is.
+#[test]
+fn malformed_csv_and_jsonl_lines_are_reported_and_the_rest_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("in.csv");
+    std::fs::write(
+        &csv,
+        "series,timestamp_ms,value\n\"up{job=\"\"a\"\"}\",1000,1\n\"up{job=\"a\"}\",2000,2\n\
+         \"up\",3000\nseries,timestamp_ms,value\n\"up{job=\"\"a\"\"}\",4000,4\n\"up{job=\"\"a\"\"}\",5000,x\n",
+    )
+    .unwrap();
+    let db = dir.path().join("csv");
+    let (code, out, err) = import(&db, &csv, &["--format", "csv"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("imported 2 samples"), "{out}");
+    assert!(out.contains("3 malformed lines"), "{out}");
+    assert!(
+        out.contains("line 3: column 10 (series): expected ','"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 4: expected 3 comma-separated fields"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 7: column 22 (value): invalid value \"x\""),
+        "{out}"
+    );
+    assert_eq!(
+        export(&db, "tsv"),
+        "up{job=\"a\"}\t1000\t1.0\nup{job=\"a\"}\t4000\t4.0\n"
+    );
+
+    let jsonl = dir.path().join("in.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"metric\":\"up\",\"labels\":{\"job\":\"a\"},\"timestamp_ms\":1000,\"value\":\"1\"}\n\
+         {\"metric\":\"up\",\"timestamp_ms\":2000}\n\
+         {\"metric\":\"up\",\"labels\":{\"job\":\"a\"},\"timestamp_ms\":3000,\"value\":3,}\n\
+         \n{\"value\":\"NaN:0x7ff0000000000002\",\"timestamp_ms\":4000,\"metric\":\"up\",\"labels\":{\"job\":\"a\"}}\n",
+    )
+    .unwrap();
+    let db = dir.path().join("jsonl");
+    let (code, out, err) = import(&db, &jsonl, &["--format", "jsonl"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("imported 2 samples"), "{out}");
+    assert!(
+        out.contains("line 2: column 36: member value is missing"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 3: column 67: expected a member name, found \"}\""),
+        "{out}"
+    );
+    assert_eq!(
+        export(&db, "tsv"),
+        "up{job=\"a\"}\t1000\t1.0\nup{job=\"a\"}\t4000\tNaN:0x7ff0000000000002\n"
+    );
+}
+
+/// Regression (issue 9): export listed a histogram's buckets in string
+/// order (le="+Inf", "0.1", "1", "10", "2.5"); Prometheus lists them by
+/// bound. Every format uses the same order.
+#[test]
+fn export_lists_buckets_by_numeric_le() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.tsv");
+    let mut input = String::new();
+    for le in ["10", "+Inf", "0.1", "1", "2.5"] {
+        for job in ["b", "a"] {
+            input.push_str(&format!("h_bucket{{job=\"{job}\",le=\"{le}\"}}\t1000\t1\n"));
+        }
+    }
+    input.push_str("h_count{job=\"a\"}\t1000\t1\n");
+    std::fs::write(&file, input).unwrap();
+    let db = dir.path().join("db");
+    let (code, out, err) = import(&db, &file, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let series: Vec<String> = export(&db, "tsv")
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_owned())
+        .collect();
+    let mut expected: Vec<String> = Vec::new();
+    for job in ["a", "b"] {
+        for le in ["0.1", "1", "2.5", "10", "+Inf"] {
+            expected.push(format!("h_bucket{{job=\"{job}\",le=\"{le}\"}}"));
+        }
+    }
+    expected.push("h_count{job=\"a\"}".to_owned());
+    assert_eq!(series, expected);
+    let jsonl_les: Vec<String> = export(&db, "jsonl")
+        .lines()
+        .filter_map(|l| l.split("\"le\":\"").nth(1))
+        .map(|rest| rest.split('"').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        jsonl_les,
+        ["0.1", "1", "2.5", "10", "+Inf", "0.1", "1", "2.5", "10", "+Inf"]
+    );
+}

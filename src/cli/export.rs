@@ -1,19 +1,26 @@
 //! `strata export`: series from a database as text, sorted by series key
 //! then time, with values printed so that they parse back to the same f64
 //! bits. Works next to a running writer (opens read-only).
+//!
+//! Series order: by metric name (as the text `name{`, so `a_b` comes before
+//! `a`), then by labels (see [`series_order`]), where the bucket bound `le`
+//! is compared as a number: a classic histogram's `_bucket` series come out
+//! 0.1, 0.5, 1, 10, +Inf, as Prometheus lists them, not in string order.
 
+use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use strata::{Db, Error, Matcher, TimeRange};
+use strata::series::METRIC_NAME_LABEL;
+use strata::{Db, Error, Label, Matcher, SeriesKey, TimeRange};
 
 use super::discover::{parse_selector_arg, Selector};
 use super::parquet::WithParquet;
 use super::time::parse_time;
 
-use strata::ingest::{csv_header, write_sample, ExportFormat};
+use strata::ingest::{csv_header, parse_value, write_sample, ExportFormat};
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
@@ -82,8 +89,8 @@ fn write_all(
     if format == ExportFormat::Csv {
         out.write_all(csv_header().as_bytes())?;
     }
-    // Sorted by the series' text form, like the canonical files: metric by
-    // metric ("a_b{" sorts before "a{"), then by full text within one.
+    // Metric by metric as text ("a_b{" sorts before "a{"), then by
+    // `series_order` within one.
     let mut metrics: Vec<String> = db
         .find_series(matchers)
         .iter()
@@ -95,7 +102,7 @@ fn write_all(
         let mut selected = matchers.to_vec();
         selected.push(Matcher::equal("__name__", &metric));
         let mut series = db.select(&selected, range).map_err(std::io::Error::other)?;
-        series.sort_by_cached_key(|s| s.key.to_string());
+        series.sort_by(|a, b| series_order(&a.key, &b.key));
         for s in series {
             for sample in &s.samples {
                 write_sample(format, &s.key, sample.timestamp_ms, sample.value, out)?;
@@ -103,4 +110,99 @@ fn write_all(
         }
     }
     Ok(())
+}
+
+/// The order of two series of one metric: their labels other than
+/// `__name__`, in name order, compared pair by pair, name then value
+/// ([`label_value_order`]); a key whose labels are a prefix of the other's
+/// comes first. A total order, as `sort_by` requires.
+fn series_order(a: &SeriesKey, b: &SeriesKey) -> Ordering {
+    let (mut a, mut b) = (labels_without_name(a), labels_without_name(b));
+    loop {
+        let (x, y) = match (a.next(), b.next()) {
+            (Some(x), Some(y)) => (x, y),
+            (x, y) => return x.is_some().cmp(&y.is_some()),
+        };
+        let order = x
+            .name
+            .cmp(&y.name)
+            .then_with(|| label_value_order(&x.name, &x.value, &y.value));
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+}
+
+fn labels_without_name(key: &SeriesKey) -> impl Iterator<Item = &Label> {
+    key.labels()
+        .iter()
+        .filter(|label| &*label.name != METRIC_NAME_LABEL)
+}
+
+/// The order of two values of label `name`: for `le`, values that parse as
+/// numbers ([`parse_value`]: `0.5`, `1e3`, `+Inf`) first, in numeric order
+/// (ties, such as `1` and `1.0`, by text), then the others by text; other
+/// labels by text.
+fn label_value_order(name: &str, a: &str, b: &str) -> Ordering {
+    if name == "le" {
+        match (parse_value(a), parse_value(b)) {
+            (Ok(x), Ok(y)) => return x.total_cmp(&y).then_with(|| a.cmp(b)),
+            (Ok(_), Err(_)) => return Ordering::Less,
+            (Err(_), Ok(_)) => return Ordering::Greater,
+            (Err(_), Err(_)) => {}
+        }
+    }
+    a.cmp(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(labels: &[(&str, &str)]) -> SeriesKey {
+        SeriesKey::new("h_bucket", labels).unwrap()
+    }
+
+    #[test]
+    fn buckets_sort_by_numeric_le_within_their_series() {
+        let mut keys = vec![
+            key(&[("job", "b"), ("le", "0.1")]),
+            key(&[("job", "a"), ("le", "+Inf")]),
+            key(&[("job", "a"), ("le", "10")]),
+            key(&[("job", "a"), ("le", "1")]),
+            key(&[("job", "a"), ("le", "x")]),
+            key(&[("job", "a"), ("le", "1.0")]),
+            key(&[("job", "a"), ("le", "0.5")]),
+            key(&[("job", "a"), ("le", "-Inf")]),
+            key(&[("job", "a")]),
+            key(&[("job", "a"), ("le", "0.1")]),
+        ];
+        keys.sort_by(series_order);
+        let le: Vec<(&str, &str)> = keys
+            .iter()
+            .map(|k| (k.get("job").unwrap(), k.get("le").unwrap_or("-")))
+            .collect();
+        assert_eq!(
+            le,
+            [
+                ("a", "-"),
+                ("a", "-Inf"),
+                ("a", "0.1"),
+                ("a", "0.5"),
+                ("a", "1"),
+                ("a", "1.0"),
+                ("a", "10"),
+                ("a", "+Inf"),
+                ("a", "x"),
+                ("b", "0.1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn other_labels_sort_as_text() {
+        let a = SeriesKey::new("m", &[("code", "10")]).unwrap();
+        let b = SeriesKey::new("m", &[("code", "9")]).unwrap();
+        assert_eq!(series_order(&a, &b), Ordering::Less);
+    }
 }

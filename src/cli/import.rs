@@ -51,7 +51,10 @@ pub struct ImportArgs {
     input: Option<PathBuf>,
     /// Input format: tsv is `series<TAB>timestamp_ms<TAB>value` with series
     /// as `metric{k="v",...}`; prometheus is text exposition with optional
-    /// ms timestamps; influx is line protocol with ns timestamps.
+    /// ms timestamps; influx is line protocol with ns timestamps; csv and
+    /// jsonl read what `export --format csv|jsonl` writes (CSV
+    /// `"series",timestamp_ms,value` under its header, RFC 4180 quotes;
+    /// JSON objects {"metric","labels","timestamp_ms","value"}), bit-exact.
     #[arg(long, value_enum, default_value = "tsv")]
     format: WithParquet<Format>,
     /// Do not write segment files at the end; leave the data in the WAL.

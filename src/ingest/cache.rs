@@ -11,8 +11,13 @@
 //!   `{` follows, everything up to the first `}` outside a quoted value
 //!   (a backslash inside quotes escapes the next byte). Without labels the
 //!   name must be followed by a blank, as the parser requires.
+//! - **Csv**: the series text is a quoted first field, quotes included,
+//!   when a `,` follows it (`columns::csv_series`); unquoted series get a
+//!   full parse.
 //! - **Influx** has no fast path: one line makes several series, so every
 //!   line is parsed in full; its keys still get indexes through the key map.
+//!   Nor has **Jsonl** (members come in any order): its keys are looked up
+//!   in the key map too.
 //!
 //! When the series text is known, only the rest of the line (timestamp and
 //! value, with the parser's own functions) is parsed. When it is not, or the
@@ -41,8 +46,8 @@ use std::collections::HashMap;
 use memchr::{memchr2, memrchr};
 
 use super::{
-    is_blank, parse_prometheus_tail, parse_timestamp, parse_value, Cursor, Format, LineParser,
-    ParseError, ParsedSample,
+    columns, is_blank, parse_prometheus_tail, parse_timestamp, parse_value, Cursor, Format,
+    LineParser, ParseError, ParsedSample,
 };
 use crate::SeriesKey;
 
@@ -110,7 +115,8 @@ impl CachingParser {
             match self.parser.format {
                 Format::Tsv => tsv_series_end(line),
                 Format::Prometheus => prometheus_series(line),
-                Format::Influx => None,
+                Format::Csv => columns::csv_series(line),
+                Format::Influx | Format::Jsonl => None,
             }
         };
         if let Some((start, end)) = split {
@@ -166,7 +172,8 @@ impl CachingParser {
                 let (value, timestamp_ms) = parse_prometheus_tail(&mut cur, default_ts).ok()?;
                 Some((timestamp_ms, value))
             }
-            Format::Influx => None,
+            Format::Csv => columns::parse_csv_rest(rest),
+            Format::Influx | Format::Jsonl => None,
         }
     }
 
@@ -521,6 +528,9 @@ mod tests {
             "cpu,host=a",
             "cpu\\ x,h\\,=v",
             "é{a=\"é\"}",
+            "\"up\"",
+            "\"up{a=\"\"x,\\\"\"\"\"}\"",
+            "\"up{a=\"\"1\"\"}",
         ]);
         let rest = prop::sample::select(vec![
             "\t100\t1",
@@ -535,6 +545,11 @@ mod tests {
             " 1 2 3",
             "\t\t",
             " 1e3\t7",
+            ",100,1",
+            ",-5, NaN:0x7ff0000000000002\r",
+            ",1,\"2\"",
+            ",1,2,3",
+            "x,1,2",
             "",
         ]);
         prop_oneof![
@@ -557,7 +572,7 @@ mod tests {
             let again: Vec<String> = repeat.iter().map(|i| i.get(&lines).clone()).collect();
             lines.extend(again);
             let bytes: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
-            for format in [Format::Tsv, Format::Prometheus, Format::Influx] {
+            for format in [Format::Tsv, Format::Prometheus, Format::Influx, Format::Csv, Format::Jsonl] {
                 let r = run(format, &bytes, "");
                 for (i, (outcome, line)) in r.outcomes.iter().zip(&bytes).enumerate() {
                     prop_assert_eq!(outcome, &plain(format, i + 1, line), "{:?} {:?}", format, line);

@@ -81,6 +81,13 @@
 //!   division (`div_euclid`, so `-1` ns is `-1` ms). When absent the parser's
 //!   default timestamp is used.
 //!
+//! ## [`Format::Csv`] and [`Format::Jsonl`]: what `export` writes
+//!
+//! CSV records `"series",timestamp_ms,value` (RFC 4180 quoting) under the
+//! header `series,timestamp_ms,value`, and JSON objects
+//! `{"metric":..,"labels":{..},"timestamp_ms":..,"value":".."}`, one per line;
+//! the accepted grammar is in `columns.rs`. Export → import is bit-exact.
+//!
 //! # Values
 //!
 //! [`parse_value`] accepts Rust's decimal float syntax (`1`, `-0.0`, `1.5e-7`,
@@ -116,6 +123,7 @@
 //!   timestamp and value bits.
 
 mod cache;
+mod columns;
 
 pub use cache::{CachingParser, IndexedSample};
 
@@ -143,6 +151,10 @@ pub enum Format {
     Prometheus,
     /// InfluxDB line protocol: `measurement[,tags] fields [timestamp_ns]`.
     Influx,
+    /// CSV as written by `export --format csv`: `"series",timestamp_ms,value`.
+    Csv,
+    /// JSON lines as written by `export --format jsonl`.
+    Jsonl,
 }
 
 /// Text formats `strata export` writes.
@@ -313,6 +325,8 @@ impl LineParser {
             Format::Tsv => parse_tsv(line, limits, out),
             Format::Prometheus => parse_prometheus(line, self.default_timestamp_ms, limits, out),
             Format::Influx => parse_influx(line, self.default_timestamp_ms, limits, out),
+            Format::Csv => columns::parse_csv(line, limits, out),
+            Format::Jsonl => columns::parse_jsonl(line, limits, out),
         };
         result.map_err(|message| {
             out.truncate(start);
