@@ -366,6 +366,19 @@ fn influx_renames_string_fields_booleans_and_precision() {
             vec!["import", "--db", missing, "--precision", "ms", input],
             "--precision applies to --format influx only",
         ),
+        (
+            vec![
+                "import",
+                "--db",
+                missing,
+                "--format",
+                "parquet",
+                "--precision",
+                "s",
+                input,
+            ],
+            "--precision applies to --format influx only",
+        ),
     ]);
     assert!(!dir.path().join("none").exists());
 }

@@ -153,6 +153,10 @@ impl Summary {
 }
 
 pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
+    if args.precision.is_some() && !matches!(args.format, WithParquet::Text(Format::Influx)) {
+        errln!("strata import: --precision applies to --format influx only");
+        return Ok(ExitCode::from(2));
+    }
     let format = match args.format {
         WithParquet::Text(format) => format,
         WithParquet::Parquet => {
@@ -165,10 +169,6 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
             return super::parquet::import(args.input.as_deref(), open, args.no_flush);
         }
     };
-    if args.precision.is_some() && format != Format::Influx {
-        errln!("strata import: --precision applies to --format influx only");
-        return Ok(ExitCode::from(2));
-    }
     let started = Instant::now();
     let (source, len): (Box<dyn Read + Send>, Option<u64>) = match &args.input {
         None => (Box::new(std::io::stdin()), None),
