@@ -9,6 +9,7 @@
 //! The text form is Prometheus's: `metric{name="value",...}` with `\\`,
 //! `\"` and `\n` escaped in values. [`SeriesKey::parse`] reads it back.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -294,6 +295,61 @@ impl fmt::Display for SeriesKey {
     }
 }
 
+/// The name rule for names that come from outside Prometheus (Influx
+/// measurements, field and tag keys): `name` made into a valid metric name
+/// (`[a-zA-Z_:][a-zA-Z0-9_:]*`). Each character outside `[a-zA-Z0-9_:]`
+/// becomes one `_`, a leading digit gets a `_` prefix (so `1m` and `5m`
+/// stay apart), an empty name becomes `_`. A valid name is returned as it
+/// is, borrowed: the result is `Cow::Owned` exactly when `name` was
+/// rewritten. This is the rule of Prometheus' Influx and OTLP translation
+/// (without its `__` collapsing), so names stay readable and predictable.
+///
+/// ```
+/// use strata::series::{sanitize_metric_name, validate_metric_name};
+///
+/// assert_eq!(sanitize_metric_name("http-requests.total"), "http_requests_total");
+/// assert_eq!(sanitize_metric_name("9lives"), "_9lives");
+/// assert_eq!(sanitize_metric_name("node:cpu"), "node:cpu");
+/// assert_eq!(sanitize_metric_name("café"), "caf_");
+/// assert!(validate_metric_name(&sanitize_metric_name("1-2")).is_ok());
+/// ```
+pub fn sanitize_metric_name(name: &str) -> Cow<'_, str> {
+    sanitize(name, |c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// [`sanitize_metric_name`]'s rule for label names (`[a-zA-Z_][a-zA-Z0-9_]*`):
+/// each character outside `[a-zA-Z0-9_]` (`:` included) becomes `_`, a
+/// leading digit gets a `_` prefix, an empty name becomes `_`; borrowed
+/// exactly when `name` is already valid.
+///
+/// ```
+/// use strata::series::sanitize_label_name;
+///
+/// assert_eq!(sanitize_label_name("http-method"), "http_method");
+/// assert_eq!(sanitize_label_name("a:b"), "a_b");
+/// assert_eq!(sanitize_label_name("2xx"), "_2xx");
+/// assert!(matches!(sanitize_label_name("method"), std::borrow::Cow::Borrowed(_)));
+/// ```
+pub fn sanitize_label_name(name: &str) -> Cow<'_, str> {
+    sanitize(name, |c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `name` with each character failing `allowed` replaced by `_` and a
+/// `_` before a leading digit (`allowed` accepts digits; names may not
+/// start with one).
+fn sanitize(name: &str, allowed: impl Fn(char) -> bool) -> Cow<'_, str> {
+    let leading_digit = name.starts_with(|c: char| c.is_ascii_digit());
+    if !name.is_empty() && !leading_digit && name.chars().all(&allowed) {
+        return Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len() + 1);
+    if leading_digit || name.is_empty() {
+        out.push('_');
+    }
+    out.extend(name.chars().map(|c| if allowed(c) { c } else { '_' }));
+    Cow::Owned(out)
+}
+
 /// Prometheus metric names: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 pub fn validate_metric_name(name: &str) -> Result<(), InputError> {
     let valid = name.chars().enumerate().all(|(i, c)| {
@@ -370,6 +426,30 @@ mod tests {
             SeriesKey::from_labels(vec![Label::new("a", "b")]),
             Err(InputError::MissingMetricName)
         ));
+    }
+
+    #[test]
+    fn sanitized_names_are_valid_and_borrowed_when_unchanged() {
+        for (name, metric, label) in [
+            ("http-method", "http_method", "http_method"),
+            ("9lives", "_9lives", "_9lives"),
+            ("a:b", "a:b", "a_b"),
+            (":x", ":x", "_x"),
+            ("_ok", "_ok", "_ok"),
+            ("", "_", "_"),
+            ("é😀", "__", "__"),
+        ] {
+            assert_eq!(sanitize_metric_name(name), metric, "{name:?}");
+            assert_eq!(sanitize_label_name(name), label, "{name:?}");
+            assert!(validate_metric_name(metric).is_ok());
+            assert!(validate_label_name(label).is_ok());
+            let unchanged = name == metric;
+            assert_eq!(
+                matches!(sanitize_metric_name(name), Cow::Borrowed(_)),
+                unchanged,
+                "{name:?}"
+            );
+        }
     }
 
     #[test]

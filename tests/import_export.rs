@@ -448,3 +448,148 @@ fn export_lists_buckets_by_numeric_le() {
         ["0.1", "1", "2.5", "10", "+Inf", "0.1", "1", "2.5", "10", "+Inf"]
     );
 }
+
+/// Issue 9: Influx names that are not Prometheus names are rewritten by the
+/// shared rule and imported, and the summary says so; booleans are 1 and 0;
+/// string fields are reported by line, the line's numeric fields kept;
+/// `--precision` sets the timestamp unit.
+#[test]
+fn influx_renames_string_fields_booleans_and_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let file = dir.path().join("http.lp");
+    std::fs::write(
+        &file,
+        "http-requests,http-method=GET count=3i,ok=t,msg=\"slow, retried\" 1700000000\n\
+         http-requests,http-method=POST count=1i,ok=false 1700000001\n\
+         log msg=\"only text\",level=\"warn\" 1700000002\n",
+    )
+    .unwrap();
+    let (code, out, err) = import(&db, &file, &["--format", "influx", "--precision", "s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("imported 4 samples of 4 series from 3 lines"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "3 names rewritten to valid Prometheus names (imported; rule in `strata import \
+             --help`), the first: line 1: \"http-method\" imported as http_method\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "2 lines with string fields, left out (their numeric fields were imported):\n  \
+             line 1: string field \"msg\" left out (a string cannot be a sample)\n  \
+             line 3: 2 string fields left out, the first \"msg\" (a string cannot be a sample)\n"
+        ),
+        "{out}"
+    );
+    let (code, exported, err) = strata(&["export", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        exported,
+        "http_requests_count{http_method=\"GET\"}\t1700000000000\t3.0\n\
+         http_requests_count{http_method=\"POST\"}\t1700000001000\t1.0\n\
+         http_requests_ok{http_method=\"GET\"}\t1700000000000\t1.0\n\
+         http_requests_ok{http_method=\"POST\"}\t1700000001000\t0.0\n"
+    );
+
+    // The default precision is nanoseconds, as InfluxDB's.
+    let ns = dir.path().join("ns.lp");
+    std::fs::write(&ns, "m f=1 1700000000123456789\n").unwrap();
+    let ns_db = dir.path().join("ns-db");
+    let (code, out, err) = import(&ns_db, &ns, &["--format", "influx"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        !out.contains("rewritten") && !out.contains("string"),
+        "{out}"
+    );
+    let (_, exported, _) = strata(&["export", "--db", ns_db.to_str().unwrap()]);
+    assert_eq!(exported, "m_f{}\t1700000000123\t1.0\n");
+
+    let missing = dir.path().join("none");
+    let missing = missing.to_str().unwrap();
+    let input = file.to_str().unwrap();
+    assert_usage_errors(&[
+        (
+            vec![
+                "import",
+                "--db",
+                missing,
+                "--format",
+                "influx",
+                "--precision",
+                "m",
+                input,
+            ],
+            "invalid value 'm' for '--precision <PRECISION>'",
+        ),
+        (
+            vec!["import", "--db", missing, "--precision", "ms", input],
+            "--precision applies to --format influx only",
+        ),
+        (
+            vec![
+                "import",
+                "--db",
+                missing,
+                "--format",
+                "parquet",
+                "--precision",
+                "s",
+                input,
+            ],
+            "--precision applies to --format influx only",
+        ),
+    ]);
+    assert!(!dir.path().join("none").exists());
+}
+
+/// Issue 9: a file whose first lines all fail in the `--format` asked for
+/// gets a hint naming the format they look like.
+#[test]
+fn a_file_in_another_format_gets_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "# HELP up Up.\n# TYPE up gauge\nup{job=\"a\"} 1 1000\nup{job=\"b\"} 0 1000\n",
+            "tsv",
+            Some("prometheus"),
+        ),
+        (
+            "cpu,host=a usage=0.5 1700000000000000000\n",
+            "prometheus",
+            Some("influx"),
+        ),
+        ("up{job=\"a\"}\t1000\t1\n", "influx", Some("tsv")),
+        (
+            "series,timestamp_ms,value\n\"up{job=\"\"a\"\"}\",1000,1\n",
+            "tsv",
+            Some("csv"),
+        ),
+        (
+            "{\"metric\":\"up\",\"timestamp_ms\":1000,\"value\":\"1\"}\n",
+            "prometheus",
+            Some("jsonl"),
+        ),
+        ("<html>\n<body>\n", "tsv", None),
+        // The first line imports: the later failures are just bad lines.
+        ("up\t1000\t1\nup 1 2\n", "tsv", None),
+    ];
+    for (i, (content, format, hint)) in cases.into_iter().enumerate() {
+        let file = dir.path().join(format!("input{i}"));
+        std::fs::write(&file, content).unwrap();
+        let db = dir.path().join(format!("db{i}"));
+        let (code, out, err) = import(&db, &file, &["--format", format]);
+        assert_eq!(code, 1, "{content:?}: {out}{err}");
+        match hint {
+            Some(guess) => assert!(
+                out.contains(&format!("this looks like {guess}: try --format {guess}\n")),
+                "{content:?}: {out}"
+            ),
+            None => assert!(!out.contains("looks like"), "{content:?}: {out}"),
+        }
+    }
+}

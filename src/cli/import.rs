@@ -19,6 +19,11 @@
 //! reported in line order per batch, rejections at write time after them.
 //! If writing fails the parser stops at its next send; if reading fails the
 //! writer finishes what it was sent and the read error is returned.
+//!
+//! Lines imported otherwise than written (Influx names rewritten by the
+//! shared rule, string fields left out) are warnings: listed in the summary,
+//! not failures. When the first `GUESS_LINES` lines give no sample and some
+//! fail, the summary names the format they look like (`guess_format`).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read};
@@ -31,7 +36,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::parquet::WithParquet;
 use strata::ingest::{
-    CachingParser, Format, IndexedSample, Limits, Line, LineParser, LineReader, ParseError,
+    guess_format, CachingParser, Format, IndexedSample, Limits, Line, LineParser, LineReader,
+    ParseError, Precision, Warning, WarningKind, GUESS_LINES,
 };
 use strata::{Db, Error, Options, SeriesRef, SyncMode, MAX_BATCH_SAMPLES};
 
@@ -51,12 +57,24 @@ pub struct ImportArgs {
     input: Option<PathBuf>,
     /// Input format: tsv is `series<TAB>timestamp_ms<TAB>value` with series
     /// as `metric{k="v",...}`; prometheus is text exposition with optional
-    /// ms timestamps; influx is line protocol with ns timestamps; csv and
-    /// jsonl read what `export --format csv|jsonl` writes (CSV
+    /// ms timestamps; influx is line protocol (timestamps in --precision);
+    /// csv and jsonl read what `export --format csv|jsonl` writes (CSV
     /// `"series",timestamp_ms,value` under its header, RFC 4180 quotes;
     /// JSON objects {"metric","labels","timestamp_ms","value"}), bit-exact.
+    /// Influx names become Prometheus names by one rule (shared with
+    /// strata::series::sanitize_metric_name / sanitize_label_name): each
+    /// character outside [a-zA-Z0-9_] (and ':' in metric names) becomes
+    /// '_', a leading digit gets a '_' before it; the metric is
+    /// <measurement>_<field>. Rewritten names are imported and listed in
+    /// the summary. Boolean fields become 1 and 0; string fields cannot be
+    /// samples: they are left out and their lines listed, the numeric
+    /// fields of those lines kept.
     #[arg(long, value_enum, default_value = "tsv")]
     format: WithParquet<Format>,
+    /// Unit of influx timestamps, as InfluxDB's precision: ns (the
+    /// default), us, ms or s. Only with --format influx.
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
     /// Do not write segment files at the end; leave the data in the WAL.
     #[arg(long)]
     no_flush: bool,
@@ -97,6 +115,12 @@ struct Summary {
     rejected: usize,
     failures_shown: Vec<String>,
     rejections_shown: Vec<String>,
+    /// Distinct names rewritten (the parser reports each once) and the first.
+    renamed: usize,
+    first_renamed: Option<String>,
+    /// Lines with string fields left out, the first few listed.
+    string_lines: usize,
+    string_lines_shown: Vec<String>,
 }
 
 impl Summary {
@@ -104,6 +128,22 @@ impl Summary {
         self.malformed += 1;
         if self.failures_shown.len() < SHOW_FAILURES {
             self.failures_shown.push(message);
+        }
+    }
+
+    fn warning(&mut self, warning: &Warning) {
+        match warning.kind {
+            WarningKind::Renamed { .. } => {
+                self.renamed += 1;
+                self.first_renamed
+                    .get_or_insert_with(|| warning.to_string());
+            }
+            WarningKind::StringFields { .. } => {
+                self.string_lines += 1;
+                if self.string_lines_shown.len() < SHOW_FAILURES {
+                    self.string_lines_shown.push(warning.to_string());
+                }
+            }
         }
     }
 
@@ -116,6 +156,10 @@ impl Summary {
 }
 
 pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
+    if args.precision.is_some() && !matches!(args.format, WithParquet::Text(Format::Influx)) {
+        errln!("strata import: --precision applies to --format influx only");
+        return Ok(ExitCode::from(2));
+    }
     let format = match args.format {
         WithParquet::Text(format) => format,
         WithParquet::Parquet => {
@@ -161,10 +205,12 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
     let default_ts = args.default_timestamp.unwrap_or_else(now_ms);
     // Bounded by its value parser.
     let max_line_bytes = args.max_line_bytes as usize;
-    let parser = LineParser::new(format, default_ts).with_limits(Limits {
-        max_line_bytes,
-        ..Limits::default()
-    });
+    let parser = LineParser::new(format, default_ts)
+        .with_limits(Limits {
+            max_line_bytes,
+            ..Limits::default()
+        })
+        .with_precision(args.precision.unwrap_or_default());
     let mut reader = LineReader::new(
         BufReader::with_capacity(
             1 << 20,
@@ -183,7 +229,7 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
     let mut summary = Summary::default();
     let (to_writer, from_parser) = mpsc::sync_channel::<Batch>(PIPELINE_DEPTH);
     let (to_parser, recycled) = mpsc::channel::<Batch>();
-    std::thread::scope(|scope| -> Result<(), Error> {
+    let first_lines = std::thread::scope(|scope| -> Result<FirstLines, Error> {
         let parsing = scope.spawn(|| {
             parse_input(
                 &db,
@@ -202,7 +248,7 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
         let parsed = parsing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        parsed.and(written)
+        parsed.and_then(|first| written.map(|()| first))
     })?;
     bar.finish_and_clear();
     let series = db.stats().head_series;
@@ -222,6 +268,26 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
     if summary.malformed > 0 {
         outln!("{} malformed lines skipped:", summary.malformed)?;
         for message in &summary.failures_shown {
+            outln!("  {message}")?;
+        }
+        if let Some(guess) = first_lines.guess(format) {
+            let name = clap::ValueEnum::to_possible_value(&guess)
+                .map_or_else(|| format!("{guess:?}"), |value| value.get_name().to_owned());
+            outln!("this looks like {name}: try --format {name}")?;
+        }
+    }
+    if let Some(first) = &summary.first_renamed {
+        outln!(
+            "{} names rewritten to valid Prometheus names (imported; rule in `strata import --help`), the first: {first}",
+            summary.renamed
+        )?;
+    }
+    if summary.string_lines > 0 {
+        outln!(
+            "{} lines with string fields, left out (their numeric fields were imported):",
+            summary.string_lines
+        )?;
+        for message in &summary.string_lines_shown {
             outln!("  {message}")?;
         }
     }
@@ -251,6 +317,8 @@ struct Batch {
     sample_lines: Vec<usize>,
     /// Malformed lines and refused series, in line order.
     failures: Vec<Failure>,
+    /// Warnings of the batch's lines, in line order.
+    warnings: Vec<Warning>,
     /// Number of the last line read.
     last_line: usize,
 }
@@ -260,8 +328,31 @@ enum Failure {
     Rejected(usize, Error),
 }
 
+/// The first `GUESS_LINES` lines of the input and how they fared, for the
+/// format hint.
+#[derive(Default)]
+struct FirstLines {
+    /// Their text (lossy UTF-8); a line over --max-line-bytes is left out.
+    lines: Vec<String>,
+    samples: usize,
+    malformed: usize,
+}
+
+impl FirstLines {
+    /// The format the lines look like, when none gave a sample, some
+    /// failed, and they look like another format than `asked`.
+    fn guess(&self, asked: Format) -> Option<Format> {
+        if self.samples > 0 || self.malformed == 0 {
+            return None;
+        }
+        let lines: Vec<&str> = self.lines.iter().map(String::as_str).collect();
+        guess_format(&lines).filter(|&guess| guess != asked)
+    }
+}
+
 /// The parser thread: reads lines, resolves series and sends batches of
-/// about `batch_samples` samples until the input ends or the writer hangs up.
+/// about `batch_samples` samples until the input ends or the writer hangs
+/// up; returns the first lines for the format hint.
 fn parse_input<R: BufRead>(
     db: &Db,
     reader: &mut LineReader<R>,
@@ -269,20 +360,26 @@ fn parse_input<R: BufRead>(
     batch_samples: usize,
     to_writer: SyncSender<Batch>,
     recycled: Receiver<Batch>,
-) -> std::io::Result<()> {
+) -> std::io::Result<FirstLines> {
     let max_line_bytes = reader.max_line_bytes();
     let mut batch = Batch::default();
+    let mut first = FirstLines::default();
     while let Some((line_no, line)) = reader.next_line()? {
         batch.last_line = line_no;
+        let is_first = line_no <= GUESS_LINES;
         let raw = match line {
             Line::Complete(raw) => raw,
             Line::TooLong { len } => {
                 let error = ParseError::line_too_long(line_no, len, max_line_bytes);
                 let message = format!("{error} (--max-line-bytes)");
                 batch.failures.push(Failure::Malformed(message));
+                first.malformed += usize::from(is_first);
                 continue;
             }
         };
+        if is_first {
+            first.lines.push(String::from_utf8_lossy(raw).into_owned());
+        }
         let before = batch.samples.len();
         let Batch {
             new_series,
@@ -299,21 +396,26 @@ fn parse_input<R: BufRead>(
         );
         if let Err(e) = parsed {
             batch.failures.push(Failure::Malformed(e.to_string()));
+            first.malformed += usize::from(is_first);
         }
+        batch.warnings.extend(parser.take_warnings());
         let added = batch.samples.len() - before;
+        if is_first {
+            first.samples += added;
+        }
         batch
             .sample_lines
             .extend(std::iter::repeat_n(line_no, added));
         if batch.samples.len() >= batch_samples {
             let next = recycled.try_recv().unwrap_or_default();
             if to_writer.send(std::mem::replace(&mut batch, next)).is_err() {
-                return Ok(());
+                return Ok(first);
             }
         }
     }
     // A closed channel means the writer failed; it reports why.
     let _ = to_writer.send(batch);
-    Ok(())
+    Ok(first)
 }
 
 /// The writer: appends every batch, flushes every `FLUSH_EVERY_SAMPLES`
@@ -336,6 +438,9 @@ fn write_batches(
                 Failure::Malformed(message) => summary.malformed(message),
                 Failure::Rejected(line, error) => summary.rejected(line, &error),
             }
+        }
+        for warning in batch.warnings.drain(..) {
+            summary.warning(&warning);
         }
         for (samples, lines) in batch
             .samples

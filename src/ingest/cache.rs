@@ -41,13 +41,13 @@
 //!   One parser hands out at most `u32::MAX` indexes; a line that would need
 //!   more is an error.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use memchr::{memchr2, memrchr};
 
 use super::{
     columns, is_blank, parse_prometheus_tail, parse_timestamp, parse_value, Cursor, Format,
-    LineParser, ParseError, ParsedSample,
+    LineParser, ParseError, ParsedSample, Warning, WarningKind,
 };
 use crate::SeriesKey;
 
@@ -74,6 +74,10 @@ pub struct CachingParser {
     last: Option<(Box<[u8]>, u32)>,
     /// Full-parse output, reused.
     parsed: Vec<ParsedSample>,
+    /// Warnings not yet taken by [`CachingParser::take_warnings`].
+    warnings: Vec<Warning>,
+    /// Names already reported as renamed: each is reported once.
+    renamed: HashSet<String>,
 }
 
 impl CachingParser {
@@ -84,7 +88,16 @@ impl CachingParser {
             keys: HashMap::new(),
             last: None,
             parsed: Vec::new(),
+            warnings: Vec::new(),
+            renamed: HashSet::new(),
         }
+    }
+
+    /// The [`Warning`]s of the lines parsed since the last call, in line
+    /// order. A renamed name is reported once per parser, on the first line
+    /// that has it, so a file repeating it does not repeat the warning.
+    pub fn take_warnings(&mut self) -> std::vec::Drain<'_, Warning> {
+        self.warnings.drain(..)
     }
 
     /// Number of series indexes handed out.
@@ -192,7 +205,21 @@ impl CachingParser {
         })?;
         let mut parsed = std::mem::take(&mut self.parsed);
         parsed.clear();
-        let result = self.parser.parse_line(line_no, text, &mut parsed);
+        let known_warnings = self.warnings.len();
+        let result =
+            self.parser
+                .parse_line_with_warnings(line_no, text, &mut parsed, &mut self.warnings);
+        let renamed = &mut self.renamed;
+        let mut index = 0;
+        self.warnings.retain(|warning| {
+            index += 1;
+            match &warning.kind {
+                WarningKind::Renamed { from, .. } if index > known_warnings => {
+                    !renamed.contains(from) && renamed.insert(from.clone())
+                }
+                _ => true,
+            }
+        });
         if result.is_ok() && self.keys.len() + parsed.len() > u32::MAX as usize {
             self.parsed = parsed;
             return Err(ParseError {
@@ -419,6 +446,42 @@ mod tests {
                 vec![(up, 300, 8f64.to_bits())],
             ]
         );
+    }
+
+    #[test]
+    fn influx_renames_are_reported_once_and_string_fields_per_line() {
+        let mut parser = CachingParser::new(LineParser::new(Format::Influx, 0));
+        let mut out = Vec::new();
+        let mut warned = Vec::new();
+        for (line_no, line) in [
+            "m,http-method=GET f=1,s=\"x\"",
+            "m,http-method=PUT f=1,s=\"y\"",
+            "m,http-method=PUT f=1 x",
+            "m,http-method=GET,a.b=c f=2",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let parsed = parser.parse_line(
+                line_no + 1,
+                line.as_bytes(),
+                &mut out,
+                |_, _| Ok::<(), ()>(()),
+                |()| {},
+            );
+            assert_eq!(parsed.is_err(), line_no == 2, "{line}");
+            warned.extend(parser.take_warnings().map(|w| w.to_string()));
+        }
+        assert_eq!(
+            warned,
+            [
+                "line 1: \"http-method\" imported as http_method",
+                "line 1: string field \"s\" left out (a string cannot be a sample)",
+                "line 2: string field \"s\" left out (a string cannot be a sample)",
+                "line 4: \"a.b\" imported as a_b",
+            ]
+        );
+        assert_eq!(out.len(), 3);
     }
 
     #[test]

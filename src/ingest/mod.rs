@@ -59,7 +59,7 @@
 //! ## [`Format::Influx`]: InfluxDB line protocol
 //!
 //! ```text
-//! measurement[,tag_key=tag_value...] field_key=field_value[,field_key=field_value...] [timestamp_ns]
+//! measurement[,tag_key=tag_value...] field_key=field_value[,field_key=field_value...] [timestamp]
 //! ```
 //!
 //! - In the measurement, tag keys, tag values and field keys, `\,` `\ ` `\=`
@@ -67,19 +67,36 @@
 //! - Sections are separated by spaces (tabs are accepted too).
 //! - Field values: floats (`1`, `-1.5`, `2e3`), signed integers with an `i`
 //!   suffix (`42i`), unsigned integers with a `u` suffix (`42u`), booleans
-//!   (`t` `T` `true` `True` `TRUE` → 1, `f` `F` `false` `False` `FALSE` → 0)
-//!   and double-quoted strings (`\"` and `\\` escaped inside), which are
-//!   skipped without error. Integers beyond 2^53 are rounded to the nearest
-//!   `f64`.
+//!   (`t` `T` `true` `True` `TRUE` → 1, `f` `F` `false` `False` `FALSE` → 0,
+//!   as Telegraf's Prometheus output does) and double-quoted strings (`\"`
+//!   and `\\` escaped inside). A string cannot be a sample: string fields
+//!   are left out, the line's numeric fields kept, and the line gets a
+//!   [`WarningKind::StringFields`] warning. Integers beyond 2^53 are rounded
+//!   to the nearest `f64`.
 //! - Every numeric field becomes a sample of the series
-//!   `<measurement>_<field_key>` with the tags as labels. Names are sanitized:
-//!   each character not allowed at its position in a Prometheus metric name
-//!   (`[a-zA-Z_:][a-zA-Z0-9_:]*`) or label name (`[a-zA-Z_][a-zA-Z0-9_]*`)
-//!   becomes `_`. Tag values are kept as they are. Two tags (or two fields)
-//!   that sanitize to the same name are an error, as is an empty tag value.
-//! - The timestamp is in NANOSECONDS; it becomes milliseconds by floor
-//!   division (`div_euclid`, so `-1` ns is `-1` ms). When absent the parser's
-//!   default timestamp is used.
+//!   `<measurement>_<field_key>` with the tags as labels. Names follow the
+//!   one rule of [`sanitize_metric_name`] and [`sanitize_label_name`]
+//!   (`strata::series`): each character outside `[a-zA-Z0-9_]` (and `:` in
+//!   metric names) becomes `_`, a leading digit gets a `_` before it
+//!   (`http-method` → `http_method`, `9lives` → `_9lives`). A rewritten name
+//!   is imported and reported once per [`CachingParser`] as a
+//!   [`WarningKind::Renamed`] warning (see
+//!   [`LineParser::parse_line_with_warnings`]). Tag values are kept as they
+//!   are. Two tags (or two fields) that sanitize to the same name are an
+//!   error, as is an empty tag value.
+//! - The timestamp is an integer in the parser's [`Precision`], nanoseconds
+//!   unless [`LineParser::with_precision`] says otherwise (InfluxDB's
+//!   `precision`: `ns`, `us`, `ms`, `s`); it becomes milliseconds by floor
+//!   division (`div_euclid`, so `-1` ns is `-1` ms); seconds beyond the
+//!   `i64` millisecond range are an error. When absent the parser's default
+//!   timestamp is used.
+//!
+//! # Which format is it? [`guess_format`]
+//!
+//! For a hint when an input's first lines all fail in the format asked
+//! for: the first of Tsv, Influx, Prometheus whose parser reads every one
+//! of them that is not blank or a comment (or Prometheus, for only
+//! `# HELP` / `# TYPE` / `# UNIT` comments).
 //!
 //! ## [`Format::Csv`] and [`Format::Jsonl`]: what `export` writes
 //!
@@ -117,7 +134,11 @@
 //!
 //! - No input makes a parser panic; a line costs time and memory linear in
 //!   its length (bounded by [`Limits::max_line_bytes`]).
-//! - [`LineParser::parse_line`] appends nothing when it returns an error.
+//! - [`LineParser::parse_line`] appends nothing when it returns an error
+//!   (nor does [`LineParser::parse_line_with_warnings`], warnings included).
+//! - Every Influx name that is imported differently from how it was written
+//!   gives a [`WarningKind::Renamed`]; nothing is rewritten or left out
+//!   silently.
 //! - `parse_value(&format_value(v))` has the same bits as `v`, for every `f64`.
 //! - A Tsv line written by [`write_sample`] parses back to the same key,
 //!   timestamp and value bits.
@@ -132,7 +153,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, BufRead};
 
-use crate::series::METRIC_NAME_LABEL;
+use crate::series::{sanitize_label_name, sanitize_metric_name, METRIC_NAME_LABEL};
 use crate::{InputError, Label, Options, SeriesKey};
 
 /// Most characters of the input an error message quotes.
@@ -149,12 +170,50 @@ pub enum Format {
     Tsv,
     /// Prometheus / OpenMetrics text exposition: `metric{labels} value [timestamp_ms]`.
     Prometheus,
-    /// InfluxDB line protocol: `measurement[,tags] fields [timestamp_ns]`.
+    /// InfluxDB line protocol: `measurement[,tags] fields [timestamp]`,
+    /// timestamps in nanoseconds or another precision.
     Influx,
     /// CSV as written by `export --format csv`: `"series",timestamp_ms,value`.
     Csv,
     /// JSON lines as written by `export --format jsonl`.
     Jsonl,
+}
+
+/// The unit of Influx line protocol timestamps (InfluxDB's `precision`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Precision {
+    /// Nanoseconds, InfluxDB's default.
+    #[default]
+    Ns,
+    /// Microseconds.
+    Us,
+    /// Milliseconds.
+    Ms,
+    /// Seconds.
+    S,
+}
+
+impl Precision {
+    /// The unit's name, for messages.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Precision::Ns => "nanoseconds",
+            Precision::Us => "microseconds",
+            Precision::Ms => "milliseconds",
+            Precision::S => "seconds",
+        }
+    }
+
+    /// `timestamp` (in this unit) in milliseconds, rounded down
+    /// (`div_euclid`: `-1` ns is `-1` ms); `None` when seconds overflow.
+    pub fn to_ms(self, timestamp: i64) -> Option<i64> {
+        match self {
+            Precision::Ns => Some(timestamp.div_euclid(1_000_000)),
+            Precision::Us => Some(timestamp.div_euclid(1_000)),
+            Precision::Ms => Some(timestamp),
+            Precision::S => timestamp.checked_mul(1_000),
+        }
+    }
 }
 
 /// Text formats `strata export` writes.
@@ -190,6 +249,47 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+/// A line imported otherwise than written, or in part: kept, but worth
+/// telling the user (see [`LineParser::parse_line_with_warnings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub line: usize,
+    pub kind: WarningKind,
+}
+
+/// What a [`Warning`] is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WarningKind {
+    /// An Influx name that is not a valid Prometheus name, imported as `to`
+    /// by [`sanitize_metric_name`] or [`sanitize_label_name`]. `from` is
+    /// the measurement and field key joined by `_` for a metric name.
+    Renamed { from: String, to: String },
+    /// Influx string fields, which cannot be samples, were left out (the
+    /// line's numeric fields are kept): how many, and the first one's key.
+    StringFields { count: usize, first: String },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: ", self.line)?;
+        match &self.kind {
+            WarningKind::Renamed { from, to } => {
+                write!(f, "{} imported as {to}", excerpt(from))
+            }
+            WarningKind::StringFields { count: 1, first } => write!(
+                f,
+                "string field {} left out (a string cannot be a sample)",
+                excerpt(first)
+            ),
+            WarningKind::StringFields { count, first } => write!(
+                f,
+                "{count} string fields left out, the first {} (a string cannot be a sample)",
+                excerpt(first)
+            ),
+        }
+    }
+}
 
 impl ParseError {
     /// Line `line` is `len` bytes long, over `limit`.
@@ -283,6 +383,8 @@ pub struct LineParser {
     format: Format,
     default_timestamp_ms: i64,
     limits: Limits,
+    /// The unit of Influx timestamps.
+    precision: Precision,
 }
 
 impl LineParser {
@@ -293,7 +395,13 @@ impl LineParser {
             format,
             default_timestamp_ms,
             limits: Limits::default(),
+            precision: Precision::default(),
         }
+    }
+
+    /// The same parser reading Influx timestamps in `precision`.
+    pub fn with_precision(self, precision: Precision) -> Self {
+        Self { precision, ..self }
     }
 
     /// The same parser with other limits.
@@ -310,6 +418,19 @@ impl LineParser {
         line: &str,
         out: &mut Vec<ParsedSample>,
     ) -> Result<(), ParseError> {
+        self.parse_line_with_warnings(line_no, line, out, &mut Vec::new())
+    }
+
+    /// [`LineParser::parse_line`], also appending the line's [`Warning`]s
+    /// to `warnings` (Influx renamed names and string fields); on error
+    /// both `out` and `warnings` are left as they were.
+    pub fn parse_line_with_warnings(
+        &self,
+        line_no: usize,
+        line: &str,
+        out: &mut Vec<ParsedSample>,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<(), ParseError> {
         let line = line.strip_suffix('\n').unwrap_or(line);
         if line.len() > self.limits.max_line_bytes {
             return Err(ParseError::line_too_long(
@@ -320,22 +441,81 @@ impl LineParser {
         }
         let line = line.strip_suffix('\r').unwrap_or(line);
         let start = out.len();
+        let warnings_start = warnings.len();
         let limits = &self.limits;
         let result = match self.format {
             Format::Tsv => parse_tsv(line, limits, out),
             Format::Prometheus => parse_prometheus(line, self.default_timestamp_ms, limits, out),
-            Format::Influx => parse_influx(line, self.default_timestamp_ms, limits, out),
+            Format::Influx => parse_influx(line_no, line, self, out, warnings),
             Format::Csv => columns::parse_csv(line, limits, out),
             Format::Jsonl => columns::parse_jsonl(line, limits, out),
         };
         result.map_err(|message| {
             out.truncate(start);
+            warnings.truncate(warnings_start);
             ParseError {
                 line: line_no,
                 message,
             }
         })
     }
+}
+
+/// How many first lines of an input [`guess_format`] is meant for: enough
+/// to get past the `# HELP` and `# TYPE` lines heading a Prometheus file.
+pub const GUESS_LINES: usize = 10;
+
+/// Formats [`guess_format`] tries, in order: a Tsv line also reads as
+/// Prometheus (`up<TAB>1<TAB>2` is a value and a timestamp), so the format
+/// with the stricter shape comes first.
+const GUESS_ORDER: [Format; 5] = [
+    Format::Tsv,
+    Format::Csv,
+    Format::Jsonl,
+    Format::Influx,
+    Format::Prometheus,
+];
+
+/// The format `first_lines` look like, for a hint when they fail to parse
+/// in the format asked for: the first format of Tsv, Csv, Jsonl, Influx,
+/// Prometheus in
+/// which every line that is not blank or a comment parses (there must be
+/// one such line). Lines of only comments are Prometheus when one is
+/// `# HELP`, `# TYPE` or `# UNIT`. `None` when no format reads them all.
+///
+/// ```
+/// use strata::ingest::{guess_format, Format};
+///
+/// let influx = ["cpu,host=a usage_idle=97.5 1700000000000000000"];
+/// assert_eq!(guess_format(&influx), Some(Format::Influx));
+/// let prometheus = ["# HELP up Whether up.", "# TYPE up gauge", "up{job=\"a\"} 1"];
+/// assert_eq!(guess_format(&prometheus), Some(Format::Prometheus));
+/// assert_eq!(guess_format(&["up\t1700000000000\t1"]), Some(Format::Tsv));
+/// assert_eq!(guess_format(&["<html>"]), None);
+/// ```
+pub fn guess_format(first_lines: &[&str]) -> Option<Format> {
+    let data: Vec<&str> = first_lines
+        .iter()
+        .copied()
+        .filter(|line| !is_skipped(line))
+        .collect();
+    if data.is_empty() {
+        let prometheus_comment = first_lines.iter().any(|line| {
+            let comment = line.trim_start_matches(is_blank);
+            ["# HELP ", "# TYPE ", "# UNIT "]
+                .iter()
+                .any(|prefix| comment.starts_with(prefix))
+        });
+        return prometheus_comment.then_some(Format::Prometheus);
+    }
+    let mut out = Vec::new();
+    GUESS_ORDER.into_iter().find(|&format| {
+        let parser = LineParser::new(format, 0);
+        data.iter().enumerate().all(|(i, line)| {
+            out.clear();
+            parser.parse_line(i + 1, line, &mut out).is_ok()
+        })
+    })
 }
 
 /// One line from [`LineReader::next_line`].
@@ -1058,37 +1238,6 @@ fn unescape_influx(text: &str) -> String {
     out
 }
 
-/// Replaces each character invalid in a Prometheus metric name by `_`.
-fn sanitize_metric_name(name: &str) -> String {
-    name.chars()
-        .enumerate()
-        .map(|(i, c)| {
-            let ok =
-                c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit());
-            if ok {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// Replaces each character invalid in a Prometheus label name by `_`.
-fn sanitize_label_name(name: &str) -> String {
-    name.chars()
-        .enumerate()
-        .map(|(i, c)| {
-            let ok = c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit());
-            if ok {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// Numeric value of an unquoted field value.
 fn parse_influx_field_value(text: &str) -> Result<f64, String> {
     match text {
@@ -1140,15 +1289,33 @@ fn parse_influx_field_value(text: &str) -> Result<f64, String> {
     ))
 }
 
+/// Parses Influx line `line_no` with `parser`'s limits, precision and
+/// default timestamp; a renamed name or a string field adds a [`Warning`].
 fn parse_influx(
+    line_no: usize,
     line: &str,
-    default_timestamp_ms: i64,
-    limits: &Limits,
+    parser: &LineParser,
     out: &mut Vec<ParsedSample>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<(), String> {
     if is_skipped(line) {
         return Ok(());
     }
+    let limits = &parser.limits;
+    let mut warn = |kind: WarningKind| {
+        warnings.push(Warning {
+            line: line_no,
+            kind,
+        })
+    };
+    let mut renamed = |from: &str, to: &Cow<'_, str>| {
+        if let Cow::Owned(to) = to {
+            warn(WarningKind::Renamed {
+                from: from.to_owned(),
+                to: to.clone(),
+            });
+        }
+    };
     let bytes = line.as_bytes();
     let slice = |a: usize, b: usize| line.get(a..b).unwrap_or_default();
     let col = |byte: usize| column(line, byte);
@@ -1215,6 +1382,8 @@ fn parse_influx(
         }
         let name = sanitize_label_name(&tag_key);
         let value = unescape_influx(slice(eq + 1, end));
+        renamed(&tag_key, &name);
+        let name = name.into_owned();
         limits
             .check_label(&name, value.len())
             .map_err(|e| format!("column {}: {e}", col(start)))?;
@@ -1241,6 +1410,7 @@ fn parse_influx(
         ));
     }
     let mut fields: Vec<(usize, String, f64)> = Vec::new();
+    let mut string_fields: Option<(usize, String)> = None;
     loop {
         let field_start = pos;
         let eq = scan_unescaped(bytes, pos, b"=, \t");
@@ -1265,7 +1435,12 @@ fn parse_influx(
                     field_key = excerpt(&field_key)
                 ));
             }
-            pos = close + 1; // string fields are skipped
+            // Not a sample: counted for the warning, and left out.
+            match &mut string_fields {
+                Some((count, _)) => *count += 1,
+                None => string_fields = Some((1, field_key)),
+            }
+            pos = close + 1;
         } else {
             let value_end = value_start
                 + bytes[value_start..]
@@ -1324,16 +1499,24 @@ fn parse_influx(
 
     // [timestamp]
     pos = skip_influx_blanks(bytes, pos);
-    let mut timestamp_ms = default_timestamp_ms;
+    let mut timestamp_ms = parser.default_timestamp_ms;
     if pos < bytes.len() {
         let ts_start = pos;
         while bytes.get(pos).is_some_and(|&b| !is_influx_blank(b)) {
             pos += 1;
         }
         let ts_text = slice(ts_start, pos);
-        let ns = parse_timestamp(ts_text, "nanoseconds")
+        let precision = parser.precision;
+        let timestamp = parse_timestamp(ts_text, precision.unit())
             .map_err(|e| format!("column {}: {e}", col(ts_start)))?;
-        timestamp_ms = ns.div_euclid(1_000_000);
+        timestamp_ms = precision.to_ms(timestamp).ok_or_else(|| {
+            format!(
+                "column {}: timestamp {} {} is out of range (beyond i64 milliseconds)",
+                col(ts_start),
+                excerpt(ts_text),
+                precision.unit()
+            )
+        })?;
         pos = skip_influx_blanks(bytes, pos);
         if pos < bytes.len() {
             return Err(format!(
@@ -1346,7 +1529,10 @@ fn parse_influx(
 
     let mut metrics: HashSet<String> = HashSet::new();
     for (field_start, field_key, value) in fields {
-        let metric = sanitize_metric_name(&format!("{measurement}_{field_key}"));
+        let joined = format!("{measurement}_{field_key}");
+        let metric = sanitize_metric_name(&joined);
+        renamed(&joined, &metric);
+        let metric = metric.into_owned();
         if !metrics.insert(metric.clone()) {
             return Err(format!(
                 "column {}: field {field_key} gives series {metric}, which an earlier \
@@ -1371,6 +1557,9 @@ fn parse_influx(
             timestamp_ms,
             value,
         });
+    }
+    if let Some((count, first)) = string_fields {
+        warn(WarningKind::StringFields { count, first });
     }
     Ok(())
 }
@@ -1634,6 +1823,173 @@ exemplar_no_ts 3 # {trace_id=\"abc\"} 1.0
 
     // --- Influx ----------------------------------------------------------
 
+    fn parse_warned(
+        parser: LineParser,
+        line: &str,
+    ) -> Result<(Vec<ParsedSample>, Vec<Warning>), ParseError> {
+        let mut out = Vec::new();
+        let mut warnings = Vec::new();
+        parser.parse_line_with_warnings(3, line, &mut out, &mut warnings)?;
+        Ok((out, warnings))
+    }
+
+    #[test]
+    fn influx_renamed_names_are_imported_and_reported() {
+        let (samples, warnings) = parse_warned(
+            LineParser::new(Format::Influx, 0),
+            "http-requests,http-method=GET,code=200 count=1,9s=2 5000000",
+        )
+        .unwrap();
+        let keys: Vec<String> = samples.iter().map(|s| s.key.to_string()).collect();
+        assert_eq!(
+            keys,
+            [
+                "http_requests_count{code=\"200\",http_method=\"GET\"}",
+                "http_requests_9s{code=\"200\",http_method=\"GET\"}",
+            ]
+        );
+        let renamed = |from: &str, to: &str| Warning {
+            line: 3,
+            kind: WarningKind::Renamed {
+                from: from.to_owned(),
+                to: to.to_owned(),
+            },
+        };
+        assert_eq!(
+            warnings,
+            [
+                renamed("http-method", "http_method"),
+                renamed("http-requests_count", "http_requests_count"),
+                renamed("http-requests_9s", "http_requests_9s"),
+            ]
+        );
+        assert_eq!(
+            warnings[0].to_string(),
+            "line 3: \"http-method\" imported as http_method"
+        );
+        // Valid names: no warning. A measurement with a leading digit gets
+        // a '_' in front, as the shared rule says.
+        let (_, none) = parse_warned(LineParser::new(Format::Influx, 0), "m,a=b f=1").unwrap();
+        assert!(none.is_empty());
+        let s = one(Format::Influx, "1m,k=v f=1");
+        assert_eq!(s.key.metric(), "_1m_f");
+    }
+
+    #[test]
+    fn influx_string_fields_are_reported_and_numeric_fields_kept() {
+        let parser = LineParser::new(Format::Influx, 0);
+        let (samples, warnings) = parse_warned(
+            parser,
+            r#"log,host=a msg="a, b=c",n=2i,level="warn",ok=t 1"#,
+        )
+        .unwrap();
+        let got: Vec<(String, f64)> = samples
+            .iter()
+            .map(|s| (s.key.metric().to_owned(), s.value))
+            .collect();
+        assert_eq!(got, [("log_n".to_owned(), 2.0), ("log_ok".to_owned(), 1.0)]);
+        assert_eq!(
+            warnings,
+            [Warning {
+                line: 3,
+                kind: WarningKind::StringFields {
+                    count: 2,
+                    first: "msg".to_owned()
+                }
+            }]
+        );
+        assert_eq!(
+            warnings[0].to_string(),
+            "line 3: 2 string fields left out, the first \"msg\" (a string cannot be a sample)"
+        );
+        // Only strings: no sample, one warning; an error drops the warning.
+        let (samples, warnings) = parse_warned(parser, r#"log msg="x""#).unwrap();
+        assert!(samples.is_empty());
+        assert_eq!(warnings.len(), 1);
+        let mut warnings = Vec::new();
+        let mut out = Vec::new();
+        assert!(parser
+            .parse_line_with_warnings(1, r#"lo-g msg="x",n=1 x"#, &mut out, &mut warnings)
+            .is_err());
+        assert!(warnings.is_empty() && out.is_empty());
+    }
+
+    #[test]
+    fn influx_precision() {
+        let at = |precision: Precision, line: &str| {
+            let parser = LineParser::new(Format::Influx, 0).with_precision(precision);
+            let mut out = Vec::new();
+            parser
+                .parse_line(1, line, &mut out)
+                .map(|()| out[0].timestamp_ms)
+        };
+        assert_eq!(
+            at(Precision::Ns, "m f=1 1700000000123456789"),
+            Ok(1_700_000_000_123)
+        );
+        assert_eq!(
+            at(Precision::Us, "m f=1 1700000000123456"),
+            Ok(1_700_000_000_123)
+        );
+        assert_eq!(at(Precision::Us, "m f=1 -1"), Ok(-1));
+        assert_eq!(
+            at(Precision::Ms, "m f=1 1700000000123"),
+            Ok(1_700_000_000_123)
+        );
+        assert_eq!(at(Precision::S, "m f=1 1700000000"), Ok(1_700_000_000_000));
+        assert_eq!(at(Precision::S, "m f=1"), Ok(0));
+        let err = at(Precision::S, "m f=1 9223372036854776").unwrap_err();
+        assert_eq!(
+            err.message,
+            "column 7: timestamp \"9223372036854776\" seconds is out of range \
+             (beyond i64 milliseconds)"
+        );
+        let err = at(Precision::Ms, "m f=1 1.5").unwrap_err();
+        assert!(
+            err.message.contains("integer number of milliseconds"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn format_guesses() {
+        let guess = |lines: &[&str]| guess_format(lines);
+        assert_eq!(
+            guess(&[
+                "# HELP up x",
+                "# TYPE up gauge",
+                "up{a=\"b\"} 1",
+                "up 2 1700000000000"
+            ]),
+            Some(Format::Prometheus)
+        );
+        assert_eq!(guess(&["# TYPE up gauge"]), Some(Format::Prometheus));
+        assert_eq!(guess(&["# just a comment", ""]), None);
+        assert_eq!(guess(&[]), None);
+        assert_eq!(
+            guess(&[
+                "cpu,host=a usage=1.5,n=3i 1700000000000000000",
+                "mem free=1u"
+            ]),
+            Some(Format::Influx)
+        );
+        assert_eq!(
+            guess(&["up{a=\"b\"}\t1700000000000\t1", "", "up\t1\t2"]),
+            Some(Format::Tsv)
+        );
+        assert_eq!(
+            guess(&["series,timestamp_ms,value", "\"up{a=\"\"b\"\"}\",1000,1"]),
+            Some(Format::Csv)
+        );
+        assert_eq!(
+            guess(&[r#"{"metric":"up","labels":{"a":"b"},"timestamp_ms":1000,"value":"1"}"#]),
+            Some(Format::Jsonl)
+        );
+        // One line no format reads: no guess.
+        assert_eq!(guess(&["up\t1\t2", "cpu f=1"]), None);
+        assert_eq!(guess(&["series,timestamp_ms,value"]), Some(Format::Csv));
+    }
+
     #[test]
     fn influx_happy_path() {
         let samples = parse(
@@ -1675,15 +2031,15 @@ exemplar_no_ts 3 # {trace_id=\"abc\"} 1.0
             s.key,
             key(
                 "my_disk_io_read_bytes",
-                &[("dev_name", "sd a,1=x"), ("_nd_tag", "v\\w")]
+                &[("dev_name", "sd a,1=x"), ("_2nd_tag", "v\\w")]
             )
         );
         let s = one(Format::Influx, "9lives,k=v\\q x-y=1");
-        assert_eq!(s.key, key("_lives_x_y", &[("k", "v\\q")]));
+        assert_eq!(s.key, key("_9lives_x_y", &[("k", "v\\q")]));
         let s = one(Format::Influx, "m,k=v f=1");
         assert_eq!(s.key, key("m_f", &[("k", "v")]));
 
-        // Only string fields: nothing, and no error.
+        // Only string fields: no sample and no error (a warning, tested below).
         assert!(parse(Format::Influx, "log msg=\"hello world\" 5")
             .unwrap()
             .is_empty());
