@@ -138,17 +138,29 @@ pub trait Queryable: Sync {
     /// matcher, for bucket starts in `starts` (multiples of
     /// `resolution_ms`), sorted by key; see [`BucketSet`]. Read from the
     /// stored rollup tiers where they cover, computed from raw samples
-    /// elsewhere.
+    /// elsewhere. The default, for a source without tiers, computes every
+    /// bucket from [`Self::select_series`].
     fn select_buckets(
         &self,
         matchers: &[Matcher],
         starts: TimeRange,
         resolution_ms: i64,
-    ) -> Result<BucketSet<'_>>;
+    ) -> Result<BucketSet<'_>> {
+        let raw = self.select_series(matchers, sample_range(starts, resolution_ms))?;
+        Ok(BucketSet::select(
+            resolution_ms,
+            starts,
+            matchers,
+            Vec::new(),
+            raw,
+        ))
+    }
 
-    /// The resolutions of the stored rollup tiers, ascending; empty for a
-    /// source without tiers.
-    fn tier_resolutions(&self) -> Vec<i64>;
+    /// The resolutions of the stored rollup tiers, ascending. The default:
+    /// none (a source without tiers).
+    fn tier_resolutions(&self) -> Vec<i64> {
+        Vec::new()
+    }
 
     /// Every label name, sorted.
     fn label_names(&self) -> Result<Vec<String>>;
@@ -440,26 +452,6 @@ impl Queryable for Segment {
             vec![SegmentRef::Borrowed(self)],
             Vec::new(),
         ))
-    }
-
-    fn select_buckets(
-        &self,
-        matchers: &[Matcher],
-        starts: TimeRange,
-        resolution_ms: i64,
-    ) -> Result<BucketSet<'_>> {
-        let raw = self.select_series(matchers, sample_range(starts, resolution_ms))?;
-        Ok(BucketSet::select(
-            resolution_ms,
-            starts,
-            matchers,
-            Vec::new(),
-            raw,
-        ))
-    }
-
-    fn tier_resolutions(&self) -> Vec<i64> {
-        Vec::new()
     }
 
     fn label_names(&self) -> Result<Vec<String>> {
