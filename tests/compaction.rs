@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use compaction_support::*;
 use strata::workload::{Devops, DevopsConfig};
-use strata::{
-    Db, Options, RetentionPolicy, SeriesColumns, SeriesKey, SyncMode, TierPolicy, TimeRange,
-};
+use strata::{Db, Options, RetentionPolicy, SeriesKey, SyncMode, TierPolicy, TimeRange};
 
 #[test]
 fn merging_keeps_every_answer_with_fewer_files_and_bytes() {
@@ -33,19 +31,7 @@ fn merging_keeps_every_answer_with_fewer_files_and_bytes() {
     assert!(report.segments_merged > 0, "{report:?}");
     assert_eq!(snapshot(&db), before);
     // The reader still reads its snapshot, from files now deleted.
-    let mut columns = SeriesColumns::default();
-    let mut held_samples = Snapshot::new();
-    for i in 0..held.len() {
-        held.read(i, &mut columns).unwrap();
-        let samples = columns
-            .timestamps_ms
-            .iter()
-            .zip(&columns.values)
-            .map(|(&t, v)| (t, v.to_bits()))
-            .collect();
-        held_samples.insert(held.key(i).to_string(), samples);
-    }
-    assert_eq!(held_samples, before);
+    assert_eq!(read_set(&held), before);
     drop(held);
     assert_eq!(queries(&db, 0, 40 * MINUTE), answers);
 

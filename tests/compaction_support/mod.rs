@@ -12,7 +12,7 @@ use std::path::Path;
 use strata::rollup::{store, Buckets};
 use strata::{
     parse_expr, range_query, Db, Manifest, Options, QueryOptions, RetentionPolicy, Segment,
-    SegmentMeta, SeriesColumns, SeriesKey, SyncMode, TierPolicy, TimeRange,
+    SegmentMeta, SeriesColumns, SeriesKey, SeriesSet, SyncMode, TierPolicy, TimeRange,
 };
 
 pub const SECOND: i64 = 1_000;
@@ -135,7 +135,11 @@ pub type Snapshot = BTreeMap<String, Vec<(i64, u64)>>;
 /// The raw tier only: `Db::select` also returns the tiers' last samples
 /// where retention deleted raw data.
 pub fn snapshot(db: &Db) -> Snapshot {
-    let set = db.select_series(&[], TimeRange::ALL).unwrap();
+    read_set(&db.select_series(&[], TimeRange::ALL).unwrap())
+}
+
+/// Every series of `set` with samples, read.
+pub fn read_set(set: &SeriesSet<'_>) -> Snapshot {
     let mut columns = SeriesColumns::default();
     let mut out = Snapshot::new();
     for i in 0..set.len() {
