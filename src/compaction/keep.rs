@@ -47,15 +47,8 @@ impl KeepRules {
     /// How long the policy keeps `tier` when no override applies; `None`:
     /// forever (also for a tier the policy does not have).
     pub fn default_keep_ms(&self, tier: Tier) -> Option<i64> {
-        match tier {
-            Tier::Raw => self.policy.raw_keep_ms,
-            Tier::Rollup(resolution_ms) => self
-                .policy
-                .tiers
-                .iter()
-                .find(|t| t.resolution_ms == resolution_ms)
-                .and_then(|t| t.keep_ms),
-        }
+        // `keeps_ms` lists the policy's own keep first.
+        self.all_keeps(tier).next().flatten()
     }
 
     /// How long series of metric `metric` are kept in `tier`; `None`:
@@ -67,28 +60,7 @@ impl KeepRules {
     /// Every keep duration of `tier` some series may get: the default and
     /// each override's.
     fn all_keeps(&self, tier: Tier) -> impl Iterator<Item = Option<i64>> + '_ {
-        std::iter::once(self.default_keep_ms(tier)).chain(
-            self.policy
-                .overrides
-                .iter()
-                .map(move |o| self.keep_ms_of_override(o, tier)),
-        )
-    }
-
-    fn keep_ms_of_override(
-        &self,
-        rule: &super::policy::RetentionOverride,
-        tier: Tier,
-    ) -> Option<i64> {
-        let overridden = match tier {
-            Tier::Raw => rule.raw_keep_ms,
-            Tier::Rollup(resolution_ms) => rule
-                .tier_keep_ms
-                .iter()
-                .find(|(r, _)| *r == resolution_ms)
-                .map(|(_, keep)| *keep),
-        };
-        overridden.unwrap_or_else(|| self.default_keep_ms(tier))
+        self.policy.keeps_ms(tier.resolution_ms())
     }
 
     /// Whether no series is ever deleted from `tier`.

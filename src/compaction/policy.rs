@@ -333,6 +333,20 @@ impl RetentionPolicy {
             .overrides
             .iter()
             .find(|rule| rule.metric.matches(metric_name));
+        self.keep_ms_under(rule, resolution_ms)
+    }
+
+    /// Every keep duration some series may get at `resolution_ms` (0: raw
+    /// samples): the policy's own, then each override's.
+    pub fn keeps_ms(&self, resolution_ms: i64) -> impl Iterator<Item = Option<i64>> + '_ {
+        std::iter::once(None)
+            .chain(self.overrides.iter().map(Some))
+            .map(move |rule| self.keep_ms_under(rule, resolution_ms))
+    }
+
+    /// The keep at `resolution_ms` for series `rule` applies to (`None`:
+    /// no override applies).
+    fn keep_ms_under(&self, rule: Option<&RetentionOverride>, resolution_ms: i64) -> Option<i64> {
         if resolution_ms == 0 {
             return match rule.and_then(|rule| rule.raw_keep_ms) {
                 Some(keep) => keep,
