@@ -129,6 +129,8 @@ pub enum InputError {
     MissingMetricName,
     #[error("invalid metric name {0:?}: must match [a-zA-Z_:][a-zA-Z0-9_:]*")]
     BadMetricName(String),
+    #[error("invalid metric metadata: {0}")]
+    BadMetadata(String),
     #[error("invalid label name {0:?}: must match [a-zA-Z_][a-zA-Z0-9_]*")]
     BadLabelName(String),
     #[error("label {0:?} appears twice")]

@@ -46,6 +46,7 @@ pub mod fault;
 mod head;
 pub mod index;
 pub mod ingest;
+pub mod metadata;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod query;
@@ -68,6 +69,7 @@ pub use db::{
 };
 pub use error::{Corruption, CorruptionError, Error, InputError, Result};
 pub use index::{parse_selector, MatchOp, Matcher};
+pub use metadata::{Metadata, MetricMetadata, MetricType};
 pub use query::ast::Expr;
 pub use query::buckets::BucketSet;
 pub use query::eval::{

@@ -6,21 +6,27 @@
 //! `a`), then by labels (see [`series_order`]), where the bucket bound `le`
 //! is compared as a number: a classic histogram's `_bucket` series come out
 //! 0.1, 0.5, 1, 10, +Inf, as Prometheus lists them, not in string order.
+//!
+//! Metric metadata: a Tsv export starts with the `# HELP`, `# TYPE` and
+//! `# UNIT` lines of the families its series belong to, which `import`
+//! stores again; Csv and Jsonl carry no metadata (Parquet keeps it in the
+//! file's key-value metadata, see `strata::parquet`).
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use strata::series::METRIC_NAME_LABEL;
-use strata::{Db, Error, Label, Matcher, SeriesKey, TimeRange};
+use strata::{Db, Error, Label, Matcher, Metadata, MetricMetadata, SeriesKey, TimeRange};
 
 use super::discover::{parse_selector_arg, Selector};
 use super::parquet::WithParquet;
 use super::time::parse_time;
 
-use strata::ingest::{csv_header, parse_value, write_sample, ExportFormat};
+use strata::ingest::{csv_header, parse_value, write_metadata, write_sample, ExportFormat};
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
@@ -98,6 +104,9 @@ fn write_all(
         .collect();
     metrics.sort_by_cached_key(|m| format!("{m}{{"));
     metrics.dedup();
+    if format == ExportFormat::Tsv {
+        out.write_all(metadata_lines(&db.metadata(), &metrics).as_bytes())?;
+    }
     for metric in metrics {
         let mut selected = matchers.to_vec();
         selected.push(Matcher::equal("__name__", &metric));
@@ -110,6 +119,20 @@ fn write_all(
         }
     }
     Ok(())
+}
+
+/// The `# HELP`/`# TYPE`/`# UNIT` lines of the families of `metrics`, in
+/// family order, for the head of a Tsv export (`import` reads them back).
+fn metadata_lines(metadata: &Metadata, metrics: &[String]) -> String {
+    let families: BTreeMap<&str, &MetricMetadata> = metrics
+        .iter()
+        .filter_map(|metric| metadata.of_metric(metric))
+        .collect();
+    let mut lines = String::new();
+    for (family, family_metadata) in families {
+        write_metadata(&mut lines, family, family_metadata);
+    }
+    lines
 }
 
 /// The order of two series of one metric: their labels other than

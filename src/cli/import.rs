@@ -25,6 +25,7 @@
 //! not failures. When the first `GUESS_LINES` lines give no sample and some
 //! fail, the summary names the format they look like (`guess_format`).
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::PathBuf;
@@ -39,7 +40,7 @@ use strata::ingest::{
     guess_format, CachingParser, Format, IndexedSample, Limits, Line, LineParser, LineReader,
     ParseError, Precision, Warning, WarningKind, GUESS_LINES,
 };
-use strata::{Db, Error, Options, SeriesRef, SyncMode, MAX_BATCH_SAMPLES};
+use strata::{Db, Error, MetricMetadata, Options, SeriesRef, SyncMode, MAX_BATCH_SAMPLES};
 
 /// Flush to segments every this many imported samples (bounds memory).
 const FLUSH_EVERY_SAMPLES: u64 = 20_000_000;
@@ -121,6 +122,8 @@ struct Summary {
     /// Lines with string fields left out, the first few listed.
     string_lines: usize,
     string_lines_shown: Vec<String>,
+    /// Metric families whose `# TYPE`/`# HELP`/`# UNIT` lines were stored.
+    metadata_families: BTreeSet<String>,
 }
 
 impl Summary {
@@ -265,6 +268,12 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, Error> {
         summary.samples as f64 / seconds.max(1e-9) / 1e6,
         if args.no_flush { "; left in the WAL (--no-flush)" } else { "; flushed to segments" }
     )?;
+    if !summary.metadata_families.is_empty() {
+        outln!(
+            "stored the metadata (# TYPE, # HELP, # UNIT) of {} metric families",
+            summary.metadata_families.len()
+        )?;
+    }
     if summary.malformed > 0 {
         outln!("{} malformed lines skipped:", summary.malformed)?;
         for message in &summary.failures_shown {
@@ -319,6 +328,8 @@ struct Batch {
     failures: Vec<Failure>,
     /// Warnings of the batch's lines, in line order.
     warnings: Vec<Warning>,
+    /// Metadata set or changed by the batch's lines.
+    metadata: Vec<(String, MetricMetadata)>,
     /// Number of the last line read.
     last_line: usize,
 }
@@ -399,6 +410,7 @@ fn parse_input<R: BufRead>(
             first.malformed += usize::from(is_first);
         }
         batch.warnings.extend(parser.take_warnings());
+        batch.metadata.extend(parser.take_metadata());
         let added = batch.samples.len() - before;
         if is_first {
             first.samples += added;
@@ -441,6 +453,12 @@ fn write_batches(
         }
         for warning in batch.warnings.drain(..) {
             summary.warning(&warning);
+        }
+        if !batch.metadata.is_empty() {
+            summary
+                .metadata_families
+                .extend(batch.metadata.iter().map(|(family, _)| family.clone()));
+            db.set_metadata(batch.metadata.drain(..))?;
         }
         for (samples, lines) in batch
             .samples

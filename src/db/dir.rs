@@ -108,6 +108,7 @@ pub fn prepare(dir: &Path, read_only: bool) -> Result<Option<DirLock>> {
     for name in [
         LOCK_FILE,
         MANIFEST_FILE,
+        super::metadata::METADATA_FILE,
         JOURNAL_FILE,
         WAL_DIR,
         SEGMENT_DIR,
@@ -236,7 +237,7 @@ fn list_segment_dir(dir: &Path) -> Result<SegmentDirListing> {
 pub fn load_manifest(dir: &Path, read_only: bool) -> Result<Manifest> {
     if !read_only {
         // An interrupted store; the manifest it was replacing is intact.
-        let temp = dir.join(format!("{MANIFEST_FILE}.tmp"));
+        let temp = super::envelope::temp_path(dir, MANIFEST_FILE);
         match fs::remove_file(&temp) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}

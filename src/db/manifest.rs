@@ -32,17 +32,17 @@
 
 use std::fs::{self, File};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::envelope::{self, HEADER_LEN};
 use crate::error::{Corruption, CorruptionError, Error, Result};
 use crate::segment::format::Cursor;
-use crate::segment::{sync_parent_dir, Segment, SegmentSummary};
+use crate::segment::{Segment, SegmentSummary};
 
 pub const MANIFEST_FILE: &str = "MANIFEST";
 const MAGIC: &[u8; 8] = b"STRATMAN";
 /// Written by this build; version 1 is still read.
 const VERSION: u16 = 3;
-const HEADER_LEN: usize = 16;
 const ENTRY_LEN_V1: usize = 44;
 const ENTRY_LEN_V2: usize = 60;
 const ENTRY_LEN_V3: usize = 76;
@@ -270,15 +270,7 @@ impl Manifest {
             payload.extend_from_slice(&s.resolution_ms.to_le_bytes());
             payload.extend_from_slice(&s.block_duration_ms.to_le_bytes());
         }
-        let mut out = Vec::with_capacity(payload.len() + HEADER_LEN + 4);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        out.extend_from_slice(&payload);
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        envelope::seal(MAGIC, VERSION, &payload)
     }
 
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Manifest> {
@@ -291,55 +283,12 @@ impl Manifest {
             }
             .into()
         };
-        let mut c = Cursor::new(bytes, 0, "manifest");
-        let magic = c.bytes(8).map_err(|e| corrupt(0, e))?;
-        if magic != MAGIC {
-            return Err(corrupt(
-                0,
-                Corruption::BadMagic {
-                    what: "manifest",
-                    found: magic.to_vec(),
-                    expected: MAGIC,
-                },
-            ));
-        }
-        let version = c.u16().map_err(|e| corrupt(8, e))?;
-        let _reserved = c.u16().map_err(|e| corrupt(10, e))?;
-        let len = c.u32().map_err(|e| corrupt(12, e))? as usize;
-        let payload = c.bytes(len).map_err(|e| corrupt(16, e))?;
-        let crc_offset = c.file_offset();
-        let stored = c.u32().map_err(|e| corrupt(crc_offset, e))?;
-        let computed = crc32fast::hash(&bytes[..HEADER_LEN + len]);
-        if stored != computed {
-            return Err(corrupt(
-                crc_offset,
-                Corruption::ChecksumMismatch {
-                    region: "manifest",
-                    stored,
-                    computed,
-                },
-            ));
-        }
+        let (version, payload) = envelope::open(bytes, path, MAGIC, "manifest", 1..=VERSION)?;
         let entry_len = match version {
             1 => ENTRY_LEN_V1,
             2 => ENTRY_LEN_V2,
-            3 => ENTRY_LEN_V3,
-            found => {
-                return Err(corrupt(
-                    8,
-                    Corruption::UnsupportedVersion {
-                        found,
-                        supported: VERSION,
-                    },
-                ))
-            }
+            _ => ENTRY_LEN_V3,
         };
-        if c.remaining() != 0 {
-            return Err(corrupt(
-                c.file_offset(),
-                Corruption::BadLayout("bytes after the manifest checksum".into()),
-            ));
-        }
         let mut p = Cursor::new(payload, HEADER_LEN as u64, "manifest payload");
         let at = |e: Corruption| corrupt(HEADER_LEN as u64, e);
         let next_segment_seq = p.u64().map_err(at)?;
@@ -488,26 +437,12 @@ impl Manifest {
 
     /// Writes `dir/MANIFEST` atomically and durably.
     pub fn store(&self, dir: &Path) -> Result<()> {
-        let path = dir.join(MANIFEST_FILE);
-        let temp: PathBuf = dir.join(format!("{MANIFEST_FILE}.tmp"));
-        let written = (|| {
-            let mut file = File::create(&temp).map_err(|e| Error::io("create", &temp, e))?;
-            crate::fault::write_all("manifest.write", &mut file, &self.encode())
-                .map_err(|e| Error::io("write", &temp, e))?;
-            crate::fault::check("manifest.fsync")
-                .and_then(|()| file.sync_all())
-                .map_err(|e| Error::io("fsync", &temp, e))?;
-            drop(file);
-            crate::fault::check("manifest.rename")
-                .and_then(|()| fs::rename(&temp, &path))
-                .map_err(|e| Error::io("rename into place", &path, e))
-        })();
-        if let Err(error) = written {
-            // Never read; best effort (a leftover is removed at open).
-            let _ = fs::remove_file(&temp);
-            return Err(error);
-        }
-        sync_parent_dir(&path)
+        let faults = envelope::ReplaceFaults {
+            write: "manifest.write",
+            fsync: "manifest.fsync",
+            rename: "manifest.rename",
+        };
+        envelope::replace_file(dir, MANIFEST_FILE, &self.encode(), &faults)
     }
 }
 

@@ -25,7 +25,9 @@
 
 mod compact;
 mod dir;
+mod envelope;
 pub mod manifest;
+mod metadata;
 mod read;
 mod repair;
 mod replay;
@@ -45,6 +47,7 @@ use crate::compaction::policy::{Clock, RetentionPolicy};
 use crate::compaction::CompactionReport;
 use crate::error::{Corruption, CorruptionError, Error, InputError, Result};
 use crate::head::{partition_start, FrozenHead, Head, MemSeries, SeriesGuard};
+use crate::metadata::Metadata;
 use crate::segment::{Segment, SegmentWriter};
 use crate::series::SeriesKey;
 use crate::wal::record::{self, SamplesEncoder};
@@ -453,6 +456,8 @@ struct Inner {
     samples_rejected: AtomicU64,
     flushes: AtomicU64,
     last_background_error: Mutex<Option<String>>,
+    /// The metric metadata; the lock also serializes its stores.
+    metadata: Mutex<Metadata>,
     recovery: RecoveryReport,
     shutdown: Mutex<bool>,
     wake: Condvar,
@@ -621,6 +626,7 @@ impl Db {
         // has changed nothing.
         dir::sweep_compaction_journal(dir, &manifest, read_only, &mut recovery)?;
         dir::sweep_segments(dir, &manifest, read_only, &mut recovery)?;
+        let metadata = metadata::load(dir, read_only, &mut recovery)?;
         let wal = if read_only {
             None
         } else {
@@ -662,6 +668,7 @@ impl Db {
             samples_rejected: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             last_background_error: Mutex::new(None),
+            metadata: Mutex::new(metadata),
             recovery,
             shutdown: Mutex::new(false),
             wake: Condvar::new(),

@@ -45,10 +45,13 @@ use std::collections::{HashMap, HashSet};
 
 use memchr::{memchr2, memrchr};
 
+use super::metadata::MetadataCollector;
 use super::{
     columns, is_blank, parse_prometheus_tail, parse_timestamp, parse_value, Cursor, Format,
     LineParser, ParseError, ParsedSample, Warning, WarningKind,
 };
+use crate::ingest::parse_metadata_line;
+use crate::metadata::MetricMetadata;
 use crate::SeriesKey;
 
 /// One sample of a parsed line: the dense index of its series, its
@@ -78,6 +81,8 @@ pub struct CachingParser {
     warnings: Vec<Warning>,
     /// Names already reported as renamed: each is reported once.
     renamed: HashSet<String>,
+    /// `# TYPE`, `# HELP` and `# UNIT` lines read (Prometheus and Tsv).
+    metadata: MetadataCollector,
 }
 
 impl CachingParser {
@@ -90,7 +95,16 @@ impl CachingParser {
             parsed: Vec::new(),
             warnings: Vec::new(),
             renamed: HashSet::new(),
+            metadata: MetadataCollector::default(),
         }
+    }
+
+    /// The metric families whose metadata (`# TYPE`, `# HELP`, `# UNIT`
+    /// lines, Prometheus and Tsv formats) the lines parsed since the last
+    /// call set or changed, with their metadata so far: ready for
+    /// [`crate::Db::set_metadata`].
+    pub fn take_metadata(&mut self) -> Vec<(String, MetricMetadata)> {
+        self.metadata.take_changed()
     }
 
     /// The [`Warning`]s of the lines parsed since the last call, in line
@@ -145,6 +159,10 @@ impl CachingParser {
             }
         }
         self.parse_full(line_no, full, split, out, &mut resolve, &mut rejected)
+    }
+
+    fn reads_metadata(&self) -> bool {
+        matches!(self.parser.format, Format::Prometheus | Format::Tsv)
     }
 
     fn lookup(&mut self, text: &[u8]) -> Option<u32> {
@@ -226,6 +244,11 @@ impl CachingParser {
                 line: line_no,
                 message: format!("more than {} series in one import", u32::MAX),
             });
+        }
+        if result.is_ok() && parsed.is_empty() && self.reads_metadata() {
+            if let Ok(Some(line)) = parse_metadata_line(text) {
+                self.metadata.record(line);
+            }
         }
         let cacheable = parsed.len() == 1;
         for sample in parsed.drain(..) {

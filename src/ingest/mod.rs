@@ -145,8 +145,10 @@
 
 mod cache;
 mod columns;
+mod metadata;
 
 pub use cache::{CachingParser, IndexedSample};
+pub use metadata::{parse_metadata_line, write_metadata, MetadataField, MetadataLine};
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -878,7 +880,7 @@ fn parse_timestamp(token: &str, unit: &str) -> Result<i64, String> {
 
 fn parse_tsv(line: &str, limits: &Limits, out: &mut Vec<ParsedSample>) -> Result<(), String> {
     if is_skipped(line) {
-        return Ok(());
+        return parse_metadata_line(line).map(drop);
     }
     let mut fields = line.rsplitn(3, '\t');
     let value_text = fields.next().unwrap_or_default();
@@ -988,7 +990,7 @@ fn parse_prometheus(
     out: &mut Vec<ParsedSample>,
 ) -> Result<(), String> {
     if is_skipped(line) {
-        return Ok(());
+        return parse_metadata_line(line).map(drop);
     }
     let mut cur = Cursor::new(line);
     cur.skip_blanks();
