@@ -137,6 +137,21 @@ pub const HEAD_BYTES_PER_SERIES: usize = 1024;
 impl Options {
     /// Checks that every limit is one the formats can hold, so that nothing
     /// accepted can be written in a form replay or a reader would reject.
+    /// [`Db::open`] and [`Db::repair`] call it first.
+    ///
+    /// ```
+    /// use strata::{Db, Options};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// assert!(Options::default().validate().is_ok());
+    ///
+    /// let options = Options { partition_duration_ms: 0, ..Options::default() };
+    /// assert!(options.validate().is_err());
+    /// let dir = tempfile::tempdir()?;
+    /// assert!(Db::open(dir.path(), options).is_err()); // refused before anything is written
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn validate(&self) -> Result<(), InputError> {
         let bad = |what: String| Err(InputError::BadOption(what));
         if self.partition_duration_ms <= 0 {
@@ -249,6 +264,21 @@ pub struct SeriesRef {
 }
 
 impl SeriesRef {
+    /// The key of the series this handle writes to.
+    ///
+    /// ```
+    /// use strata::{Db, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let key = SeriesKey::new("up", &[("job", "api")])?;
+    /// let up = db.series(&key)?;
+    /// assert_eq!(up.key(), &key);
+    /// assert_eq!(up.key().get("job"), Some("api"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn key(&self) -> &SeriesKey {
         &self.series.key
     }
@@ -310,6 +340,23 @@ pub struct Quarantined {
 impl RecoveryReport {
     /// True when opening changed (or, read-only, would change) nothing on
     /// disk and dropped nothing.
+    ///
+    /// ```
+    /// use strata::{Db, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// db.append(&SeriesKey::new("up", &[])?, 1_000, 1.0)?;
+    /// drop(db); // not closed: the next open replays the WAL, which is no damage
+    ///
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let report = db.recovery_report();
+    /// assert_eq!(report.samples_replayed, 1);
+    /// assert!(report.is_clean());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_clean(&self) -> bool {
         self.wal_damage.is_empty()
             && self.orphan_segments_removed.is_empty()
@@ -320,6 +367,25 @@ impl RecoveryReport {
 
     /// One line per recovery action, for people: what was (or would be)
     /// truncated, skipped, quarantined or removed, and why.
+    ///
+    /// ```
+    /// use strata::{Db, Options};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// Db::open(dir.path(), Options::default())?.close()?;
+    /// // A segment file no manifest lists, numbered after every committed
+    /// // one: what a flush that never committed leaves behind.
+    /// std::fs::write(dir.path().join("segments/00000000000000000099.seg"), b"partial")?;
+    ///
+    /// let report = Db::open_read_only(dir.path())?.recovery_report().clone();
+    /// assert!(!report.is_clean());
+    /// let actions = report.actions();
+    /// assert_eq!(actions.len(), 1);
+    /// assert!(actions[0].starts_with("would remove")); // read-only: nothing done
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn actions(&self) -> Vec<String> {
         let (truncate, skip, quarantine, remove) = if self.read_only {
             (

@@ -26,7 +26,22 @@ use crate::rollup::ROLLUP_LABEL;
 use crate::segment::Segment;
 
 /// What [`Db::repair`] did, one line per action, and the files it moved to
-/// `quarantine/`.
+/// `quarantine/`. Both are empty for a directory that needed nothing.
+///
+/// ```
+/// use strata::{Db, Options, SeriesKey};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let db = Db::open(dir.path(), Options::default())?;
+/// db.append(&SeriesKey::new("up", &[])?, 1_000, 1.0)?;
+/// db.close()?;
+///
+/// let report = Db::repair(dir.path(), &Options::default())?;
+/// assert!(report.actions.is_empty() && report.quarantined.is_empty());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RepairReport {
     pub actions: Vec<String>,

@@ -55,6 +55,29 @@ impl Db {
     /// tiers answer where they have rolled up (a tier whose resolution
     /// divides `resolution_ms`, coarsest first), raw samples elsewhere. The
     /// same as [`crate::Queryable::select_buckets`].
+    ///
+    /// ```
+    /// use strata::{Db, Matcher, Options, SeriesKey, TimeRange};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let key = SeriesKey::new("up", &[("job", "a")])?;
+    /// for i in 0..12 {
+    ///     db.append(&key, i * 10_000, i as f64)?; // every 10 s for 2 minutes
+    /// }
+    ///
+    /// let job_a = [Matcher::equal("job", "a")];
+    /// let set = db.select_bucket_set(&job_a, TimeRange::new(0, 119_999), 60_000)?;
+    /// assert_eq!(set.starts(), TimeRange::new(0, 60_000)); // rounded down to bucket starts
+    /// assert_eq!((set.len(), set.key(0)), (1, &key));
+    /// let mut buckets = Default::default(); // a `Buckets`, filled by `read`
+    /// set.read(0, &mut buckets)?;
+    /// assert_eq!(buckets.count, [6, 6]);
+    /// assert_eq!(buckets.max, [5.0, 11.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn select_bucket_set(
         &self,
         matchers: &[Matcher],

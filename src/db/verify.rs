@@ -23,6 +23,32 @@ pub struct SegmentCheck {
 }
 
 impl SegmentCheck {
+    /// True when every chunk decoded with a matching checksum and the
+    /// file's bytes match the manifest's pin.
+    ///
+    /// ```
+    /// use std::io::{Seek, SeekFrom, Write};
+    /// use strata::{Db, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// db.append(&SeriesKey::new("up", &[])?, 1_000, 1.0)?;
+    /// db.flush()?;
+    /// let check = db.verify_segments().remove(0);
+    /// assert!(check.is_intact());
+    /// db.close()?;
+    ///
+    /// // Damage the first chunk (after the 16-byte header): opening, which
+    /// // checks only the file length and footer, does not notice.
+    /// let mut file = std::fs::OpenOptions::new().write(true).open(&check.path)?;
+    /// file.seek(SeekFrom::Start(16))?;
+    /// file.write_all(&[0xff; 4])?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// assert!(!db.verify_segments()[0].is_intact());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_intact(&self) -> bool {
         self.report.damage.is_empty() && self.pin_problem.is_none()
     }
