@@ -126,8 +126,12 @@ impl FromStr for MetricType {
             .find(|t| t.as_str() == name)
             .ok_or_else(|| {
                 let names: Vec<&str> = MetricType::ALL.iter().map(|t| t.as_str()).collect();
+                let mut shown: String = name.chars().take(40).collect();
+                if shown.len() < name.len() {
+                    shown.push('…');
+                }
                 format!(
-                    "unknown metric type {name:?} (expected {} or untyped)",
+                    "unknown metric type {shown:?} (expected {} or untyped)",
                     names.join(", ")
                 )
             })

@@ -51,6 +51,8 @@ use ::parquet::file::writer::{
 use ::parquet::schema::types::{ColumnDescriptor, ColumnPath, Type as SchemaType};
 
 use crate::error::InputError;
+use crate::ingest::{parse_metadata_text, write_families_metadata};
+use crate::metadata::MetricMetadata;
 use crate::query::source::{Queryable, SeriesColumns};
 use crate::series::{SeriesKey, TimeRange, METRIC_NAME_LABEL};
 use crate::{Db, Matcher, SeriesRef};
@@ -61,6 +63,10 @@ pub const SCHEMA_VERSION: &str = "1";
 pub const METADATA_STRATA_VERSION: &str = "strata.version";
 /// Key-value metadata key holding [`SCHEMA_VERSION`].
 pub const METADATA_SCHEMA_VERSION: &str = "strata.parquet_schema_version";
+/// Key-value metadata key holding the metric metadata of the exported
+/// series' families as `# HELP`/`# TYPE`/`# UNIT` lines
+/// ([`crate::ingest::write_metadata`]); absent when there is none.
+pub const METADATA_METRIC_METADATA: &str = "strata.metric_metadata";
 /// Name of the sample timestamp column.
 pub const TIMESTAMP_COLUMN: &str = "timestamp";
 /// Name of the sample value column.
@@ -91,6 +97,9 @@ pub enum ParquetError {
     /// The file's schema is not the one this module reads.
     #[error("parquet schema: column {column:?}: {reason}")]
     Schema { column: String, reason: String },
+    /// A key-value metadata entry strata reads is malformed.
+    #[error("parquet key-value metadata {key:?}: {reason}")]
+    KeyValue { key: &'static str, reason: String },
     /// The file has no column with this required name.
     #[error("parquet schema: no column {0:?}")]
     MissingColumn(&'static str),
@@ -165,6 +174,8 @@ pub struct ImportSummary {
     pub rejected: u64,
     /// The first few rejections: `row group R, row N: reason`.
     pub rejections_shown: Vec<String>,
+    /// Metric families whose metadata the file held, stored.
+    pub metadata_families: usize,
 }
 
 /// The column name of label `name`.
@@ -211,12 +222,14 @@ pub fn export<W: Write + Send>(
     let mut windows = BTreeSet::new();
     let mut columns = SeriesColumns::default();
     let mut series = 0;
+    let mut metrics = BTreeSet::new();
     for i in 0..set.len() {
         set.read(i, &mut columns)?;
         if columns.is_empty() {
             continue;
         }
         series += 1;
+        metrics.insert(set.key(i).metric().to_owned());
         for label in set.key(i).labels() {
             if &*label.name != METRIC_NAME_LABEL {
                 label_names.insert(Arc::clone(&label.name));
@@ -230,6 +243,12 @@ pub fn export<W: Write + Send>(
         }
     }
     drop(set);
+    let mut metric_metadata = String::new();
+    write_families_metadata(
+        &mut metric_metadata,
+        &source.metadata(),
+        metrics.iter().map(String::as_str),
+    );
     let label_names: Vec<Arc<str>> = label_names.into_iter().collect();
     let label_columns: Vec<String> = label_names.iter().map(|n| label_column_name(n)).collect();
 
@@ -242,16 +261,21 @@ pub fn export<W: Write + Send>(
         )
         .set_column_dictionary_enabled(ColumnPath::from(VALUE_COLUMN), false)
         .set_column_encoding(ColumnPath::from(VALUE_COLUMN), Encoding::BYTE_STREAM_SPLIT)
-        .set_key_value_metadata(Some(vec![
-            KeyValue::new(
-                METADATA_STRATA_VERSION.to_owned(),
-                env!("CARGO_PKG_VERSION").to_owned(),
-            ),
-            KeyValue::new(
-                METADATA_SCHEMA_VERSION.to_owned(),
-                SCHEMA_VERSION.to_owned(),
-            ),
-        ]))
+        .set_key_value_metadata(Some(
+            [
+                (
+                    METADATA_STRATA_VERSION,
+                    env!("CARGO_PKG_VERSION").to_owned(),
+                ),
+                (METADATA_SCHEMA_VERSION, SCHEMA_VERSION.to_owned()),
+            ]
+            .into_iter()
+            .chain(
+                (!metric_metadata.is_empty()).then(|| (METADATA_METRIC_METADATA, metric_metadata)),
+            )
+            .map(|(key, value)| KeyValue::new(key.to_owned(), value))
+            .collect(),
+        ))
         .build();
     let schema = Arc::new(schema(&label_columns)?);
     let mut writer = SerializedFileWriter::new(out, schema, Arc::new(properties))?;
@@ -466,6 +490,7 @@ fn write_column<W: Write + Send>(
 pub fn import<R: ChunkReader + 'static>(reader: R, db: &Db) -> Result<ImportSummary, ParquetError> {
     let file = contain_panics(|| Ok(SerializedFileReader::new(reader)?))?;
     let layout = Layout::of(file.metadata().file_metadata().schema_descr().columns())?;
+    let metric_metadata = metric_metadata_of(file.metadata().file_metadata().key_value_metadata())?;
     let mut summary = ImportSummary::default();
     let mut since_flush = 0u64;
     let mut batch = ImportBatch::default();
@@ -488,7 +513,25 @@ pub fn import<R: ChunkReader + 'static>(reader: R, db: &Db) -> Result<ImportSumm
             }
         }
     }
+    summary.metadata_families = metric_metadata.len();
+    db.set_metadata(metric_metadata)?;
     Ok(summary)
+}
+
+/// The metric metadata a file's [`METADATA_METRIC_METADATA`] entry holds.
+fn metric_metadata_of(
+    key_values: Option<&Vec<KeyValue>>,
+) -> Result<Vec<(String, MetricMetadata)>, ParquetError> {
+    let text = key_values
+        .into_iter()
+        .flatten()
+        .find(|kv| kv.key == METADATA_METRIC_METADATA)
+        .and_then(|kv| kv.value.as_deref())
+        .unwrap_or_default();
+    parse_metadata_text(text).map_err(|reason| ParquetError::KeyValue {
+        key: METADATA_METRIC_METADATA,
+        reason,
+    })
 }
 
 /// Runs `decode`, a call into the Parquet library's reader, turning a

@@ -54,9 +54,12 @@
 //! - snapshot timestamps strictly increase (a snapshot in the same
 //!   millisecond as the previous one is stamped one millisecond later).
 //!
-//! `describe_*` metadata (unit and description) is kept in memory and read
-//! through [`RecorderHandle::descriptions`]; it is not written to disk
-//! (strata has no series metadata store yet).
+//! `describe_*` metadata is stored as the database's metric metadata
+//! ([`Db::metadata`]: type counter, gauge or histogram, the description as
+//! help text, the unit's name such as `seconds`) by the next
+//! snapshot, and kept in memory for [`RecorderHandle::descriptions`]. A
+//! metadata store that fails is retried at the following snapshot and
+//! reported in [`RecorderStats::last_error`]; it never fails a snapshot.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -73,6 +76,7 @@ use metrics::{
 };
 use parking_lot::{Mutex, RwLock};
 
+use crate::metadata::{MetricMetadata, MetricType};
 use crate::series::{Label, SeriesKey, METRIC_NAME_LABEL};
 use crate::{Db, SeriesRef, MAX_BATCH_SAMPLES};
 
@@ -211,6 +215,7 @@ impl RecorderBuilder {
             le_values,
             registry: RwLock::new(Registry::default()),
             descriptions: Mutex::new(BTreeMap::new()),
+            unsaved_metadata: Mutex::new(Vec::new()),
             stats: Mutex::new(RecorderStats::default()),
             last_timestamp_ms: Mutex::new(i64::MIN),
             worker: Mutex::new(None),
@@ -402,6 +407,8 @@ struct Shared {
     le_values: Vec<Arc<str>>,
     registry: RwLock<Registry>,
     descriptions: Mutex<BTreeMap<(String, MetricKind), MetricDescription>>,
+    /// Descriptions not yet stored in the database's metric metadata.
+    unsaved_metadata: Mutex<Vec<(String, MetricMetadata)>>,
     stats: Mutex<RecorderStats>,
     /// Held while a snapshot is taken, so snapshots do not interleave.
     last_timestamp_ms: Mutex<i64>,
@@ -473,6 +480,7 @@ impl Shared {
                 }
             }
         }
+        self.store_metadata();
         let mut stats = self.stats.lock();
         stats.samples_written += report.accepted as u64;
         stats.samples_rejected += report.rejected as u64;
@@ -487,6 +495,20 @@ impl Shared {
                 Err(error)
             }
         }
+    }
+
+    /// Stores the descriptions made since the last store (see the module
+    /// documentation).
+    fn store_metadata(&self) {
+        let mut unsaved = self.unsaved_metadata.lock();
+        if unsaved.is_empty() {
+            return;
+        }
+        if let Err(error) = self.db.set_metadata(unsaved.iter().cloned()) {
+            self.stats.lock().last_error = Some(format!("storing metric metadata: {error}"));
+            return;
+        }
+        unsaved.clear();
     }
 
     fn reject(&self, error: RecorderError) {
@@ -577,6 +599,18 @@ impl Shared {
 
     fn describe(&self, name: KeyName, kind: MetricKind, unit: Option<Unit>, text: SharedString) {
         let name = sanitize_metric_name(name.as_str());
+        let metric_type = match kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Gauge => MetricType::Gauge,
+            MetricKind::Histogram => MetricType::Histogram,
+        };
+        let metadata = MetricMetadata::new(metric_type)
+            .with_help(text.as_ref())
+            .with_unit(unit.map_or("", |unit| unit.as_str()));
+        match metadata.validate(&name) {
+            Ok(()) => self.unsaved_metadata.lock().push((name.clone(), metadata)),
+            Err(error) => self.stats.lock().last_error = Some(error.to_string()),
+        }
         let description = MetricDescription {
             name: name.clone(),
             kind,

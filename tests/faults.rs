@@ -31,8 +31,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use strata::fault::{self, Fault};
 use strata::{
-    Db, Error, Manifest, Options, RecoveryReport, Segment, SegmentMeta, SeriesKey, SeriesRef,
-    SyncMode, TimeRange,
+    Db, Error, Manifest, MetricMetadata, MetricType, Options, RecoveryReport, Segment, SegmentMeta,
+    SeriesKey, SeriesRef, SyncMode, TimeRange,
 };
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -873,4 +873,59 @@ fn failed_background_flush_is_published_once_by_a_later_one() {
     let report = fx.reopen(context);
     assert!(report.is_clean(), "{context}: {report:?}");
     fx.assert_exactly_once_on_disk(context);
+}
+
+// --- Metric metadata ----------------------------------------------------
+
+fn expected_metadata() -> strata::Metadata {
+    strata::Metadata::from_families([(
+        "http_requests".to_owned(),
+        MetricMetadata::new(MetricType::Counter).with_help("Requests."),
+    )])
+}
+
+fn store_metadata(dir: &Path) {
+    let db = Db::open(dir, Options::default()).unwrap();
+    let entries = expected_metadata();
+    let entries = entries.iter().map(|(family, m)| (family, m.clone()));
+    assert!(db.set_metadata(entries).unwrap());
+    db.close().unwrap();
+}
+
+#[test]
+fn a_failed_metadata_store_leaves_the_old_metadata() {
+    let _scope = fault_scope();
+    for point in ["metadata.write", "metadata.fsync", "metadata.rename"] {
+        let dir = tempfile::tempdir().unwrap();
+        store_metadata(dir.path());
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        fault::inject(point, Fault::Fail(ErrorKind::Other), 1, false);
+        let result = db.set_metadata([("http_requests", MetricMetadata::default())]);
+        let reached = fault::hits(point) >= 1;
+        fault::clear();
+        assert!(reached, "{point} not reached");
+        assert!(
+            matches!(result, Err(Error::Io { .. })),
+            "{point}: {result:?}"
+        );
+        assert_eq!(
+            db.metadata(),
+            expected_metadata(),
+            "{point}: memory unchanged"
+        );
+        drop(db);
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        assert_eq!(
+            db.metadata(),
+            expected_metadata(),
+            "{point}: disk unchanged"
+        );
+        assert!(db.recovery_report().is_clean());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{point}: {leftovers:?}");
+    }
 }

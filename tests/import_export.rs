@@ -593,3 +593,77 @@ fn a_file_in_another_format_gets_a_hint() {
         }
     }
 }
+
+// Metric metadata
+
+/// `# TYPE`, `# HELP` and `# UNIT` lines of Prometheus text are stored as
+/// the families' metadata (`_created` and `_total` series find their
+/// counter family), shown by `strata metadata`, written at the head of a
+/// Tsv export and read back from it; a malformed `# TYPE` line is reported
+/// with its number and the rest kept.
+#[test]
+fn prometheus_metadata_is_stored_exported_and_imported_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("scrape.prom");
+    std::fs::write(
+        &input,
+        "# HELP http_requests Requests served.\\nBy code \\\\ method.\n\
+         # TYPE http_requests counter\n\
+         http_requests_total{code=\"200\"} 1027 1395066363000\n\
+         http_requests_created{code=\"200\"} 1395066000 1395066363000\n\
+         # TYPE rpc_seconds histogram\n\
+         # UNIT rpc_seconds seconds\n\
+         rpc_seconds_bucket{le=\"+Inf\"} 3 1395066363000\n\
+         # TYPE broken counters\n\
+         # some other comment\n\
+         up 1 1395066363000\n",
+    )
+    .unwrap();
+    let db = dir.path().join("db");
+    let (code, out, _) = import(&db, &input, &["--format", "prometheus"]);
+    assert_eq!(code, 1, "one malformed line: {out}");
+    assert!(out.contains("imported 4 samples"), "{out}");
+    assert!(
+        out.contains("metadata (# TYPE, # HELP, # UNIT) of 2 metric families"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 8: # TYPE \"broken\": unknown metric type \"counters\""),
+        "{out}"
+    );
+
+    let db_arg = db.to_str().unwrap();
+    let listing = "http_requests\tcounter\t\tRequests served.\\nBy code \\\\ method.\n\
+                   rpc_seconds\thistogram\tseconds\t\n";
+    let (code, out, err) = strata(&["metadata", "--db", db_arg]);
+    assert_eq!((code, out.as_str()), (0, listing), "{err}");
+    let (code, out, err) = strata(&["metadata", "--db", db_arg, "http_requests_created", "nope"]);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("http_requests\tcounter"), "{out}");
+    assert!(err.contains("no metadata for nope"), "{err}");
+
+    let exported = export(&db, "tsv");
+    assert!(
+        exported.starts_with(
+            "# HELP http_requests Requests served.\\nBy code \\\\ method.\n\
+             # TYPE http_requests counter\n\
+             # TYPE rpc_seconds histogram\n\
+             # UNIT rpc_seconds seconds\n\
+             http_requests_created{code=\"200\"}\t"
+        ),
+        "{exported}"
+    );
+    // Only the families of the exported series.
+    let (code, only_up, _) = strata(&["export", "--db", db_arg, "--match", "up"]);
+    assert_eq!(code, 0);
+    assert!(!only_up.contains('#'), "{only_up}");
+
+    let tsv = dir.path().join("export.tsv");
+    std::fs::write(&tsv, &exported).unwrap();
+    let again = dir.path().join("again");
+    let (code, out, err) = import(&again, &tsv, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, listed, _) = strata(&["metadata", "--db", again.to_str().unwrap()]);
+    assert_eq!(listed, listing);
+    assert_eq!(export(&again, "tsv"), exported);
+}

@@ -15,7 +15,9 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::{Field, RowAccessor};
 use strata::ingest::{Format, LineParser, ParsedSample};
 use strata::parquet::{export, import, ExportOptions, ExportSummary, ImportSummary, ParquetError};
-use strata::{Db, Matcher, Options, SeriesKey, SyncMode, TimeRange};
+use strata::{
+    Db, Matcher, Metadata, MetricMetadata, MetricType, Options, SeriesKey, SyncMode, TimeRange,
+};
 
 /// The staleness marker Prometheus writes: a NaN with payload 2.
 const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -663,4 +665,57 @@ fn flipped_bits_are_errors_or_imports_never_panics() {
         }
     }
     eprintln!("{contained} decoder panics contained");
+}
+
+/// The metric metadata of the exported series' families travels in the
+/// file's key-value metadata and is stored again by the import; families
+/// of series left out of the export are not written.
+#[test]
+fn metric_metadata_round_trips_through_key_value_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("a"), bulk_options()).unwrap();
+    write(
+        &db,
+        &SeriesKey::new("jobs_total", &[]).unwrap(),
+        &[(1, 1.0)],
+    );
+    write(
+        &db,
+        &SeriesKey::new("lat_bucket", &[("le", "1")]).unwrap(),
+        &[(1, 2.0)],
+    );
+    let jobs = MetricMetadata::new(MetricType::Counter).with_help("Jobs run.\nAll \\ of them.");
+    let lat = MetricMetadata::new(MetricType::Histogram).with_unit("seconds");
+    let unused = MetricMetadata::new(MetricType::Gauge);
+    db.set_metadata([
+        ("jobs", jobs.clone()),
+        ("lat", lat.clone()),
+        ("unused", unused),
+    ])
+    .unwrap();
+    let path = dir.path().join("out.parquet");
+    export_file(&db, &ExportOptions::default(), &path);
+
+    let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+    let key_values = reader
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .unwrap();
+    let text = key_values
+        .iter()
+        .find(|kv| kv.key == strata::parquet::METADATA_METRIC_METADATA)
+        .and_then(|kv| kv.value.clone())
+        .unwrap();
+    assert_eq!(
+        text,
+        "# HELP jobs Jobs run.\\nAll \\\\ of them.\n# TYPE jobs counter\n\
+         # TYPE lat histogram\n# UNIT lat seconds\n"
+    );
+
+    let (imported, summary) = import_file(&path, &dir.path().join("b"));
+    assert_eq!(summary.metadata_families, 2);
+    assert_same_data(&db, &imported);
+    let expected = Metadata::from_families([("jobs".to_owned(), jobs), ("lat".to_owned(), lat)]);
+    assert_eq!(imported.metadata(), expected);
 }

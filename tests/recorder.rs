@@ -11,8 +11,8 @@ use std::time::Duration;
 use strata::recorder::metrics::{self, counter, gauge, histogram, Unit};
 use strata::recorder::{MetricDescription, MetricKind, RecorderError, StrataRecorder};
 use strata::{
-    instant_query, parse_expr, Db, MatchOp, Matcher, Options, QueryOptions, QueryValue, SeriesKey,
-    TimeRange,
+    instant_query, parse_expr, Db, MatchOp, Matcher, MetricMetadata, MetricType, Options,
+    QueryOptions, QueryValue, SeriesKey, TimeRange,
 };
 
 const THREADS: usize = 4;
@@ -233,6 +233,23 @@ fn descriptions_are_kept_by_name_and_kind() {
             },
         ]
     );
+    // The next snapshot stores them as the database's metric metadata, and
+    // the histogram's series find their family.
+    assert!(db.metadata().is_empty());
+    recorder.handle().snapshot().unwrap();
+    let metadata = db.metadata();
+    assert_eq!(
+        metadata.get("jobs_total"),
+        Some(&MetricMetadata::new(MetricType::Counter).with_help("jobs finished"))
+    );
+    let latency = MetricMetadata::new(MetricType::Histogram)
+        .with_help("request latency")
+        .with_unit("seconds");
+    assert_eq!(
+        metadata.of_metric("latency_seconds_bucket"),
+        Some(("latency_seconds", &latency))
+    );
+    assert_eq!(metadata.len(), 2);
 }
 
 #[test]

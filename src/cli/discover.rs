@@ -1,8 +1,8 @@
-//! Discovery: `strata labels`, `strata label-values`, `strata series` and
-//! `strata cardinality`, on a data directory (read-only, beside a live
-//! writer or not) or a segment file: what Prometheus users get from
-//! `/api/v1/labels`, `/api/v1/label/NAME/values`, `/api/v1/series` and
-//! `promtool tsdb analyze`.
+//! Discovery: `strata labels`, `strata label-values`, `strata series`,
+//! `strata metadata` and `strata cardinality`, on a data directory
+//! (read-only, beside a live writer or not) or a segment file: what
+//! Prometheus users get from `/api/v1/labels`, `/api/v1/label/NAME/values`,
+//! `/api/v1/series`, `/api/v1/metadata` and `promtool tsdb analyze`.
 //!
 //! Selectors are PromQL series selectors ([`strata::parse_selector`]),
 //! checked while the arguments are parsed, so a bad one is a usage error
@@ -68,6 +68,15 @@ Examples:
 A selector is a metric name and/or label matchers (=, !=, =~, !~; regexes are
 anchored). Functions and operators need `strata query`.";
 
+const METADATA_EXAMPLES: &str = "\
+Examples:
+  strata metadata --db DIR                        # every metric family
+  strata metadata --db DIR node_cpu_seconds_total # the family of a metric name
+
+Metadata comes from the # TYPE, # HELP and # UNIT lines of an import, Parquet
+files, Db::set_metadata or the metrics recorder's describe_* calls. A segment
+file carries none.";
+
 const CARDINALITY_EXAMPLES: &str = "\
 Examples:
   strata cardinality --db DIR
@@ -104,6 +113,18 @@ pub struct SeriesArgs {
     /// Only series with samples at or before this time.
     #[arg(long, value_parser = parse_time)]
     end: Option<i64>,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = METADATA_EXAMPLES)]
+pub struct MetadataArgs {
+    /// Metric names: show the family each belongs to (`x_total` and
+    /// `x_created` of a counter `x`, `x_bucket` of a histogram `x`...).
+    /// Default: every family.
+    metrics: Vec<String>,
+    /// Data directory (opened read-only) or a segment file (*.seg).
+    #[arg(long)]
+    db: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -170,6 +191,35 @@ fn series_keys(
     keys.sort();
     keys.dedup();
     Ok(keys)
+}
+
+/// `strata metadata`: one line per family, `family<TAB>type<TAB>unit<TAB>help`
+/// (help escaped as in a `# HELP` line); exit 1 when a metric asked for
+/// has no family.
+pub fn metadata(args: &MetadataArgs) -> Result<ExitCode, Error> {
+    let metadata = Source::open(&args.db)?.queryable().metadata();
+    let mut families = BTreeMap::new();
+    let mut missing = Vec::new();
+    if args.metrics.is_empty() {
+        families.extend(metadata.iter());
+    }
+    for metric in &args.metrics {
+        match metadata.of_metric(metric) {
+            Some((family, found)) => {
+                families.insert(family, found);
+            }
+            None => missing.push(metric.as_str()),
+        }
+    }
+    for (family, found) in families {
+        let help = found.help.replace('\\', "\\\\").replace('\n', "\\n");
+        outln!("{family}\t{}\t{}\t{help}", found.metric_type, found.unit)?;
+    }
+    if !missing.is_empty() {
+        errln!("strata metadata: no metadata for {}", missing.join(", "));
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn labels(args: &LabelsArgs) -> Result<ExitCode, Error> {

@@ -13,20 +13,21 @@
 //! file's key-value metadata, see `strata::parquet`).
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use strata::series::METRIC_NAME_LABEL;
-use strata::{Db, Error, Label, Matcher, Metadata, MetricMetadata, SeriesKey, TimeRange};
+use strata::{Db, Error, Label, Matcher, SeriesKey, TimeRange};
 
 use super::discover::{parse_selector_arg, Selector};
 use super::parquet::WithParquet;
 use super::time::parse_time;
 
-use strata::ingest::{csv_header, parse_value, write_metadata, write_sample, ExportFormat};
+use strata::ingest::{
+    csv_header, parse_value, write_families_metadata, write_sample, ExportFormat,
+};
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
@@ -105,7 +106,13 @@ fn write_all(
     metrics.sort_by_cached_key(|m| format!("{m}{{"));
     metrics.dedup();
     if format == ExportFormat::Tsv {
-        out.write_all(metadata_lines(&db.metadata(), &metrics).as_bytes())?;
+        let mut lines = String::new();
+        write_families_metadata(
+            &mut lines,
+            &db.metadata(),
+            metrics.iter().map(String::as_str),
+        );
+        out.write_all(lines.as_bytes())?;
     }
     for metric in metrics {
         let mut selected = matchers.to_vec();
@@ -119,20 +126,6 @@ fn write_all(
         }
     }
     Ok(())
-}
-
-/// The `# HELP`/`# TYPE`/`# UNIT` lines of the families of `metrics`, in
-/// family order, for the head of a Tsv export (`import` reads them back).
-fn metadata_lines(metadata: &Metadata, metrics: &[String]) -> String {
-    let families: BTreeMap<&str, &MetricMetadata> = metrics
-        .iter()
-        .filter_map(|metric| metadata.of_metric(metric))
-        .collect();
-    let mut lines = String::new();
-    for (family, family_metadata) in families {
-        write_metadata(&mut lines, family, family_metadata);
-    }
-    lines
 }
 
 /// The order of two series of one metric: their labels other than

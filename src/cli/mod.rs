@@ -130,6 +130,9 @@ enum Command {
     LabelValues(discover::LabelValuesArgs),
     /// List the series matching a selector, in Prometheus text form.
     Series(discover::SeriesArgs),
+    /// List metric families' type, unit and help text (from # TYPE, # HELP
+    /// and # UNIT lines, Parquet files or the metrics recorder).
+    Metadata(discover::MetadataArgs),
     /// Report series counts like `promtool tsdb analyze`: top metric
     /// names, labels by distinct values, label pairs by series.
     Cardinality(discover::CardinalityArgs),
@@ -197,6 +200,7 @@ pub fn run() -> ExitCode {
         Command::LabelValues(args) => discover::label_values(&args),
         Command::Series(args) => discover::series(&args),
         Command::Cardinality(args) => discover::cardinality_report(&args),
+        Command::Metadata(args) => discover::metadata(&args),
     };
     match result {
         Ok(code) => code,

@@ -139,6 +139,12 @@ pub fn import(
                 "; flushed to segments"
             }
         )?;
+        if summary.metadata_families > 0 {
+            outln!(
+                "stored the metadata (# TYPE, # HELP, # UNIT) of {} metric families",
+                summary.metadata_families
+            )?;
+        }
         if summary.rejected > 0 {
             outln!("{} samples rejected:", summary.rejected)?;
             for message in &summary.rejections_shown {

@@ -148,7 +148,10 @@ mod columns;
 mod metadata;
 
 pub use cache::{CachingParser, IndexedSample};
-pub use metadata::{parse_metadata_line, write_metadata, MetadataField, MetadataLine};
+pub use metadata::{
+    parse_metadata_line, parse_metadata_text, write_families_metadata, write_metadata,
+    MetadataField, MetadataLine,
+};
 
 use std::borrow::Cow;
 use std::collections::HashSet;

@@ -167,6 +167,12 @@ pub trait Queryable: Sync {
 
     /// Every value of label `name`, sorted.
     fn label_values(&self, name: &str) -> Result<Vec<String>>;
+
+    /// The metric metadata (type, help, unit per family). The default:
+    /// none (a segment file carries no metadata).
+    fn metadata(&self) -> crate::Metadata {
+        crate::Metadata::default()
+    }
 }
 
 /// A segment a set reads: borrowed from a single-segment source, or shared
@@ -441,6 +447,10 @@ impl Queryable for crate::Db {
 
     fn label_values(&self, name: &str) -> Result<Vec<String>> {
         Ok(crate::Db::label_values(self, name))
+    }
+
+    fn metadata(&self) -> crate::Metadata {
+        crate::Db::metadata(self)
     }
 }
 
