@@ -271,7 +271,8 @@ pub fn export<W: Write + Send>(
             ]
             .into_iter()
             .chain(
-                (!metric_metadata.is_empty()).then(|| (METADATA_METRIC_METADATA, metric_metadata)),
+                (!metric_metadata.is_empty())
+                    .then_some((METADATA_METRIC_METADATA, metric_metadata)),
             )
             .map(|(key, value)| KeyValue::new(key.to_owned(), value))
             .collect(),

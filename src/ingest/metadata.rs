@@ -363,11 +363,8 @@ mod tests {
     /// quotes, `\n` spelled out, blanks and non-ASCII; no `\r` and no
     /// leading blank (the text formats do not keep them).
     fn help() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[^\r]{0,30}",
-            "([a-z\\\\\n\" \tn]|é|😀){0,20}",
-        ]
-        .prop_filter("no leading blank", |h| !h.starts_with([' ', '\t']))
+        prop_oneof!["[^\r]{0,30}", "([a-z\\\\\n\" \tn]|é|😀){0,20}",]
+            .prop_filter("no leading blank", |h| !h.starts_with([' ', '\t']))
     }
 
     proptest! {
