@@ -236,7 +236,8 @@ fn descriptions_are_kept_by_name_and_kind() {
     // The next snapshot stores them as the database's metric metadata, and
     // the histogram's series find their family.
     assert!(db.metadata().is_empty());
-    recorder.handle().snapshot().unwrap();
+    let report = recorder.handle().snapshot().unwrap();
+    assert_eq!(report.rejected, 0);
     let metadata = db.metadata();
     assert_eq!(
         metadata.get("jobs_total"),
