@@ -13,7 +13,7 @@
 //!
 //! Everything is deterministic for a given seed.
 
-use crate::{SeriesKey, TimeRange};
+use crate::{MetricMetadata, MetricType, SeriesKey, TimeRange};
 
 /// Histogram bucket upper bounds for request latency, in seconds.
 pub const LATENCY_BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
@@ -171,6 +171,76 @@ impl CollectionPoint {
         }
         &self.values
     }
+}
+
+/// The metric metadata of the collection points' families (what their
+/// `# TYPE`, `# HELP` and `# UNIT` lines would say).
+pub fn collection_point_metadata() -> Vec<(&'static str, MetricMetadata)> {
+    let entry = |metric_type, help: &str, unit: &str| {
+        MetricMetadata::new(metric_type)
+            .with_help(help)
+            .with_unit(unit)
+    };
+    use MetricType::{Counter, Gauge, Histogram};
+    vec![
+        (
+            "gateway_requests_total",
+            entry(
+                Counter,
+                "Requests the gateway answered, by route and status code.",
+                "",
+            ),
+        ),
+        (
+            "gateway_request_duration_seconds",
+            entry(Histogram, "Gateway request latency.", "seconds"),
+        ),
+        (
+            "scheduler_jobs_total",
+            entry(Counter, "Jobs the scheduler finished, by final state.", ""),
+        ),
+        (
+            "scheduler_jobs_running",
+            entry(Gauge, "Jobs running now.", ""),
+        ),
+        (
+            "agent_sessions_active",
+            entry(Gauge, "Agent sessions open now.", ""),
+        ),
+        (
+            "agent_tokens_total",
+            entry(Counter, "Tokens agents exchanged, by direction.", ""),
+        ),
+        (
+            "spawn_queue_depth",
+            entry(Gauge, "Spawn requests waiting.", ""),
+        ),
+        (
+            "spawn_requests_total",
+            entry(Counter, "Spawn requests received.", ""),
+        ),
+        (
+            "inbox_messages_total",
+            entry(Counter, "Messages filed, by folder.", ""),
+        ),
+        ("inbox_unread", entry(Gauge, "Unread messages.", "")),
+        (
+            "heartbeat_up",
+            entry(
+                Gauge,
+                "1 when the service's last heartbeat is recent, else 0.",
+                "",
+            ),
+        ),
+        (
+            "heartbeat_last_seen_seconds",
+            entry(
+                Gauge,
+                "Unix time of the service's last heartbeat.",
+                "seconds",
+            ),
+        ),
+    ]
 }
 
 fn keys_for(kind: Kind, inst: &str) -> Vec<SeriesKey> {

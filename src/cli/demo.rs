@@ -10,7 +10,7 @@ use strata::{Db, Error, Options};
 use super::inspect::{dir_size, format_utc};
 use super::kpi;
 use super::owned_dir;
-use strata::workload::CollectionPoint;
+use strata::workload::{self, CollectionPoint};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -60,6 +60,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, Error> {
         outln!("Replacing the previous demo data in {}", args.dir.display())?;
     }
     let db = Db::open(&args.dir, options)?;
+    db.set_metadata(workload::collection_point_metadata())?;
 
     outln!(
         "Simulating {} instances x 6 collection points ({} series) for {:.1} h at 1 s, {threads} writer threads...",

@@ -52,8 +52,14 @@
 //!   format); when absent the parser's default timestamp is used.
 //!   OpenMetrics' fractional *second* timestamps are rejected with a message
 //!   saying so: an integer cannot be told apart, so convert beforehand.
-//! - `# HELP`, `# TYPE`, `# UNIT`, `# EOF` and other comments are skipped; an
-//!   exemplar (`# {...} value [ts]` after the sample) is ignored.
+//! - `# HELP`, `# TYPE` and `# UNIT` lines are metric metadata (grammar in
+//!   `metadata.rs`, [`parse_metadata_line`]): a malformed one is an error;
+//!   [`CachingParser::take_metadata`] hands what they say to the importer.
+//!   The Tsv format reads them too (Tsv exports start with them). `# EOF`
+//!   and other comments are skipped; an exemplar (`# {...} value [ts]`
+//!   after the sample) is ignored. `_created` series (OpenMetrics) are
+//!   imported as series, as Prometheus 2.x stores them; they find their
+//!   family's metadata ([`crate::Metadata::of_metric`]).
 //! - Quoted (UTF-8) metric or label names are not supported.
 //!
 //! ## [`Format::Influx`]: InfluxDB line protocol
