@@ -1,5 +1,5 @@
 //! The demo's collection points (gateway, scheduler, agent sessions, spawn
-//! queue, inbox, heartbeats: the series of `strata::workload`) written by
+//! queue, inbox, heartbeats: the series of `strata demo`) written by
 //! instrumented code through the `metrics` macros into an embedded strata
 //! database, then queried with PromQL.
 //!
@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use strata::recorder::metrics::{counter, describe_histogram, gauge, histogram, Unit};
 use strata::recorder::StrataRecorder;
-use strata::workload::LATENCY_BUCKETS;
 use strata::{instant_query, parse_expr, Db, Options, QueryOptions, QueryValue};
 
+/// Histogram bucket upper bounds for request latency, in seconds (the demo's).
+const LATENCY_BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 const ROUTES: [&str; 3] = ["/v1/send", "/v1/status", "/healthz"];
 const SERVICES: [&str; 4] = ["mailer", "indexer", "billing", "search"];
 const INSTANCE: &str = "node-1";

@@ -5,7 +5,7 @@
 //! rename, fsync, remove, create) or `write_all` (writes, which can also
 //! tear: only a prefix reaches the file before the error). Without the
 //! `fault-injection` cargo feature both compile to the plain operation.
-//! With it, a test arms a point by name with [`inject`]; the point fails on
+//! With it, a test arms a point by name with `inject`; the point fails on
 //! its `nth` hit from then on (once, or every time after) and counts hits.
 //!
 //! Point names are `<component>.<step>`: `wal.write`, `wal.fsync`,

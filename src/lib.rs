@@ -2,18 +2,31 @@
 //!
 //! Samples (`i64` Unix-millisecond timestamp, `f64` value) of series
 //! (metric name + labels) are compressed Gorilla-style into chunks and
-//! stored in immutable, checksummed segment files ([`segment`]) that are
+//! stored in immutable, checksummed segment files ([`Segment`]) that are
 //! read through mmap.
 //!
 //! The public API: [`Db`] with its [`Options`], series keys
 //! ([`SeriesKey`], [`SeriesRef`]), queries ([`Db::select`],
 //! [`instant_query`], [`range_query`]), the offline segment reader and
-//! writer ([`Segment`], [`SegmentWriter`]), [`ingest`] parsers, and behind
-//! cargo features the `metrics` recorder and Parquet export/import.
-//! The modules `codec`, `wal`, `fault` and `workload` and
-//! `segment::format` are hidden from these docs: they are internals,
-//! public only for the `strata` binary, the fuzz targets and the codec
-//! benchmark, and carry no compatibility promise.
+//! writer ([`Segment`], [`SegmentWriter`]), metric [`metadata`],
+//! retention ([`RetentionPolicy`]), the [`ingest`] parsers, and behind
+//! cargo features the `metrics` recorder (`metrics-recorder`) and Parquet
+//! export/import (`parquet`).
+//!
+//! # Cargo features
+//!
+//! - `cli` (default): the `strata` binary and its dependencies (clap,
+//!   indicatif). An embedder that wants the library alone depends on
+//!   `strata` with `default-features = false`.
+//! - `internals` (implied by `cli` and `fault-injection`): makes the
+//!   internal modules (`codec`, `wal`, `segment`, `compaction`, `rollup`,
+//!   `workload`, ...) public for the binary, the codec benchmark, the fuzz
+//!   targets and the tests. They are hidden from these docs and carry no
+//!   compatibility promise; without the feature they are private and
+//!   everything users need is re-exported at the crate root.
+//! - `metrics-recorder`, `parquet`: see the modules `recorder` and `parquet`
+//!   (documented when enabled).
+//! - `fault-injection`: named I/O fault points for the fault tests.
 //!
 //! ```
 //! use strata::{Matcher, Sample, SeriesKey, Segment, SegmentWriter, TimeRange};
@@ -36,33 +49,44 @@
 //! # }
 //! ```
 
-#[doc(hidden)]
-pub mod codec;
-pub mod compaction;
+/// Declares internal modules: public but hidden from the docs with the
+/// `internals` feature (for the `strata` binary, the codec benchmark, the
+/// fuzz targets and the tests; no compatibility promise), private without
+/// it. What users need of them is re-exported below.
+macro_rules! internal_modules {
+    ($($name:ident),* $(,)?) => {$(
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        mod $name;
+    )*};
+}
+
+internal_modules!(codec, compaction, error, fault, index, query, rollup, segment, series, wal);
+
 mod db;
-pub mod error;
-#[doc(hidden)]
-pub mod fault;
 mod head;
-pub mod index;
 pub mod ingest;
 pub mod metadata;
 #[cfg(feature = "parquet")]
 pub mod parquet;
-pub mod query;
 #[cfg(feature = "metrics-recorder")]
 pub mod recorder;
-pub mod rollup;
-pub mod segment;
-pub mod series;
-#[doc(hidden)]
-pub mod wal;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod workload;
 
-pub use compaction::policy::{Clock, RetentionOverride, RetentionPolicy, TierPolicy};
+pub use codec::{CodecError, Column as ChunkColumn, TimestampEncoding, ValueEncoding};
+pub use compaction::policy::{
+    Clock, MetricPattern, PolicyFileError, RetentionOverride, RetentionPolicy, TierPolicy,
+    POLICY_FILE,
+};
 pub use compaction::CompactionReport;
-pub use db::manifest::{Manifest, SegmentMeta, SegmentPin, TierMeta};
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use db::manifest::{Manifest, TierMeta};
+pub use db::manifest::{SegmentMeta, SegmentPin};
 pub use db::{
     BatchOutcome, Db, DbStats, FlushReport, Options, Quarantined, RecoveryReport, RepairReport,
     SegmentCheck, SeriesRef, SyncMode, HEAD_BYTES_PER_SERIES, MAX_BATCH_SAMPLES,
@@ -70,6 +94,7 @@ pub use db::{
 pub use error::{Corruption, CorruptionError, Error, InputError, Result};
 pub use index::{parse_selector, MatchOp, Matcher};
 pub use metadata::{Metadata, MetricMetadata, MetricType};
+pub use query::ast;
 pub use query::ast::Expr;
 pub use query::buckets::BucketSet;
 pub use query::eval::{
@@ -79,8 +104,13 @@ pub use query::eval::{
 pub use query::parse::{parse_expr, ParseError};
 pub use query::source::{Queryable, SeriesColumns, SeriesSet};
 pub use query::SeriesSamples;
-pub use segment::{Segment, SegmentSummary, SegmentWriter};
-pub use series::{Label, Sample, SeriesKey, TimeRange};
+pub use rollup::{Buckets, ROLLUP_LABEL};
+pub use segment::{ChunkRef, SampleIter, Segment, SegmentSummary, SegmentWriter, VerifyReport};
+pub use series::{
+    sanitize_label_name, sanitize_metric_name, Label, Sample, SeriesKey, TimeRange,
+    METRIC_NAME_LABEL,
+};
+pub use wal::WalDamage;
 
 /// The README's examples are compiled and run as doctests.
 #[cfg(doctest)]

@@ -9,7 +9,7 @@
 //! metric name by the OpenMetrics suffix rules.
 //!
 //! A data directory keeps its metadata in the file `METADATA` (see
-//! docs/FORMAT.md; [`Metadata::encode`] and [`Metadata::decode`] here,
+//! docs/FORMAT.md; `Metadata::encode_payload` and `decode_payload` here,
 //! the file's storage in `db/metadata.rs`).
 //!
 //! Invariants of a [`Metadata`]:

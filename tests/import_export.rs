@@ -173,7 +173,13 @@ fn prometheus_and_influx_text_import_with_selection() {
         "1970-01-01T00:00:01.5Z",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(exported, "http_requests_total{code=\"200\"}\t2000\t15.0\n");
+    // The metadata of the Prometheus text comes first (see
+    // `prometheus_metadata_is_stored_exported_and_imported_back`).
+    assert_eq!(
+        exported,
+        "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n\
+         http_requests_total{code=\"200\"}\t2000\t15.0\n"
+    );
     let (_, exported, _) = strata(&[
         "export",
         "--db",

@@ -10,7 +10,7 @@ mod compaction_support;
 use std::collections::BTreeMap;
 
 use compaction_support::*;
-use strata::rollup::Buckets;
+use strata::Buckets;
 use strata::{Clock, Db, RetentionOverride, RetentionPolicy, TierPolicy};
 
 /// "Now" for retention: before the newest sample (so the clock, not the

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use strata::error::{Corruption, Error};
+use strata::{Corruption, Error};
 use strata::wal::{self, record::Record};
 
 fn check(bytes: &[u8]) {

@@ -293,7 +293,7 @@ pub fn cardinality(keys: &[SeriesKey]) -> Cardinality {
     for key in keys {
         *metrics.entry(key.metric()).or_default() += 1;
         for label in key.labels() {
-            if &*label.name != strata::series::METRIC_NAME_LABEL {
+            if &*label.name != strata::METRIC_NAME_LABEL {
                 values.entry(&label.name).or_default().insert(&label.value);
                 *pairs.entry((&label.name, &label.value)).or_default() += 1;
             }

@@ -18,7 +18,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use strata::series::METRIC_NAME_LABEL;
+use strata::METRIC_NAME_LABEL;
 use strata::{Db, Error, Label, Matcher, SeriesKey, TimeRange};
 
 use super::discover::{parse_selector_arg, Selector};

@@ -63,7 +63,7 @@ pub struct ImportArgs {
     /// `"series",timestamp_ms,value` under its header, RFC 4180 quotes;
     /// JSON objects {"metric","labels","timestamp_ms","value"}), bit-exact.
     /// Influx names become Prometheus names by one rule (shared with
-    /// strata::series::sanitize_metric_name / sanitize_label_name): each
+    /// strata::sanitize_metric_name / sanitize_label_name): each
     /// character outside [a-zA-Z0-9_] (and ':' in metric names) becomes
     /// '_', a leading digit gets a '_' before it; the metric is
     /// <measurement>_<field>. Rewritten names are imported and listed in

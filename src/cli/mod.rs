@@ -47,7 +47,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use strata::compaction::policy::POLICY_FILE;
+use strata::POLICY_FILE;
 use strata::{Error, Options, RetentionPolicy};
 
 #[derive(Parser)]

@@ -20,11 +20,15 @@ pub const MARKER: &str = ".strata-owned";
 
 /// What a strata database directory holds (see `db/mod.rs`), besides the
 /// marker.
-const DATABASE_ENTRIES: [&str; 7] = [
+const DATABASE_ENTRIES: [&str; 11] = [
     "LOCK",
-    strata::compaction::policy::POLICY_FILE,
+    strata::POLICY_FILE,
     "MANIFEST",
     "MANIFEST.tmp",
+    "METADATA",
+    "METADATA.tmp",
+    "COMPACTION",
+    "COMPACTION.tmp",
     "wal",
     "segments",
     "quarantine",
@@ -56,7 +60,7 @@ pub fn prepare(dir: &Path, command: &str) -> Result<bool, Error> {
     // The retention policy file is the user's, not data: it stays.
     for name in names
         .iter()
-        .filter(|name| *name != MARKER && *name != strata::compaction::policy::POLICY_FILE)
+        .filter(|name| *name != MARKER && *name != strata::POLICY_FILE)
     {
         let path = dir.join(name);
         // A symbolic link is removed, never followed.

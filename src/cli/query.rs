@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use strata::query::ast::{AggOp, BinOp, Function, ValueType};
+use strata::ast::{AggOp, BinOp, Function, ValueType};
 use strata::{Error, Expr, QueryError, QueryOptions, QueryValue, TierChoice};
 
 use super::plot::{self, Unit};

@@ -205,7 +205,7 @@ pub fn series_text(labels: &[Label], spaced: bool, braces_always: bool) -> Strin
     let mut text = String::new();
     let mut rest = Vec::with_capacity(labels.len());
     for label in labels {
-        if &*label.name == strata::series::METRIC_NAME_LABEL {
+        if &*label.name == strata::METRIC_NAME_LABEL {
             text.push_str(&label.value);
         } else {
             rest.push(label);

@@ -23,6 +23,7 @@ pub struct BitWriter {
 }
 
 impl BitWriter {
+    #[cfg(any(test, feature = "internals"))]
     pub fn new() -> Self {
         Self::default()
     }

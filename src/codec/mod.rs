@@ -59,9 +59,9 @@ pub const CHUNK_HEADER_LEN: usize = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TimestampEncoding {
-    /// Gorilla delta-of-delta, see [`timestamp`].
+    /// Gorilla delta-of-delta (docs/FORMAT.md, timestamp encoding 1).
     DeltaOfDelta,
-    /// A regular grid with exceptions, see [`regular`].
+    /// A regular grid with exceptions (docs/FORMAT.md, timestamp encoding 2).
     Regular,
 }
 
@@ -93,14 +93,15 @@ impl TimestampEncoding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ValueEncoding {
-    /// Gorilla XOR, see [`xor`].
+    /// Gorilla XOR (docs/FORMAT.md, value encoding 1).
     GorillaXor,
-    /// One repeated value, see [`constant`].
+    /// One repeated value (docs/FORMAT.md, value encoding 2).
     Constant,
-    /// Exact decimals as bit-packed scaled integers, see [`decimal`].
+    /// Exact decimals as bit-packed scaled integers (docs/FORMAT.md, value
+    /// encoding 3).
     Decimal,
-    /// Another value encoding's stream compressed with zstd, see
-    /// [`zstd_wrap`].
+    /// Another value encoding's stream compressed with zstd (docs/FORMAT.md,
+    /// value encoding 4).
     Zstd,
 }
 
@@ -147,6 +148,7 @@ pub trait ColumnEncoder: Sized {
     fn writer(&self) -> &BitWriter;
     fn into_writer(self) -> BitWriter;
 
+    #[cfg(any(test, feature = "internals"))]
     fn new() -> Self {
         Self::with_writer(BitWriter::new())
     }
@@ -388,6 +390,7 @@ fn check_columns(timestamps: &[i64], values: &[f64]) -> Result<(), CodecError> {
 /// Encodes one chunk with Gorilla (delta-of-delta + XOR), appending it to
 /// `out`. Timestamps must be strictly increasing and the two columns of
 /// equal length, 1 ..= [`MAX_CHUNK_SAMPLES`].
+#[cfg(any(test, feature = "internals"))]
 pub fn encode_chunk(
     timestamps: &[i64],
     values: &[f64],
@@ -501,6 +504,7 @@ pub fn chunk_first_timestamp(chunk: &[u8]) -> Result<i64, CodecError> {
 }
 
 /// Decodes a chunk into `out` (cleared first) and returns its header.
+#[cfg(any(test, feature = "internals"))]
 pub fn decode_chunk(chunk: &[u8], out: &mut DecodedChunk) -> Result<ChunkHeader, CodecError> {
     out.clear();
     decode_chunk_append(chunk, &mut out.timestamps, &mut out.values)

@@ -1044,7 +1044,7 @@ impl Db {
     /// Compacts now, unthrottled: flushes complete partitions, rolls raw
     /// data up into the rollup tiers of [`Options::retention`], deletes what
     /// the policy no longer keeps and merges complete time windows into
-    /// larger segments (see [`crate::compaction`]). Appends and queries go
+    /// larger segments (see docs/RETENTION.md). Appends and queries go
     /// on meanwhile; a query sees the data before or after each
     /// replacement, never a mix. Background compaction
     /// ([`Options::background_compaction`]) does the same, throttled.

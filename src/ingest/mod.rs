@@ -175,7 +175,8 @@ const CANONICAL_NAN_BITS: u64 = 0x7ff8_0000_0000_0000;
 const SIGN_BIT: u64 = 0x8000_0000_0000_0000;
 
 /// Text formats `strata import` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Format {
     /// `series<TAB>timestamp_ms<TAB>value`, as written by `export --format tsv`.
     Tsv,
@@ -191,7 +192,8 @@ pub enum Format {
 }
 
 /// The unit of Influx line protocol timestamps (InfluxDB's `precision`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Precision {
     /// Nanoseconds, InfluxDB's default.
     #[default]
@@ -228,7 +230,8 @@ impl Precision {
 }
 
 /// Text formats `strata export` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ExportFormat {
     /// `series<TAB>timestamp_ms<TAB>value`, readable by `import --format tsv`.
     Tsv,
@@ -781,6 +784,7 @@ pub fn write_sample(
 
 /// How [`push_json_string_as`] escapes beyond RFC 8259's minimum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum JsonEscapes {
     /// RFC 8259, with the short `\b` and `\f` forms.
     Rfc8259,
@@ -790,11 +794,13 @@ pub enum JsonEscapes {
 }
 
 /// Appends `s` as a JSON string literal (RFC 8259 escaping).
+#[doc(hidden)]
 pub fn push_json_string(out: &mut String, s: &str) {
     push_json_string_as(out, s, JsonEscapes::Rfc8259);
 }
 
 /// Appends `s` as a JSON string literal escaped in the given style.
+#[doc(hidden)]
 pub fn push_json_string_as(out: &mut String, s: &str, escapes: JsonEscapes) {
     let go = escapes == JsonEscapes::Go;
     out.push('"');

@@ -158,7 +158,7 @@ impl<'a> BucketSet<'a> {
     /// `first`); the other columns of what [`Self::read`] returns are
     /// unspecified where buckets come from a tier. For a caller that
     /// uses only those columns (a query function), this saves decoding.
-    pub fn only_columns(mut self, columns: ColumnSet) -> Self {
+    pub(crate) fn only_columns(mut self, columns: ColumnSet) -> Self {
         self.columns = columns;
         self
     }

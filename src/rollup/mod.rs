@@ -28,7 +28,7 @@ pub mod window;
 use crate::series::is_stale;
 
 /// The label that names a rollup column in a rollup segment (see
-/// [`store`]).
+/// docs/FORMAT.md, "Rollup segments"); appends refuse it.
 pub const ROLLUP_LABEL: &str = "__rollup__";
 
 /// One column of a rollup, stored as its own series in a rollup segment.

@@ -176,6 +176,7 @@ impl Segment {
     }
 
     /// Totals and time range recorded in the footer (validated at open).
+    #[doc(hidden)]
     pub fn footer(&self) -> &Footer {
         &self.footer
     }
@@ -254,6 +255,7 @@ impl Segment {
     }
 
     /// Reads, checks and decodes one chunk of a series into `out`.
+    #[doc(hidden)]
     pub fn read_chunk(
         &self,
         series_id: u32,

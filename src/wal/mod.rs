@@ -27,10 +27,12 @@ pub mod record;
 mod replay;
 mod writer;
 
-pub use replay::{
-    list_wal_files, read_header, replay_file, FileReplay, HeaderState, WalDamage, WalHeader,
-};
-pub use writer::{ClosedFile, FrameStart, Frames, Payload, SyncMode, WalWriter};
+pub use replay::{list_wal_files, read_header, replay_file, HeaderState, WalDamage};
+#[cfg(feature = "internals")]
+pub use replay::{FileReplay, WalHeader};
+#[cfg(feature = "internals")]
+pub use writer::FrameStart;
+pub use writer::{ClosedFile, Frames, Payload, SyncMode, WalWriter};
 
 pub const WAL_MAGIC: &[u8; 8] = b"STRATWAL";
 /// The version this build writes.
@@ -78,6 +80,7 @@ pub fn encode_header(file_id: u64, session_id: u64, prev_last_seq: u32) -> [u8; 
 /// Appends a version 2 frame with sequence number `seq` holding `payload`
 /// to `out`. The payload is at most [`MAX_PAYLOAD_LEN`] bytes (callers
 /// bound their records so).
+#[cfg(any(test, feature = "internals"))]
 pub fn frame(payload: &[u8], seq: u32, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER_LEN]);

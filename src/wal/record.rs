@@ -57,6 +57,7 @@ pub enum RecordError {
 /// Bytes of the series record of `key`. A series whose record would exceed
 /// [`super::MAX_PAYLOAD_LEN`] must not be created: no frame could hold its
 /// definition (every count and length then also fits in a u32).
+#[cfg(any(test, feature = "internals"))]
 pub fn series_record_len(key: &SeriesKey) -> usize {
     key.labels().iter().fold(9, |len, label| {
         len.saturating_add(8)

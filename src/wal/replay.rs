@@ -119,6 +119,7 @@ pub struct FileReplay {
 
 impl FileReplay {
     /// Every damaged region, in file order.
+    #[cfg(any(test, feature = "internals"))]
     pub fn all_damage(&self) -> impl Iterator<Item = &WalDamage> {
         self.skipped.iter().chain(self.damage.iter())
     }

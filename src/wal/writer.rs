@@ -198,6 +198,7 @@ impl WalWriter {
         })
     }
 
+    #[cfg(feature = "internals")]
     pub fn sync_mode(&self) -> SyncMode {
         self.sync
     }
@@ -266,6 +267,7 @@ impl WalWriter {
         self.state.lock().closed.clone()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn current_file_id(&self) -> u64 {
         self.state.lock().file_id
     }

@@ -1,7 +1,7 @@
 //! The PromQL evaluator: instant and range queries over a [`Queryable`].
 //!
 //! Every node of the expression is evaluated once for all the query's
-//! evaluation times (a [`value::Steps`] grid; an instant query is a grid of
+//! evaluation times (a `value::Steps` grid; an instant query is a grid of
 //! one), so a selector is one `select_series` and one read of each series
 //! whatever the number of steps, and operators work on whole columns.
 //! The semantics are Prometheus 2.42's (docs/QUERY.md, "Evaluation"):
@@ -80,7 +80,7 @@ pub struct QueryOptions {
 /// `res` too). Each window `[t - range, t]` is then made of whole buckets
 /// plus the sample exactly at `t`, and the result equals the raw one:
 /// exactly for count, min, max and last, up to float summation order for
-/// sum, avg, rate, increase and delta (see [`crate::rollup::window`]).
+/// sum, avg, rate, increase and delta (see docs/QUERY.md, "Rollup tiers").
 /// Calls that cannot be answered from buckets read raw samples whatever
 /// the choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
