@@ -72,6 +72,20 @@ pub struct CorruptionError {
     pub kind: Corruption,
 }
 
+impl CorruptionError {
+    /// The error for damage of `kind` at byte `offset` of the file `path`,
+    /// no series known.
+    pub(crate) fn in_file(path: &std::path::Path, offset: u64, kind: Corruption) -> Error {
+        CorruptionError {
+            path: path.to_path_buf(),
+            offset,
+            series: None,
+            kind,
+        }
+        .into()
+    }
+}
+
 impl fmt::Display for CorruptionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::error::{Corruption, CorruptionError, Error, InputError, Result};
+use crate::error::{Corruption, CorruptionError, InputError, Result};
 use crate::segment::format::Cursor;
 use crate::series::validate_metric_name;
 
@@ -49,7 +49,8 @@ pub enum MetricType {
 }
 
 impl MetricType {
-    const ALL: [MetricType; 8] = [
+    /// Every type, in the order of their `METADATA` codes after unknown.
+    pub const ALL: [MetricType; 8] = [
         MetricType::Counter,
         MetricType::Gauge,
         MetricType::Histogram,
@@ -310,15 +311,7 @@ impl Metadata {
     /// byte `base_offset` of the file `path`, checking every invariant.
     pub(crate) fn decode_payload(payload: &[u8], base_offset: u64, path: &Path) -> Result<Self> {
         let mut c = Cursor::new(payload, base_offset, "metadata payload");
-        let corrupt = |offset: u64, kind: Corruption| -> Error {
-            CorruptionError {
-                path: path.to_path_buf(),
-                offset,
-                series: None,
-                kind,
-            }
-            .into()
-        };
+        let corrupt = |offset: u64, kind: Corruption| CorruptionError::in_file(path, offset, kind);
         let count = c.u32().map_err(|e| corrupt(base_offset, e))?;
         let mut families = BTreeMap::new();
         let mut previous: Option<String> = None;

@@ -176,71 +176,31 @@ impl CollectionPoint {
 /// The metric metadata of the collection points' families (what their
 /// `# TYPE`, `# HELP` and `# UNIT` lines would say).
 pub fn collection_point_metadata() -> Vec<(&'static str, MetricMetadata)> {
-    let entry = |metric_type, help: &str, unit: &str| {
-        MetricMetadata::new(metric_type)
-            .with_help(help)
-            .with_unit(unit)
-    };
     use MetricType::{Counter, Gauge, Histogram};
-    vec![
-        (
-            "gateway_requests_total",
-            entry(
-                Counter,
-                "Requests the gateway answered, by route and status code.",
-                "",
-            ),
-        ),
-        (
-            "gateway_request_duration_seconds",
-            entry(Histogram, "Gateway request latency.", "seconds"),
-        ),
-        (
-            "scheduler_jobs_total",
-            entry(Counter, "Jobs the scheduler finished, by final state.", ""),
-        ),
-        (
-            "scheduler_jobs_running",
-            entry(Gauge, "Jobs running now.", ""),
-        ),
-        (
-            "agent_sessions_active",
-            entry(Gauge, "Agent sessions open now.", ""),
-        ),
-        (
-            "agent_tokens_total",
-            entry(Counter, "Tokens agents exchanged, by direction.", ""),
-        ),
-        (
-            "spawn_queue_depth",
-            entry(Gauge, "Spawn requests waiting.", ""),
-        ),
-        (
-            "spawn_requests_total",
-            entry(Counter, "Spawn requests received.", ""),
-        ),
-        (
-            "inbox_messages_total",
-            entry(Counter, "Messages filed, by folder.", ""),
-        ),
-        ("inbox_unread", entry(Gauge, "Unread messages.", "")),
-        (
-            "heartbeat_up",
-            entry(
-                Gauge,
-                "1 when the service's last heartbeat is recent, else 0.",
-                "",
-            ),
-        ),
-        (
-            "heartbeat_last_seen_seconds",
-            entry(
-                Gauge,
-                "Unix time of the service's last heartbeat.",
-                "seconds",
-            ),
-        ),
-    ]
+    #[rustfmt::skip]
+    let families = [
+        ("gateway_requests_total", Counter, "Requests the gateway answered, by route and status code.", ""),
+        ("gateway_request_duration_seconds", Histogram, "Gateway request latency.", "seconds"),
+        ("scheduler_jobs_total", Counter, "Jobs the scheduler finished, by final state.", ""),
+        ("scheduler_jobs_running", Gauge, "Jobs running now.", ""),
+        ("agent_sessions_active", Gauge, "Agent sessions open now.", ""),
+        ("agent_tokens_total", Counter, "Tokens agents exchanged, by direction.", ""),
+        ("spawn_queue_depth", Gauge, "Spawn requests waiting.", ""),
+        ("spawn_requests_total", Counter, "Spawn requests received.", ""),
+        ("inbox_messages_total", Counter, "Messages filed, by folder.", ""),
+        ("inbox_unread", Gauge, "Unread messages.", ""),
+        ("heartbeat_up", Gauge, "1 when the service's last heartbeat is recent, else 0.", ""),
+        ("heartbeat_last_seen_seconds", Gauge, "Unix time of the service's last heartbeat.", "seconds"),
+    ];
+    families
+        .into_iter()
+        .map(|(family, metric_type, help, unit)| {
+            let metadata = MetricMetadata::new(metric_type)
+                .with_help(help)
+                .with_unit(unit);
+            (family, metadata)
+        })
+        .collect()
 }
 
 fn keys_for(kind: Kind, inst: &str) -> Vec<SeriesKey> {

@@ -49,15 +49,7 @@ pub fn open<'a>(
     what: &'static str,
     versions: RangeInclusive<u16>,
 ) -> Result<(u16, &'a [u8])> {
-    let corrupt = |offset: u64, kind: Corruption| -> Error {
-        CorruptionError {
-            path: path.to_path_buf(),
-            offset,
-            series: None,
-            kind,
-        }
-        .into()
-    };
+    let corrupt = |offset: u64, kind: Corruption| CorruptionError::in_file(path, offset, kind);
     let mut c = Cursor::new(bytes, 0, what);
     let found = c.bytes(8).map_err(|e| corrupt(0, e))?;
     if found != magic {

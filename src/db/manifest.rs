@@ -274,15 +274,7 @@ impl Manifest {
     }
 
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Manifest> {
-        let corrupt = |offset: u64, kind: Corruption| -> Error {
-            CorruptionError {
-                path: path.to_path_buf(),
-                offset,
-                series: None,
-                kind,
-            }
-            .into()
-        };
+        let corrupt = |offset: u64, kind: Corruption| CorruptionError::in_file(path, offset, kind);
         let (version, payload) = envelope::open(bytes, path, MAGIC, "manifest", 1..=VERSION)?;
         let entry_len = match version {
             1 => ENTRY_LEN_V1,

@@ -347,16 +347,7 @@ mod tests {
     }
 
     fn metric_type() -> impl Strategy<Value = MetricType> {
-        prop::sample::select(vec![
-            MetricType::Counter,
-            MetricType::Gauge,
-            MetricType::Histogram,
-            MetricType::GaugeHistogram,
-            MetricType::Summary,
-            MetricType::Info,
-            MetricType::StateSet,
-            MetricType::Unknown,
-        ])
+        prop::sample::select(MetricType::ALL.to_vec())
     }
 
     /// Help texts rich in what the writer escapes: backslashes, newlines,
