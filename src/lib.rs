@@ -65,6 +65,7 @@ macro_rules! internal_modules {
 
 internal_modules!(codec, compaction, error, fault, index, query, rollup, segment, series, wal);
 
+pub mod api;
 mod db;
 mod head;
 pub mod ingest;
@@ -73,6 +74,8 @@ pub mod metadata;
 pub mod parquet;
 #[cfg(feature = "metrics-recorder")]
 pub mod recorder;
+#[cfg(feature = "server")]
+pub mod server;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod workload;

@@ -227,7 +227,7 @@ impl KpiRule {
 /// `value` in the rule's unit.
 pub fn format_kpi(value: f64, unit: KpiUnit) -> String {
     if !value.is_finite() {
-        return super::render::go_float(value);
+        return strata::api::go_float(value);
     }
     match unit {
         KpiUnit::PerSecond => format!("{value:.1} /s"),

@@ -39,6 +39,7 @@ mod parquet;
 mod plot;
 mod query;
 mod render;
+mod serve;
 mod source;
 mod time;
 
@@ -133,6 +134,9 @@ enum Command {
     /// List metric families' type, unit and help text (from # TYPE, # HELP
     /// and # UNIT lines, Parquet files or the metrics recorder).
     Metadata(discover::MetadataArgs),
+    /// Serve the database over HTTP: Prometheus remote write and read,
+    /// Influx line protocol, the Prometheus query API (Grafana), /metrics.
+    Serve(serve::ServeArgs),
     /// Report series counts like `promtool tsdb analyze`: top metric
     /// names, labels by distinct values, label pairs by series.
     Cardinality(discover::CardinalityArgs),
@@ -201,6 +205,7 @@ pub fn run() -> ExitCode {
         Command::Series(args) => discover::series(&args),
         Command::Cardinality(args) => discover::cardinality_report(&args),
         Command::Metadata(args) => discover::metadata(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -197,7 +197,7 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode, Error> {
         Err(failure) => {
             if format == Format::Json {
                 let mut out = std::io::stdout().lock();
-                render::write_json_error(failure.error_type, &failure.message, &mut out)
+                strata::api::write_error(failure.error_type, &failure.message, &mut out)
                     .map_err(|e| Error::io("write", "standard output", e))?;
             } else {
                 errln!("strata: {}", failure.message);
@@ -226,7 +226,7 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode, Error> {
         match format {
             Format::Table => render::write_table(&value, &mut out),
             Format::Csv => render::write_csv(&value, &mut out),
-            Format::Json => render::write_json(&value, &mut out),
+            Format::Json => strata::api::write_query_result(&value, &mut out),
         }
     };
     written

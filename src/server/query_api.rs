@@ -1,0 +1,11 @@
+//! TODO(skeleton): filled in by the query_api work.
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use super::AppState;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+}
