@@ -20,7 +20,7 @@ pub const MARKER: &str = ".strata-owned";
 
 /// What a strata database directory holds (see `db/mod.rs`), besides the
 /// marker.
-const DATABASE_ENTRIES: [&str; 11] = [
+const DATABASE_ENTRIES: [&str; 13] = [
     "LOCK",
     strata::POLICY_FILE,
     "MANIFEST",
@@ -29,6 +29,8 @@ const DATABASE_ENTRIES: [&str; 11] = [
     "METADATA.tmp",
     "COMPACTION",
     "COMPACTION.tmp",
+    "FORWARD",
+    "FORWARD.tmp",
     "wal",
     "segments",
     "quarantine",

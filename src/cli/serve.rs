@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use strata::server::forward::{ForwardConfig, ForwardPosition, Forwarder};
 use strata::server::{Server, ServerConfig};
 use strata::{Db, Error, Options, SyncMode};
 
@@ -50,6 +51,11 @@ pub struct ServeArgs {
     /// commit), `interval` within 1 s, `never` (the OS decides).
     #[arg(long, value_enum, default_value = "always")]
     sync: SyncArg,
+    /// Forward every sample written to this Prometheus remote-write URL
+    /// (Mimir, Thanos, VictoriaMetrics, another strata), resuming after a
+    /// restart from the position stored in DIR/FORWARD.
+    #[arg(long)]
+    forward: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -77,10 +83,16 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Error> {
         SyncArg::Interval => SyncMode::Interval(1_000),
         SyncArg::Never => SyncMode::Never,
     };
+    // The forwarder's WAL files must survive the open.
+    let keep_wal_from = match &args.forward {
+        Some(_) => Some(ForwardPosition::load(&args.db)?.file_id),
+        None => None,
+    };
     let options = super::writable_options(
         &args.db,
         Options {
             sync,
+            keep_wal_from,
             ..Options::default()
         },
     )?;
@@ -88,6 +100,13 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Error> {
     for action in db.recovery_report().actions() {
         errln!("strata serve: on open, {action}");
     }
+    let forwarder = match &args.forward {
+        Some(url) => Some(Forwarder::start(
+            Arc::clone(&db),
+            ForwardConfig::new(url.clone()),
+        )?),
+        None => None,
+    };
     let config = ServerConfig {
         listen: args.listen,
         max_body_bytes: args.max_body_bytes,
@@ -102,6 +121,9 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Error> {
         .map_err(|e| Error::io("start", "the tokio runtime", e))?;
     let served = runtime.block_on(async {
         let server = Server::bind(Arc::clone(&db), config).await?;
+        if let Some(forwarder) = &forwarder {
+            let _ = server.state().forward.set(forwarder.stats_handle());
+        }
         let addr = server.local_addr()?;
         outln!(
             "strata serve: listening on http://{addr} (data in {})",
@@ -111,6 +133,9 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Error> {
         server.run(shutdown_signal()).await
     });
     drop(runtime);
+    if let Some(forwarder) = forwarder {
+        forwarder.stop();
+    }
     served.map_err(|e| Error::io("serve on", args.listen.to_string(), e))?;
     outln!("strata serve: shutting down, closing the database")?;
     match Arc::try_unwrap(db) {

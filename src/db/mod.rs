@@ -25,7 +25,7 @@
 
 mod compact;
 mod dir;
-mod envelope;
+pub(crate) mod envelope;
 pub mod manifest;
 mod metadata;
 mod read;
@@ -93,6 +93,12 @@ pub struct Options {
     /// appends fail with [`Error::HeadFull`] while a background flush frees
     /// sample memory. Default 4 GiB.
     pub max_head_bytes: usize,
+    /// WAL files with this id or later are kept (not deleted at open or
+    /// after a flush although their samples are in segments) for a reader
+    /// of the WAL, such as the remote-write forwarder; move the hold with
+    /// [`Db::keep_wal_from`]. Default `None`: files are deleted as soon as
+    /// they are persisted.
+    pub keep_wal_from: Option<u64>,
     /// How long raw samples and each rollup tier are kept, and which
     /// rollup tiers exist. Default: [`RetentionPolicy::default`]. A data
     /// directory's `strata.toml` sets it for the CLI. A changed policy
@@ -245,6 +251,7 @@ impl Default for Options {
             max_label_value_len: 4096,
             wal_file_max_bytes: 256 << 20,
             max_head_bytes: 4 << 30,
+            keep_wal_from: None,
             retention: RetentionPolicy::default(),
             clock: Clock::System,
             background_compaction: true,
@@ -522,6 +529,9 @@ struct Inner {
     samples_rejected: AtomicU64,
     flushes: AtomicU64,
     last_background_error: Mutex<Option<String>>,
+    /// WAL files with this id or later are kept after a checkpoint
+    /// (`u64::MAX`: none held); see [`Options::keep_wal_from`].
+    keep_wal_from: AtomicU64,
     /// The metric metadata; the lock also serializes its stores.
     metadata: Mutex<Metadata>,
     recovery: RecoveryReport,
@@ -686,7 +696,16 @@ impl Db {
         compact::sort_for_reading(&mut rollups);
 
         let head = Head::new(options.partition_duration_ms);
-        let recovered = recover_wal(&head, dir, &wal_dir, &manifest, read_only, &mut recovery)?;
+        let keep_wal_from = options.keep_wal_from.unwrap_or(u64::MAX);
+        let recovered = recover_wal(
+            &head,
+            dir,
+            &wal_dir,
+            &manifest,
+            keep_wal_from,
+            read_only,
+            &mut recovery,
+        )?;
         let mut max_time_ms = recovered.max_time_ms;
         // After the WAL: an open that fails there (an unknown WAL version)
         // has changed nothing.
@@ -734,6 +753,7 @@ impl Db {
             samples_rejected: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             last_background_error: Mutex::new(None),
+            keep_wal_from: AtomicU64::new(keep_wal_from),
             metadata: Mutex::new(metadata),
             recovery,
             shutdown: Mutex::new(false),
@@ -1094,6 +1114,30 @@ impl Db {
     /// ```
     pub fn sync_wal(&self) -> Result<()> {
         self.inner.wal.as_ref().ok_or(Error::ReadOnly)?.sync()
+    }
+
+    /// Keeps WAL files with id `file_id` or later from now on (see
+    /// [`Options::keep_wal_from`]); files below it are deleted by the next
+    /// flush once persisted. `u64::MAX` holds nothing.
+    ///
+    /// ```
+    /// use strata::{Db, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options { keep_wal_from: Some(0), ..Options::default() })?;
+    /// db.append(&SeriesKey::new("up", &[])?, 1_000, 1.0)?;
+    /// db.flush()?;
+    /// let wal_files = || std::fs::read_dir(dir.path().join("wal")).unwrap().count();
+    /// assert_eq!(wal_files(), 2, "the flushed file is held, and the new one");
+    /// db.keep_wal_from(u64::MAX);
+    /// db.flush()?;
+    /// assert_eq!(wal_files(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn keep_wal_from(&self, file_id: u64) {
+        self.inner.keep_wal_from.store(file_id, Ordering::Release);
     }
 
     /// Counters and sizes.
@@ -1541,7 +1585,8 @@ impl Inner {
         self.request_compaction();
         // The flush has committed: a WAL file that cannot be deleted now is
         // only clutter (the next open deletes it), not a failed flush.
-        if let Err(error) = wal.remove_files_before(manifest.wal_replay_from) {
+        let hold = self.keep_wal_from.load(Ordering::Acquire);
+        if let Err(error) = wal.remove_files_before(manifest.wal_replay_from.min(hold)) {
             *self.last_background_error.lock() =
                 Some(format!("cleanup after a committed flush: {error}"));
         }

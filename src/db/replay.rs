@@ -68,16 +68,25 @@ pub(super) fn recover_wal(
     dir: &Path,
     wal_dir: &Path,
     manifest: &Manifest,
+    keep_wal_from: u64,
     read_only: bool,
     recovery: &mut RecoveryReport,
 ) -> Result<WalRecovery> {
     let mut next_file_id = manifest.wal_replay_from;
     let mut live = Vec::new();
+    let mut held = Vec::new();
     for (file_id, path) in wal::list_wal_files(wal_dir)? {
         // list_wal_files guarantees file_id <= MAX_FILE_ID < u64::MAX.
         next_file_id = next_file_id.max(file_id + 1);
         if file_id < manifest.wal_replay_from {
-            if !read_only {
+            if file_id >= keep_wal_from {
+                // Persisted, but a WAL reader still needs it: not replayed,
+                // deleted by a checkpoint once the hold moves past it.
+                held.push(ClosedFile {
+                    file_id,
+                    max_time_ms: i64::MIN,
+                });
+            } else if !read_only {
                 // Fully persisted; a crash came before its deletion.
                 fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
             }
@@ -93,7 +102,7 @@ pub(super) fn recover_wal(
         .collect::<Result<Vec<_>>>()?;
 
     let mut resolver = Resolver::new(head, manifest.persisted_below_ms);
-    let mut closed = Vec::new();
+    let mut closed = held;
     let mut max_time_ms = i64::MIN;
     let mut prev_last_seq = 0;
     for (i, (file_id, path)) in live.iter().enumerate() {
@@ -330,7 +339,16 @@ mod tests {
         let head = Head::new(10_000);
         let mut recovery = RecoveryReport::default();
         let manifest = Manifest::default();
-        recover_wal(&head, dir.path(), &wal_dir, &manifest, true, &mut recovery).unwrap();
+        recover_wal(
+            &head,
+            dir.path(),
+            &wal_dir,
+            &manifest,
+            u64::MAX,
+            true,
+            &mut recovery,
+        )
+        .unwrap();
         assert_eq!(recovery.samples_replayed, 4);
         assert_eq!(recovery.samples_without_series, 0);
         assert_eq!(head.series_count(), 2);

@@ -24,6 +24,7 @@
 //!   in-flight request has been answered; the caller then closes the
 //!   database, which flushes it.
 
+pub mod forward;
 pub mod proto;
 
 mod influx;
@@ -99,6 +100,8 @@ pub struct AppState {
     /// Permits for [`ServerConfig::max_concurrent_requests`].
     requests: Semaphore,
     pub started: Instant,
+    /// The forwarder's statistics, when `strata serve --forward` runs one.
+    pub forward: std::sync::OnceLock<Arc<parking_lot::Mutex<forward::ForwardStats>>>,
 }
 
 impl AppState {
@@ -232,6 +235,7 @@ impl Server {
             config,
             metrics: ServerMetrics::default(),
             started: Instant::now(),
+            forward: std::sync::OnceLock::new(),
         });
         Ok(Server { listener, state })
     }
