@@ -27,6 +27,7 @@
 pub mod proto;
 
 mod influx;
+mod params;
 mod query_api;
 mod remote_read;
 mod remote_write;
