@@ -169,6 +169,43 @@ pub fn write_query_result(value: &QueryValue, out: &mut impl Write) -> io::Resul
     out.write_all(text.as_bytes())
 }
 
+/// Writes `{"status":"success","data":["a","b"]}` (the body of
+/// `/api/v1/labels` and `/api/v1/label/<name>/values`), then a newline.
+pub fn write_string_list<S: AsRef<str>>(
+    items: impl IntoIterator<Item = S>,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let mut text = String::from(r#"{"status":"success","data":["#);
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        push_json_string(&mut text, item.as_ref());
+    }
+    text.push_str("]}\n");
+    out.write_all(text.as_bytes())
+}
+
+/// Writes `{"status":"success","data":[{"__name__":"up",...},...]}` (the
+/// body of `/api/v1/series`), then a newline; each label set sorted by
+/// name already. Written one set at a time.
+pub fn write_label_sets<'a>(
+    sets: impl IntoIterator<Item = &'a [Label]>,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let mut text = String::from(r#"{"status":"success","data":["#);
+    for (i, labels) in sets.into_iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        push_metric(&mut text, labels);
+        out.write_all(text.as_bytes())?;
+        text.clear();
+    }
+    text.push_str("]}\n");
+    out.write_all(text.as_bytes())
+}
+
 /// Writes an error body (`errorType` is one of Prometheus's: `bad_data`,
 /// `execution`, `timeout`, `canceled`, `internal`), then a newline.
 pub fn write_error(error_type: &str, message: &str, out: &mut impl Write) -> io::Result<()> {
@@ -252,6 +289,25 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\",\"result\":[2,\"-Inf\"]}}\n"
+        );
+        let mut out = Vec::new();
+        write_string_list(["a", "<b>"], &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"status\":\"success\",\"data\":[\"a\",\"\\u003cb\\u003e\"]}\n"
+        );
+        let mut out = Vec::new();
+        write_string_list(Vec::<String>::new(), &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"status\":\"success\",\"data\":[]}\n"
+        );
+        let mut out = Vec::new();
+        let sets = [labels(&[("__name__", "up"), ("job", "a")]), labels(&[])];
+        write_label_sets(sets.iter().map(Vec::as_slice), &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"status\":\"success\",\"data\":[{\"__name__\":\"up\",\"job\":\"a\"},{}]}\n"
         );
         let mut out = Vec::new();
         write_error("bad_data", "1:1: no \"x\"\n", &mut out).unwrap();

@@ -28,6 +28,7 @@ pub mod forward;
 pub mod proto;
 
 mod influx;
+mod params;
 mod query_api;
 mod remote_read;
 mod remote_write;

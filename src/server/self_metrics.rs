@@ -22,6 +22,9 @@ pub struct ServerMetrics {
     /// (protocol, outcome) → samples: outcome `accepted` or a rejection
     /// reason (`out_of_order`, `too_old`, `invalid`, ...).
     samples: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// Query API endpoint (`query`, `query_range`) → (queries evaluated,
+    /// total seconds), failed ones included.
+    queries: Mutex<BTreeMap<&'static str, (u64, f64)>>,
 }
 
 impl ServerMetrics {
@@ -53,6 +56,26 @@ impl ServerMetrics {
             .get(&(protocol, outcome.to_owned()))
             .copied()
             .unwrap_or(0)
+    }
+}
+
+impl ServerMetrics {
+    /// One query evaluated by `endpoint` (`query`, `query_range`) in
+    /// `took`, from the request's arrival to its rendered answer.
+    pub fn record_query(&self, endpoint: &'static str, took: Duration) {
+        let mut queries = self.queries.lock();
+        let entry = queries.entry(endpoint).or_default();
+        entry.0 += 1;
+        entry.1 += took.as_secs_f64();
+    }
+
+    /// Queries recorded for `endpoint` so far and their total seconds.
+    pub fn queries(&self, endpoint: &str) -> (u64, f64) {
+        self.queries
+            .lock()
+            .get(endpoint)
+            .copied()
+            .unwrap_or_default()
     }
 }
 
