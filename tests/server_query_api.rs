@@ -458,12 +458,17 @@ fn bad_parameters_are_400_bad_data_with_prometheus_messages() {
         let reply = call(&server, path, pairs);
         assert_bad_data(&reply, message);
     }
+    // 11,000 intervals (11,001 points) are still allowed, as in Prometheus.
+    let reply = call(&server, "/api/v1/query_range", &range("0", "11000", "1"));
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let reply = get_api(&server, "/api/v1/label/job/values", &[("match[]", "x{")]);
     assert_bad_data(&reply, r#"invalid parameter "match[]""#);
     let reply = get(&server.url("/api/v1/label/a-b/values"), &[]);
     assert_bad_data(&reply, r#"invalid label name: "a-b""#);
-    // Nothing was evaluated.
+    // Only that one and `up[5m]` (refused by the evaluator) reached the
+    // evaluator, by GET and by POST.
     assert_eq!(server.state.metrics.queries("query").0, 0);
+    assert_eq!(server.state.metrics.queries("query_range").0, 4);
 }
 
 #[test]

@@ -47,11 +47,12 @@ use super::{json_response, ApiError, AppState};
 use crate::api::{push_json_string, write_label_sets, write_query_result, write_string_list};
 use crate::{Db, Expr, Matcher, QueryError, QueryOptions, QueryValue, SeriesKey, TimeRange};
 
-/// Prometheus's limit on points per series of a range query.
-const MAX_POINTS_PER_SERIES: i128 = 11_000;
+/// Most intervals `(end - start) / step` of a range query: Prometheus's
+/// "11,000 points per timeseries" check (so at most 11,001 points).
+const MAX_STEP_INTERVALS: i128 = 11_000;
 
 /// The Prometheus version `/api/v1/status/buildinfo` reports: the one
-/// whose API strata follows (module doc of docs/SERVER.md).
+/// whose HTTP API strata answers as (see [`build_info`]).
 const PROMETHEUS_VERSION: &str = "2.42.0";
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -123,7 +124,7 @@ fn step_ms(params: &Params, start_ms: i64, end_ms: i64) -> Result<i64, ApiError>
         ));
     }
     let span_ns = (i128::from(end_ms) - i128::from(start_ms)) * 1_000_000;
-    if span_ns / i128::from(step_ns) > MAX_POINTS_PER_SERIES {
+    if span_ns / i128::from(step_ns) > MAX_STEP_INTERVALS {
         return Err(ApiError::bad_data(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
