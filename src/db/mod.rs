@@ -457,6 +457,12 @@ pub struct DbStats {
     pub segments: usize,
     pub flushes: u64,
     pub last_background_error: Option<String>,
+    /// Bytes of the WAL files on disk (0 when read-only).
+    pub wal_bytes: u64,
+    /// WAL data fsyncs since open.
+    pub wal_fsyncs: u64,
+    /// Time those fsyncs took, in total.
+    pub wal_fsync_time: std::time::Duration,
 }
 
 /// What a flush wrote.
@@ -1159,6 +1165,7 @@ impl Db {
     /// ```
     pub fn stats(&self) -> DbStats {
         let inner = &self.inner;
+        let wal = inner.wal.as_ref().map(WalWriter::stats).unwrap_or_default();
         DbStats {
             samples_appended: inner.samples_appended.load(Ordering::Relaxed),
             samples_rejected: inner.samples_rejected.load(Ordering::Relaxed),
@@ -1168,6 +1175,9 @@ impl Db {
             segments: inner.version.read().segments.len(),
             flushes: inner.flushes.load(Ordering::Relaxed),
             last_background_error: inner.last_background_error.lock().clone(),
+            wal_bytes: wal.bytes,
+            wal_fsyncs: wal.fsyncs,
+            wal_fsync_time: wal.fsync_time,
         }
     }
 

@@ -293,12 +293,7 @@ async fn limit_and_authorize(
     next: Next,
 ) -> Response {
     if let Some(token) = &state.config.bearer_token {
-        let expected = format!("Bearer {token}");
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if given != Some(expected.as_str()) {
+        if !authorized(&request, token) {
             let mut response = (
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong bearer token (Authorization: Bearer <token>)\n",
@@ -318,6 +313,25 @@ async fn limit_and_authorize(
         .into_response();
     };
     next.run(request).await
+}
+
+/// Whether `request` carries `Authorization: Bearer <token>`, or (on
+/// `/api/v2/write`, for InfluxDB 2.x clients such as Telegraf's
+/// `influxdb_v2` output) `Authorization: Token <token>`.
+fn authorized(request: &Request, token: &str) -> bool {
+    let Some(given) = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let influx_v2 = request.uri().path() == "/api/v2/write";
+    match given.split_once(' ') {
+        Some(("Bearer", given)) => given == token,
+        Some(("Token", given)) => influx_v2 && given == token,
+        _ => false,
+    }
 }
 
 /// Counts every request by route and status for `/metrics`.

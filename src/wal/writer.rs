@@ -21,12 +21,17 @@
 //! - file ids never exceed [`MAX_FILE_ID`]: a writer that would need a
 //!   larger one fails with a typed error instead of wrapping;
 //! - after an I/O error the writer is poisoned: every later append fails,
-//!   because what reached the disk is unknown.
+//!   because what reached the disk is unknown;
+//! - [`WalWriter::stats`] counts, never blocks on I/O: the bytes of the
+//!   WAL files on disk (closed files measured when they are adopted or
+//!   closed, the current one by what was written to it) and the data
+//!   fsyncs of `write_out` with the time they took.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
@@ -130,6 +135,17 @@ pub struct ClosedFile {
     pub max_time_ms: i64,
 }
 
+/// What the WAL holds on disk and what its fsyncs cost, since open.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WalStats {
+    /// Bytes of the WAL files on disk (closed and current).
+    pub bytes: u64,
+    /// Data fsyncs of the WAL files.
+    pub fsyncs: u64,
+    /// Time those fsyncs took, in total.
+    pub fsync_time: Duration,
+}
+
 pub struct WalWriter {
     dir: PathBuf,
     sync: SyncMode,
@@ -157,6 +173,10 @@ struct State {
     durable: u64,
     io_busy: bool,
     failed: Option<String>,
+    /// Bytes of the closed files still on disk.
+    closed_bytes: u64,
+    fsyncs: u64,
+    fsync_time: Duration,
 }
 
 impl WalWriter {
@@ -174,6 +194,7 @@ impl WalWriter {
         closed: Vec<ClosedFile>,
     ) -> Result<WalWriter> {
         let file = create_file(dir, file_id, file_id, prev_last_seq)?;
+        let closed_bytes = closed.iter().map(|c| file_len(dir, c.file_id)).sum();
         Ok(WalWriter {
             dir: dir.to_path_buf(),
             sync,
@@ -193,6 +214,9 @@ impl WalWriter {
                 durable: 0,
                 io_busy: false,
                 failed: None,
+                closed_bytes,
+                fsyncs: 0,
+                fsync_time: Duration::ZERO,
             }),
             io_done: Condvar::new(),
         })
@@ -262,6 +286,16 @@ impl WalWriter {
         Ok(st.file_id)
     }
 
+    /// Bytes on disk and fsyncs so far.
+    pub fn stats(&self) -> WalStats {
+        let st = self.state.lock();
+        WalStats {
+            bytes: st.closed_bytes + st.file_len,
+            fsyncs: st.fsyncs,
+            fsync_time: st.fsync_time,
+        }
+    }
+
     /// Files rotated away from and not yet removed.
     pub fn closed_files(&self) -> Vec<ClosedFile> {
         self.state.lock().closed.clone()
@@ -286,12 +320,15 @@ impl WalWriter {
         // deletion is retried by the next checkpoint.
         for id in doomed {
             let path = self.dir.join(file_name(id));
+            let len = file_len(&self.dir, id);
             match crate::fault::check("wal.remove").and_then(|()| std::fs::remove_file(&path)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("remove", &path, e)),
             }
-            self.state.lock().closed.retain(|c| c.file_id != id);
+            let mut st = self.state.lock();
+            st.closed.retain(|c| c.file_id != id);
+            st.closed_bytes = st.closed_bytes.saturating_sub(len);
         }
         Ok(())
     }
@@ -333,18 +370,25 @@ impl WalWriter {
         });
         let session_id = st.session_id;
         let dir = &self.dir;
+        let mut fsync_took = None;
         let result = MutexGuard::unlocked(st, || -> Result<Option<File>> {
             crate::fault::write_all("wal.write", &*file, &buffer)
                 .map_err(|e| Error::io("write WAL", &path, e))?;
             if fsync || rotate {
+                let started = Instant::now();
                 crate::fault::check("wal.fsync")
                     .and_then(|()| file.sync_data())
                     .map_err(|e| Error::io("fsync WAL", &path, e))?;
+                fsync_took = Some(started.elapsed());
             }
             new_file
                 .map(|(id, prev_last_seq)| create_file(dir, id, session_id, prev_last_seq))
                 .transpose()
         });
+        if let Some(took) = fsync_took {
+            st.fsyncs += 1;
+            st.fsync_time += took;
+        }
         st.io_busy = false;
         self.io_done.notify_all();
         let mut buffer = buffer;
@@ -356,6 +400,7 @@ impl WalWriter {
                     st.durable = end;
                 }
                 if let Some(new_file) = new_file {
+                    st.closed_bytes += st.file_len;
                     st.file = Arc::new(new_file);
                     st.file_len = WAL_HEADER_LEN as u64;
                 }
@@ -378,6 +423,12 @@ impl Drop for WalWriter {
         let mut st = self.state.lock();
         let _ = self.write_out(&mut st, true, false);
     }
+}
+
+/// The length of WAL file `file_id` in `dir`; 0 when it cannot be read
+/// (it only feeds [`WalStats::bytes`]).
+fn file_len(dir: &Path, file_id: u64) -> u64 {
+    std::fs::metadata(dir.join(file_name(file_id))).map_or(0, |m| m.len())
 }
 
 fn check_failed(st: &State) -> Result<()> {
@@ -482,6 +533,34 @@ mod tests {
         // Nothing was lost or poisoned: the buffer still reaches the file.
         wal.sync().unwrap();
         assert_eq!(wal.current_file_id(), MAX_FILE_ID);
+    }
+
+    #[test]
+    fn stats_follow_the_files_on_disk_and_count_fsyncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let on_disk = |ids: &[u64]| -> u64 { ids.iter().map(|&id| file_len(dir.path(), id)).sum() };
+        let wal =
+            WalWriter::create(dir.path(), 1, 0, SyncMode::Always, 1 << 30, Vec::new()).unwrap();
+        wal.append(0, |_, frames| frames.push(&Payload::new(b"x")))
+            .unwrap();
+        let stats = wal.stats();
+        assert_eq!((stats.bytes, stats.fsyncs), (on_disk(&[1]), 1));
+        assert_eq!(wal.rotate().unwrap(), 2);
+        wal.append(0, |_, frames| frames.push(&Payload::new(b"yz")))
+            .unwrap();
+        assert_eq!(wal.stats().bytes, on_disk(&[1, 2]));
+        wal.remove_files_before(2).unwrap();
+        assert_eq!(wal.stats().bytes, on_disk(&[2]));
+        assert_eq!(wal.stats().fsyncs, 3);
+        drop(wal);
+        // A new writer adopting the closed file 2 counts it.
+        let closed = vec![ClosedFile {
+            file_id: 2,
+            max_time_ms: 0,
+        }];
+        let wal = WalWriter::create(dir.path(), 3, 1, SyncMode::Always, 1 << 30, closed).unwrap();
+        assert_eq!(wal.stats().bytes, on_disk(&[2, 3]));
+        assert_eq!(wal.stats().fsyncs, 0);
     }
 
     #[test]
