@@ -25,6 +25,7 @@
 //!   database, which flushes it.
 
 pub mod proto;
+pub mod rules;
 
 mod influx;
 mod query_api;
@@ -99,6 +100,10 @@ pub struct AppState {
     /// Permits for [`ServerConfig::max_concurrent_requests`].
     requests: Semaphore,
     pub started: Instant,
+    /// The rules engine, once [`rules::RulesService::start`] (or
+    /// [`rules::attach`]) set it; `/api/v1/rules` and `/api/v1/alerts`
+    /// read it.
+    pub rules: std::sync::OnceLock<rules::SharedEngine>,
 }
 
 impl AppState {
@@ -232,6 +237,7 @@ impl Server {
             config,
             metrics: ServerMetrics::default(),
             started: Instant::now(),
+            rules: std::sync::OnceLock::new(),
         });
         Ok(Server { listener, state })
     }
@@ -265,6 +271,7 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(influx::routes())
         .merge(query_api::routes())
         .merge(self_metrics::routes())
+        .merge(rules::routes())
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             limit_and_authorize,
