@@ -126,6 +126,10 @@ groups:
         [r#"bad.rules.yml: unknown key "extra" in the top level (expected one of: groups)"#]
     );
     assert!(errors("groups: [{name: g")[0].starts_with("bad.rules.yml: not valid YAML:"));
+    // Empty files and empty lists are valid, as for promtool.
+    assert!(parse("").is_empty());
+    assert!(parse("groups:\n").is_empty());
+    assert!(parse("groups: [{name: g, rules: }]")[0].rules.is_empty());
 }
 
 #[test]
@@ -736,28 +740,36 @@ fn a_real_alertmanager_receives_the_firing_alert() {
     });
     assert!(ready, "alertmanager did not become ready");
 
-    // Firing now: wall-clock times, since Alertmanager drops alerts that
-    // ended in the past.
+    // Wall-clock times (Alertmanager treats an alert whose endsAt has
+    // passed as resolved): the alert fires two minutes ago and resolves
+    // one minute ago.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
+    let (fired_at, resolved_at) = (now - 2 * MINUTE, now - MINUTE);
     let (_db_dir, db) = open_db();
-    write(&db, r#"temperature_celsius{room="lab"}"#, &[(now, 35.0)]);
+    write(
+        &db,
+        r#"temperature_celsius{room="lab"}"#,
+        &[(fired_at, 35.0), (resolved_at, 20.0)],
+    );
     let mut engine = RuleEngine::new(
         Arc::clone(&db),
         parse(&ALERT_RULES.replace("for: 2m", "for: 0s")),
         EngineConfig::default(),
     );
-    let mut notifier = Notifier::start(vec![url.clone()], QUEUE_CAPACITY).unwrap();
-    notifier.enqueue(engine.evaluate_at(now));
-    notifier.stop();
-    use std::sync::atomic::Ordering::Relaxed;
-    assert_eq!(notifier.stats().sent.load(Relaxed), 1);
-
+    // Stopping a notifier sends what it holds first.
+    let send = |notifications: Vec<Notification>| {
+        let mut notifier = Notifier::start(vec![url.clone()], QUEUE_CAPACITY).unwrap();
+        notifier.enqueue(notifications);
+        notifier.stop();
+        use std::sync::atomic::Ordering::Relaxed;
+        assert_eq!(notifier.stats().sent.load(Relaxed), 1);
+        assert_eq!(notifier.stats().errors.load(Relaxed), 0);
+    };
+    send(engine.evaluate_at(fired_at));
     let alerts = get(&format!("{url}/api/v2/alerts"), &[]).json();
-    child.kill().unwrap();
-    child.wait().unwrap();
     let list = alerts.as_array().unwrap();
     assert_eq!(list.len(), 1, "{alerts}");
     assert_eq!(list[0]["labels"]["alertname"], "RoomHot");
@@ -765,4 +777,14 @@ fn a_real_alertmanager_receives_the_firing_alert() {
     assert_eq!(list[0]["annotations"]["summary"], "lab is at 35 C");
     assert_eq!(list[0]["status"]["state"], "active");
     eprintln!("alertmanager holds: {alerts}");
+
+    send(engine.evaluate_at(resolved_at));
+    let after = get(&format!("{url}/api/v2/alerts"), &[]).json();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        after,
+        serde_json::json!([]),
+        "the resolved alert is no longer active"
+    );
 }

@@ -201,7 +201,7 @@ impl Walker {
         let Some(top) = self.mapping(root, "the top level", &["groups"]) else {
             return Vec::new();
         };
-        let Some(groups) = top.get("groups") else {
+        let Some(groups) = top.get("groups").filter(|g| !matches!(g, Yaml::Null)) else {
             return Vec::new();
         };
         let Yaml::Array(items) = groups else {
@@ -318,7 +318,7 @@ impl Walker {
         };
         let mut rules = Vec::new();
         match keys.get("rules") {
-            None => {}
+            None | Some(Yaml::Null) => {}
             Some(Yaml::Array(items)) => {
                 for (index, item) in items.iter().enumerate() {
                     self.rule = Some((index + 1, String::new()));
