@@ -173,6 +173,37 @@ fn rules_check_accepts_the_demo_rules_and_reports_errors() {
 }
 
 #[test]
+fn serve_refuses_to_start_with_a_bad_rule_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "groups: [{name: g, rules: [{alert: A, expr: 'up', for: soon}]}]",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("db"))
+        .arg("--rules")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr,
+        format!(
+            "strata serve: {}: group \"g\": rule 1 (A): for: \"soon\" is not a duration (like 30s, 1m, 1h30m)\n",
+            bad.display()
+        )
+    );
+    assert!(
+        !dir.path().join("db").exists(),
+        "the database is not opened"
+    );
+}
+
+#[test]
 fn recording_rule_series_equal_the_query_at_each_evaluation() {
     let (_dir, db) = open_db();
     for (job, step) in [("api", 1.0), ("db", 3.0)] {
