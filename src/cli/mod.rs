@@ -39,6 +39,7 @@ mod parquet;
 mod plot;
 mod query;
 mod render;
+mod rules;
 mod serve;
 mod source;
 mod time;
@@ -137,6 +138,9 @@ enum Command {
     /// Serve the database over HTTP: Prometheus remote write and read,
     /// Influx line protocol, the Prometheus query API (Grafana), /metrics.
     Serve(serve::ServeArgs),
+    /// Prometheus rule files: `strata rules check FILE...` validates them
+    /// as `promtool check rules` does.
+    Rules(rules::RulesArgs),
     /// Report series counts like `promtool tsdb analyze`: top metric
     /// names, labels by distinct values, label pairs by series.
     Cardinality(discover::CardinalityArgs),
@@ -206,6 +210,7 @@ pub fn run() -> ExitCode {
         Command::Cardinality(args) => discover::cardinality_report(&args),
         Command::Metadata(args) => discover::metadata(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Rules(args) => rules::run(&args),
     };
     match result {
         Ok(code) => code,

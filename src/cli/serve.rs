@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use strata::server::forward::{ForwardConfig, ForwardPosition, Forwarder};
+use strata::server::rules::{EngineConfig, RulesConfig, RulesService};
 use strata::server::{Server, ServerConfig};
 use strata::{Db, Error, Options, SyncMode};
 
@@ -17,6 +18,8 @@ const EXAMPLES: &str = "\
 Examples:
   strata serve --db DIR                                 # 127.0.0.1:9201
   strata serve --db DIR --listen 0.0.0.0:9201 --bearer-token-file /etc/strata/token
+  strata serve --db DIR --rules examples/rules/strata-demo.rules.yml \\
+               --alertmanager http://localhost:9093
 
 Prometheus: remote_write: [{url: http://HOST:9201/api/v1/write}]
             remote_read:  [{url: http://HOST:9201/api/v1/read}]
@@ -56,6 +59,27 @@ pub struct ServeArgs {
     /// restart from the position stored in DIR/FORWARD.
     #[arg(long)]
     forward: Option<String>,
+    /// A Prometheus rule file of recording and alerting rules (repeatable);
+    /// checked at start (exit 1 on any error, as `strata rules check`).
+    #[arg(long = "rules", value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// Evaluation interval of rule groups that set none.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_rules_interval)]
+    rules_interval: i64,
+    /// An Alertmanager to send alerts to, `http://HOST:9093` (repeatable).
+    #[arg(long = "alertmanager", value_name = "URL")]
+    alertmanagers: Vec<String>,
+    /// This server's URL as users reach it, for alerts' generatorURL
+    /// (default http://LISTEN).
+    #[arg(long, value_name = "URL")]
+    external_url: Option<String>,
+}
+
+fn parse_rules_interval(text: &str) -> Result<i64, String> {
+    match strata::server::rules::parse_duration(text) {
+        Some(ms) if ms > 0 => Ok(ms),
+        _ => Err("expected a duration above zero, like 30s or 1m".to_owned()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -77,6 +101,15 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Error> {
             Some(token)
         }
         None => None,
+    };
+    let rule_groups = match strata::server::rules::load_files(&args.rules, args.rules_interval) {
+        Ok(groups) => groups,
+        Err(errors) => {
+            for error in errors {
+                errln!("strata serve: {error}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
     };
     let sync = match args.sync {
         SyncArg::Always => SyncMode::Always,
@@ -115,6 +148,17 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Error> {
         bearer_token,
         ..ServerConfig::default()
     };
+    let rules_config = RulesConfig {
+        alertmanagers: args.alertmanagers.clone(),
+        engine: EngineConfig {
+            external_url: args
+                .external_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", args.listen)),
+            query_timeout: config.query_timeout,
+            ..EngineConfig::default()
+        },
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -130,7 +174,21 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Error> {
             args.db.display()
         )
         .map_err(std::io::Error::other)?;
-        server.run(shutdown_signal()).await
+        let mut rules = None;
+        if !args.rules.is_empty() {
+            let groups = rule_groups;
+            let count: usize = groups.iter().map(|g| g.rules.len()).sum();
+            rules = Some(RulesService::start(server.state(), groups, rules_config)?);
+            outln!(
+                "strata serve: evaluating {count} rules, alerts to {} Alertmanager(s)",
+                args.alertmanagers.len()
+            )
+            .map_err(std::io::Error::other)?;
+        }
+        let served = server.run(shutdown_signal()).await;
+        // Stops evaluating and sends the queued notifications.
+        drop(rules);
+        served
     });
     drop(runtime);
     if let Some(forwarder) = forwarder {

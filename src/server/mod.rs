@@ -26,6 +26,7 @@
 
 pub mod forward;
 pub mod proto;
+pub mod rules;
 
 mod influx;
 mod params;
@@ -103,6 +104,10 @@ pub struct AppState {
     pub started: Instant,
     /// The forwarder's statistics, when `strata serve --forward` runs one.
     pub forward: std::sync::OnceLock<Arc<parking_lot::Mutex<forward::ForwardStats>>>,
+    /// The rules engine, once [`rules::RulesService::start`] (or
+    /// [`rules::attach`]) set it; `/api/v1/rules` and `/api/v1/alerts`
+    /// read it.
+    pub rules: std::sync::OnceLock<rules::SharedEngine>,
 }
 
 impl AppState {
@@ -237,6 +242,7 @@ impl Server {
             metrics: ServerMetrics::default(),
             started: Instant::now(),
             forward: std::sync::OnceLock::new(),
+            rules: std::sync::OnceLock::new(),
         });
         Ok(Server { listener, state })
     }
@@ -270,6 +276,7 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(influx::routes())
         .merge(query_api::routes())
         .merge(self_metrics::routes())
+        .merge(rules::routes())
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             limit_and_authorize,
