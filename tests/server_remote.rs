@@ -652,3 +652,34 @@ fn backpressure_is_429_with_retry_after() {
     assert_eq!(refused.status, 429, "{}", refused.text());
     assert_eq!(refused.header("retry-after"), Some("1"));
 }
+
+/// `strata bench serve` end to end, small: it starts `strata serve`, sends
+/// its requests, reports and stops the server with SIGTERM.
+#[cfg(feature = "cli")]
+#[test]
+fn bench_serve_runs_a_small_load_and_stops_the_server() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["bench", "serve", "--clients", "2", "--requests", "3"])
+        .args([
+            "--samples",
+            "1000",
+            "--samples-per-series",
+            "4",
+            "--sync",
+            "never",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{out}{err}");
+    for expected in [
+        "2 clients x 3 requests x 1000 samples (250 series per client, 4 sample(s) each)",
+        "accepted: 6000 samples in",
+        "(0 requests failed)",
+        "request latency: p50",
+        "server peak RSS (VmHWM):",
+    ] {
+        assert!(out.contains(expected), "{expected:?} not in:\n{out}{err}");
+    }
+}

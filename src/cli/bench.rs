@@ -123,6 +123,9 @@ enum BenchKind {
     /// minute, written through the rollup store into one segment file:
     /// its bytes, bytes per bucket and per series.
     Compact(CompactArgs),
+    /// Remote-write load on a real `strata serve` (a child process):
+    /// accepted samples/s, request latency, the server's peak RSS.
+    Serve(super::bench_serve::ServeBenchArgs),
 }
 
 /// The data a benchmark writes.
@@ -362,6 +365,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Error> {
         BenchKind::Query(query) => run_query(query),
         BenchKind::Compact(compact) if compact.year => run_year_of_rollups(compact),
         BenchKind::Compact(compact) => run_compact(compact),
+        BenchKind::Serve(serve) => return super::bench_serve::run(serve),
     };
     match result {
         Err(Failure::Usage(message)) => {

@@ -27,6 +27,7 @@ macro_rules! errln {
 }
 
 mod bench;
+mod bench_serve;
 mod compact;
 mod demo;
 mod discover;

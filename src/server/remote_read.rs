@@ -5,7 +5,10 @@
 //! application/x-protobuf`, `Content-Encoding: snappy`): one result per
 //! query, in request order, each series with its labels sorted by name
 //! and its raw samples inside the query's inclusive `[start, end]`, in
-//! time order. Series without samples there are left out.
+//! time order. Series without samples there are left out. Values keep
+//! their bits (NaN payloads, the staleness marker) except -0.0, which
+//! arrives as 0.0: proto3 leaves out a `double` equal to 0 (prost here,
+//! gogo-protobuf in Prometheus alike).
 //!
 //! Only `SAMPLES` is served: a request whose `accepted_response_types`
 //! lists only `STREAMED_XOR_CHUNKS` gets 400 (an empty list means

@@ -279,13 +279,12 @@ fn metadata_entry(entry: &proto::MetricMetadata) -> Result<(String, MetricMetada
     Ok((family, metadata))
 }
 
-/// The request's distinct valid series, each with its samples (a series
-/// sent twice in one request is one series here).
+/// The request's valid series, each with its samples.
 #[derive(Default)]
 struct Resolved<'a> {
-    handles: Vec<SeriesRef>,
-    /// Samples by index into `handles`, in request order.
-    samples: Vec<(usize, &'a [proto::Sample])>,
+    /// In request order; a series sent twice in one request has two
+    /// entries with handles on the same series.
+    series: Vec<(SeriesRef, &'a [proto::Sample])>,
 }
 
 /// The handle of every series whose labels are valid; the others are
@@ -296,37 +295,21 @@ fn resolve_series<'a>(
     report: &mut Report,
 ) -> Result<Resolved<'a>, WriteError> {
     let mut resolved = Resolved::default();
-    let mut slots: HashMap<SeriesKey, usize> = HashMap::with_capacity(timeseries.len());
+    resolved.series.reserve(timeseries.len());
     for series in timeseries {
-        let key = match series_key(&series.labels) {
-            Ok(key) => key,
-            Err(reason) => {
+        let handle = series_key(&series.labels)
+            .map_err(Error::Input)
+            .and_then(|key| db.series(&key));
+        match handle {
+            Ok(handle) => resolved.series.push((handle, &series.samples)),
+            Err(Error::Input(reason)) => {
                 report.rejected_series += 1;
                 report.reject("invalid", series.samples.len(), || {
                     format!("series {}: {reason}", labels_text(&series.labels))
                 });
-                continue;
             }
-        };
-        let slot = match slots.get(&key) {
-            Some(&slot) => slot,
-            None => match db.series(&key) {
-                Ok(handle) => {
-                    resolved.handles.push(handle);
-                    slots.insert(key, resolved.handles.len() - 1);
-                    resolved.handles.len() - 1
-                }
-                Err(Error::Input(reason)) => {
-                    report.rejected_series += 1;
-                    report.reject("invalid", series.samples.len(), || {
-                        format!("series {key}: {reason}")
-                    });
-                    continue;
-                }
-                Err(error) => return Err(db_error(error)),
-            },
-        };
-        resolved.samples.push((slot, &series.samples));
+            Err(error) => return Err(db_error(error)),
+        }
     }
     Ok(resolved)
 }
@@ -364,12 +347,15 @@ fn labels_text(labels: &[proto::Label]) -> String {
 /// be had the samples come one request at a time.
 fn append_samples(db: &Db, resolved: &Resolved<'_>, report: &mut Report) -> Result<(), WriteError> {
     let window_ms = db.options().out_of_order_window_ms;
-    let mut newest_ms = vec![i64::MIN; resolved.handles.len()];
+    // Newest timestamp so far by series. Handles on one series share its
+    // key, so the key's address identifies the series (a series repeated
+    // in the request is checked as one).
+    let mut newest_ms: HashMap<*const SeriesKey, i64> =
+        HashMap::with_capacity(resolved.series.len());
     let mut batch: Vec<(&SeriesRef, i64, f64)> = Vec::with_capacity(report.samples);
-    for &(slot, samples) in &resolved.samples {
-        let handle = &resolved.handles[slot];
-        for sample in samples {
-            let newest = &mut newest_ms[slot];
+    for (handle, samples) in &resolved.series {
+        let newest = newest_ms.entry(handle.key()).or_insert(i64::MIN);
+        for sample in *samples {
             if sample.timestamp < newest.saturating_sub(window_ms) {
                 let newest = *newest;
                 report.reject("out_of_order", 1, || {

@@ -110,14 +110,28 @@ impl Prometheus {
     /// in `work` (config and log files) and waits until it reports ready. A port taken between
     /// choosing and binding it is retried with another port.
     pub fn start(tools: &Tools, tsdb: &Path, work: &Path) -> Prometheus {
-        let config = work.join("prometheus.yml");
         // evaluation_interval is the default resolution of subqueries
         // written `[5m:]`; 1m is Prometheus' default, set explicitly.
-        std::fs::write(&config, "global:\n  evaluation_interval: 1m\n").unwrap();
+        Self::start_configured(tools, tsdb, work, &|_port| {
+            "global:\n  evaluation_interval: 1m\n".to_owned()
+        })
+    }
+
+    /// Like [`Self::start`], with the configuration file `config(port)`
+    /// for the port it will listen on (scrape jobs, remote write and read).
+    pub fn start_configured(
+        tools: &Tools,
+        tsdb: &Path,
+        work: &Path,
+        config: &dyn Fn(u16) -> String,
+    ) -> Prometheus {
+        let config_file = work.join("prometheus.yml");
         let log = work.join("prometheus.log");
         let mut last_failure = String::new();
         for _attempt in 0..3 {
             let port = free_port();
+            std::fs::write(&config_file, config(port)).unwrap();
+            let config = &config_file;
             let args = [
                 format!("--config.file={}", config.display()),
                 format!("--storage.tsdb.path={}", tsdb.display()),
