@@ -438,6 +438,13 @@ fn a_full_head_gets_429_before_the_body_is_read() {
     );
     assert_eq!(first.status, 204);
     assert!(server.db.stats().head_data_bytes > 0);
+    // The server reads the head's size as the background thread last
+    // measured it (each tick, at most 1 s): wait for that measurement.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.db.head_sample_bytes() == 0 {
+        assert!(std::time::Instant::now() < deadline, "never measured");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let reply = post(&server.url("/api/v2/write"), &[], b"cpu v=3 3000000000\n");
     assert_eq!(reply.status, 429, "{}", reply.text());
     assert_eq!(reply.header("retry-after"), Some("1"));

@@ -1064,7 +1064,11 @@ impl Db {
     /// # }
     /// ```
     pub fn flush(&self) -> Result<FlushReport> {
-        self.inner.flush(FlushScope::Everything)
+        let report = self.inner.flush(FlushScope::Everything)?;
+        // What the flush freed, for [`Db::head_sample_bytes`].
+        let data_bytes = self.inner.head.data_bytes();
+        self.inner.data_bytes.store(data_bytes, Ordering::Relaxed);
+        Ok(report)
     }
 
     /// Compacts now, unthrottled: flushes complete partitions, rolls raw
@@ -1120,6 +1124,28 @@ impl Db {
     /// ```
     pub fn sync_wal(&self) -> Result<()> {
         self.inner.wal.as_ref().ok_or(Error::ReadOnly)?.sync()
+    }
+
+    /// The head's compressed sample bytes (what a flush frees), as last
+    /// measured by the background thread: each tick (at most 1 s) and
+    /// after each flush. One atomic load, cheap enough for every request
+    /// of a server; [`Db::stats`] measures it exactly but walks every
+    /// series.
+    ///
+    /// ```
+    /// use strata::{Db, Options, SeriesKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// db.append(&SeriesKey::new("up", &[])?, 1_000, 1.0)?;
+    /// db.flush()?;
+    /// assert_eq!(db.head_sample_bytes(), 0, "everything is in segments");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn head_sample_bytes(&self) -> usize {
+        self.inner.data_bytes.load(Ordering::Relaxed)
     }
 
     /// Keeps WAL files with id `file_id` or later from now on (see

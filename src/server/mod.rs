@@ -72,7 +72,9 @@ pub struct ServerConfig {
     /// `Authorization: Bearer <token>` (401 otherwise).
     pub bearer_token: Option<String>,
     /// Write endpoints answer 429 with `Retry-After` while the head's
-    /// compressed bytes exceed this fraction of `Options::max_head_bytes`.
+    /// compressed samples ([`Db::head_sample_bytes`], measured at least once
+    /// a second) exceed this fraction of
+    /// `Options::max_head_bytes`.
     /// Default 0.9.
     pub backpressure_head_fraction: f64,
     /// Longest a query may run (the query API's `timeout` parameter may ask
@@ -117,7 +119,7 @@ impl AppState {
     pub fn check_backpressure(&self) -> Result<(), WriteError> {
         let limit =
             self.db.options().max_head_bytes as f64 * self.config.backpressure_head_fraction;
-        let used = self.db.stats().head_data_bytes as f64;
+        let used = self.db.head_sample_bytes() as f64;
         if used > limit {
             return Err(WriteError::too_many_requests(format!(
                 "the database's head holds {used:.0} bytes, over {limit:.0} \
