@@ -463,6 +463,8 @@ pub struct DbStats {
     pub wal_fsyncs: u64,
     /// Time those fsyncs took, in total.
     pub wal_fsync_time: std::time::Duration,
+    /// Timestamp of the newest sample stored (`i64::MIN` when none).
+    pub newest_sample_ms: i64,
 }
 
 /// What a flush wrote.
@@ -1204,6 +1206,7 @@ impl Db {
             wal_bytes: wal.bytes,
             wal_fsyncs: wal.fsyncs,
             wal_fsync_time: wal.fsync_time,
+            newest_sample_ms: inner.max_time_ms.load(Ordering::Relaxed),
         }
     }
 

@@ -26,6 +26,7 @@ use axum::routing::get;
 use axum::Router;
 use parking_lot::Mutex;
 
+use super::forward::ForwardStats;
 use super::AppState;
 use crate::ingest::format_value;
 use crate::{DbStats, InputError};
@@ -312,6 +313,60 @@ fn render_db(out: &mut Exposition, stats: &DbStats) {
     );
 }
 
+/// The forwarder's families (`strata serve --forward`); the lag is the
+/// newest sample stored minus the newest sample sent.
+fn render_forward(stats: &ForwardStats, newest_stored_ms: i64) -> String {
+    let mut out = Exposition::default();
+    let counters = [
+        (
+            "strata_forward_samples_sent_total",
+            "Samples the remote-write receiver accepted.",
+            stats.samples_sent,
+        ),
+        (
+            "strata_forward_samples_dropped_total",
+            "Samples in batches the receiver refused with a 4xx (not retried).",
+            stats.samples_dropped,
+        ),
+        (
+            "strata_forward_retries_total",
+            "Failed sends, each retried with backoff.",
+            stats.retries,
+        ),
+        (
+            "strata_forward_samples_unresolved_total",
+            "Samples of damaged WAL records naming no series, skipped.",
+            stats.samples_unresolved,
+        ),
+    ];
+    for (name, help, value) in counters {
+        out.family(name, "counter", help);
+        out.sample(name, &[], value as f64);
+    }
+    let lag_seconds = if stats.newest_sent_ms == i64::MIN || newest_stored_ms == i64::MIN {
+        0.0
+    } else {
+        newest_stored_ms.saturating_sub(stats.newest_sent_ms).max(0) as f64 / 1000.0
+    };
+    let gauges = [
+        (
+            "strata_forward_lag_seconds",
+            "Newest sample stored minus newest sample forwarded.",
+            lag_seconds,
+        ),
+        (
+            "strata_forward_pending_wal_bytes",
+            "Bytes of WAL files from the forwarder's position on (an upper bound of what is left).",
+            stats.pending_wal_bytes as f64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        out.family(name, "gauge", help);
+        out.sample(name, &[], value);
+    }
+    out.text
+}
+
 /// The text being written.
 #[derive(Default)]
 struct Exposition {
@@ -376,9 +431,11 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 
 /// `GET /metrics`.
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let text = state
-        .metrics
-        .render(&state.db.stats(), state.started.elapsed());
+    let stats = state.db.stats();
+    let mut text = state.metrics.render(&stats, state.started.elapsed());
+    if let Some(forward) = state.forward.get() {
+        text.push_str(&render_forward(&forward.lock(), stats.newest_sample_ms));
+    }
     let mut response = text.into_response();
     response
         .headers_mut()
@@ -468,5 +525,25 @@ mod tests {
             ),
             5.0
         );
+    }
+
+    #[test]
+    fn forward_families_parse_and_the_lag_is_stored_minus_sent() {
+        let stats = ForwardStats {
+            samples_sent: 7,
+            newest_sent_ms: 10_000,
+            pending_wal_bytes: 4096,
+            ..ForwardStats::default()
+        };
+        let samples = parse_all(&render_forward(&stats, 12_500));
+        assert_eq!(value_of(&samples, "strata_forward_samples_sent_total{}"), 7.0);
+        assert_eq!(value_of(&samples, "strata_forward_lag_seconds{}"), 2.5);
+        assert_eq!(value_of(&samples, "strata_forward_pending_wal_bytes{}"), 4096.0);
+        let nothing_sent = ForwardStats {
+            newest_sent_ms: i64::MIN,
+            ..stats
+        };
+        let samples = parse_all(&render_forward(&nothing_sent, 12_500));
+        assert_eq!(value_of(&samples, "strata_forward_lag_seconds{}"), 0.0);
     }
 }
