@@ -536,9 +536,15 @@ mod tests {
             ..ForwardStats::default()
         };
         let samples = parse_all(&render_forward(&stats, 12_500));
-        assert_eq!(value_of(&samples, "strata_forward_samples_sent_total{}"), 7.0);
+        assert_eq!(
+            value_of(&samples, "strata_forward_samples_sent_total{}"),
+            7.0
+        );
         assert_eq!(value_of(&samples, "strata_forward_lag_seconds{}"), 2.5);
-        assert_eq!(value_of(&samples, "strata_forward_pending_wal_bytes{}"), 4096.0);
+        assert_eq!(
+            value_of(&samples, "strata_forward_pending_wal_bytes{}"),
+            4096.0
+        );
         let nothing_sent = ForwardStats {
             newest_sent_ms: i64::MIN,
             ..stats
