@@ -646,8 +646,14 @@ fn backpressure_is_429_with_retry_after() {
     };
     let server = TestServer::start_with(config, Options::default());
     let request = write_request(vec![series(&[("__name__", "up")], &[(1_000, 1.0)])]);
-    // The empty head is not over 0 bytes; once it holds data, it is.
+    // The empty head is not over 0 bytes; once it holds data, it is (as
+    // the background thread measures it, at least once a second).
     assert_eq!(send_write(&server, &request).status, 204);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.db.head_sample_bytes() == 0 {
+        assert!(std::time::Instant::now() < deadline, "never measured");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let refused = send_write(&server, &request);
     assert_eq!(refused.status, 429, "{}", refused.text());
     assert_eq!(refused.header("retry-after"), Some("1"));
