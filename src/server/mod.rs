@@ -26,6 +26,7 @@
 
 pub mod forward;
 pub mod proto;
+mod wire;
 pub mod rules;
 
 mod influx;
@@ -103,6 +104,8 @@ pub struct AppState {
     pub metrics: ServerMetrics,
     /// Permits for [`ServerConfig::max_concurrent_requests`].
     requests: Semaphore,
+    /// Remote write's series handles by label bytes.
+    series_cache: remote_write::SeriesCache,
     pub started: Instant,
     /// The forwarder's statistics, when `strata serve --forward` runs one.
     pub forward: std::sync::OnceLock<Arc<parking_lot::Mutex<forward::ForwardStats>>>,
@@ -242,6 +245,7 @@ impl Server {
             requests: Semaphore::new(config.max_concurrent_requests),
             config,
             metrics: ServerMetrics::default(),
+            series_cache: remote_write::SeriesCache::default(),
             started: Instant::now(),
             forward: std::sync::OnceLock::new(),
             rules: std::sync::OnceLock::new(),

@@ -26,6 +26,7 @@
 //! reason.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -34,8 +35,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
+use parking_lot::Mutex;
 
-use super::proto::{self, WriteRequest};
+use super::{proto, wire};
 use super::{AppState, WriteError};
 use crate::{
     Db, Error, InputError, Label, MetricMetadata, MetricType, SeriesKey, SeriesRef,
@@ -108,6 +110,20 @@ pub(super) fn decode_snappy<M: prost::Message + Default>(
     body: &[u8],
     what: &str,
 ) -> Result<M, WriteError> {
+    let decoded = decompress_snappy(body)?;
+    M::decode(decoded.as_slice()).map_err(|e| not_a_message(what, e))
+}
+
+/// The 400 of a snappy-decoded body that is not a protobuf `what`.
+fn not_a_message(what: &str, reason: impl std::fmt::Display) -> WriteError {
+    WriteError::bad_request(format!(
+        "the snappy-decoded body is not a protobuf {what}: {reason}"
+    ))
+}
+
+/// Decompresses a snappy block-format body, refusing a header that claims
+/// more than the body could hold before anything is allocated.
+fn decompress_snappy(body: &[u8]) -> Result<Vec<u8>, WriteError> {
     let claimed = snap::raw::decompress_len(body).map_err(|e| {
         WriteError::bad_request(format!("the body is not snappy block format: {e}"))
     })?;
@@ -119,17 +135,23 @@ pub(super) fn decode_snappy<M: prost::Message + Default>(
             body.len()
         )));
     }
-    let decoded = snap::raw::Decoder::new()
+    snap::raw::Decoder::new()
         .decompress_vec(body)
-        .map_err(|e| {
-            WriteError::bad_request(format!("the body is not snappy block format: {e}"))
-        })?;
-    M::decode(decoded.as_slice()).map_err(|e| {
-        WriteError::bad_request(format!(
-            "the snappy-decoded body is not a protobuf {what}: {e}"
-        ))
-    })
+        .map_err(|e| WriteError::bad_request(format!("the body is not snappy block format: {e}")))
 }
+
+/// Handles of the series remote write has seen, by the bytes of their
+/// label fields ([`wire::SeriesView::identity`]): a series sent again
+/// costs one hash lookup, no decoding and no allocation. Bounded: emptied
+/// when it reaches [`MAX_CACHED_SERIES`] entries (a handle of a series the
+/// head dropped still appends correctly: it re-resolves by key).
+#[derive(Default)]
+pub struct SeriesCache {
+    handles: Mutex<HashMap<Box<[u8]>, SeriesRef>>,
+}
+
+/// Most entries of a [`SeriesCache`].
+const MAX_CACHED_SERIES: usize = 1 << 20;
 
 /// What one request stored and refused.
 #[derive(Debug, Default)]
@@ -195,8 +217,10 @@ impl Report {
 
 /// Decodes, validates and stores one request (on the blocking pool).
 fn ingest(state: &AppState, body: &[u8]) -> Result<Report, WriteError> {
-    let request: WriteRequest = decode_snappy(body, "WriteRequest")?;
-    let samples: usize = request.timeseries.iter().map(|s| s.samples.len()).sum();
+    let decoded = decompress_snappy(body)?;
+    let request =
+        wire::read_write_request(&decoded).map_err(|e| not_a_message("WriteRequest", e))?;
+    let samples = request.samples.len();
     let limit = state.config.max_samples_per_request;
     if samples > limit {
         state
@@ -209,14 +233,14 @@ fn ingest(state: &AppState, body: &[u8]) -> Result<Report, WriteError> {
         )));
     }
     let mut report = Report {
-        series: request.timeseries.len(),
+        series: request.series.len(),
         samples,
         metadata: request.metadata.len(),
         ..Report::default()
     };
     store_metadata(&state.db, &request.metadata, &mut report)?;
-    let resolved = resolve_series(&state.db, &request.timeseries, &mut report)?;
-    append_samples(&state.db, &resolved, &mut report)?;
+    let resolved = resolve_series(state, &request.series, &mut report)?;
+    append_samples(&state.db, &resolved, &request.samples, &mut report)?;
     Ok(report)
 }
 
@@ -281,34 +305,54 @@ fn metadata_entry(entry: &proto::MetricMetadata) -> Result<(String, MetricMetada
 
 /// The request's valid series, each with its samples.
 #[derive(Default)]
-struct Resolved<'a> {
-    /// In request order; a series sent twice in one request has two
-    /// entries with handles on the same series.
-    series: Vec<(SeriesRef, &'a [proto::Sample])>,
+struct Resolved {
+    /// In request order, with the range of their samples in the request's
+    /// samples; a series sent twice in one request has two entries with
+    /// handles on the same series.
+    series: Vec<(SeriesRef, Range<usize>)>,
 }
 
-/// The handle of every series whose labels are valid; the others are
-/// reported with all their samples.
-fn resolve_series<'a>(
-    db: &Db,
-    timeseries: &'a [proto::TimeSeries],
+/// The handle of every series whose labels are valid, from the cache or
+/// resolved (and cached); the others are reported with all their samples.
+fn resolve_series(
+    state: &AppState,
+    series: &[wire::SeriesView<'_>],
     report: &mut Report,
-) -> Result<Resolved<'a>, WriteError> {
+) -> Result<Resolved, WriteError> {
     let mut resolved = Resolved::default();
-    resolved.series.reserve(timeseries.len());
-    for series in timeseries {
-        let handle = series_key(&series.labels)
-            .map_err(Error::Input)
-            .and_then(|key| db.series(&key));
+    resolved.series.reserve(series.len());
+    let mut cache = state.series_cache.handles.lock();
+    for view in series {
+        if let Some(handle) = cache.get(&*view.identity) {
+            resolved.series.push((handle.clone(), view.samples.clone()));
+            continue;
+        }
+        let handle = match wire::label_pairs(&view.identity) {
+            Ok(pairs) => series_key(&pairs)
+                .map_err(|reason| format!("series {}: {reason}", labels_text(&pairs)))
+                .map(|key| state.db.series(&key)),
+            Err(reason) => Err(format!("series with malformed labels: {reason}")),
+        };
         match handle {
-            Ok(handle) => resolved.series.push((handle, &series.samples)),
-            Err(Error::Input(reason)) => {
+            Ok(Ok(handle)) => {
+                if cache.len() >= MAX_CACHED_SERIES {
+                    cache.clear();
+                }
+                cache.insert(view.identity.as_ref().into(), handle.clone());
+                resolved.series.push((handle, view.samples.clone()));
+            }
+            Ok(Err(Error::Input(reason))) => {
+                let pairs = wire::label_pairs(&view.identity).unwrap_or_default();
                 report.rejected_series += 1;
-                report.reject("invalid", series.samples.len(), || {
-                    format!("series {}: {reason}", labels_text(&series.labels))
+                report.reject("invalid", view.samples.len(), || {
+                    format!("series {}: {reason}", labels_text(&pairs))
                 });
             }
-            Err(error) => return Err(db_error(error)),
+            Ok(Err(error)) => return Err(db_error(error)),
+            Err(message) => {
+                report.rejected_series += 1;
+                report.reject("invalid", view.samples.len(), || message);
+            }
         }
     }
     Ok(resolved)
@@ -317,23 +361,23 @@ fn resolve_series<'a>(
 /// The key of a series' labels: valid names, none empty or repeated,
 /// `__name__` among them (labels with an empty value are dropped, as an
 /// empty value means an absent label).
-fn series_key(labels: &[proto::Label]) -> Result<SeriesKey, InputError> {
-    if labels.iter().any(|l| l.name.is_empty()) {
+fn series_key(labels: &[(&str, &str)]) -> Result<SeriesKey, InputError> {
+    if labels.iter().any(|(name, _)| name.is_empty()) {
         return Err(InputError::BadLabelName(String::new()));
     }
     SeriesKey::from_labels(
         labels
             .iter()
-            .map(|l| Label::new(l.name.as_str(), l.value.as_str()))
+            .map(|&(name, value)| Label::new(name, value))
             .collect(),
     )
 }
 
 /// The labels as sent, in the text form, for messages.
-fn labels_text(labels: &[proto::Label]) -> String {
+fn labels_text(labels: &[(&str, &str)]) -> String {
     let pairs: Vec<String> = labels
         .iter()
-        .map(|l| format!("{}={:?}", l.name, l.value))
+        .map(|(name, value)| format!("{name}={value:?}"))
         .collect();
     format!("{{{}}}", pairs.join(","))
 }
@@ -345,7 +389,12 @@ fn labels_text(labels: &[proto::Label]) -> String {
 /// batch; a sample more than the out-of-order window behind an earlier
 /// sample of its series in the same request is refused here, as it would
 /// be had the samples come one request at a time.
-fn append_samples(db: &Db, resolved: &Resolved<'_>, report: &mut Report) -> Result<(), WriteError> {
+fn append_samples(
+    db: &Db,
+    resolved: &Resolved,
+    samples: &[(i64, f64)],
+    report: &mut Report,
+) -> Result<(), WriteError> {
     let window_ms = db.options().out_of_order_window_ms;
     // Newest timestamp so far by series. Handles on one series share its
     // key, so the key's address identifies the series (a series repeated
@@ -353,10 +402,10 @@ fn append_samples(db: &Db, resolved: &Resolved<'_>, report: &mut Report) -> Resu
     let mut newest_ms: HashMap<*const SeriesKey, i64> =
         HashMap::with_capacity(resolved.series.len());
     let mut batch: Vec<(&SeriesRef, i64, f64)> = Vec::with_capacity(report.samples);
-    for (handle, samples) in &resolved.series {
+    for (handle, range) in &resolved.series {
         let newest = newest_ms.entry(handle.key()).or_insert(i64::MIN);
-        for sample in *samples {
-            if sample.timestamp < newest.saturating_sub(window_ms) {
+        for &(timestamp_ms, value) in samples.get(range.clone()).unwrap_or_default() {
+            if timestamp_ms < newest.saturating_sub(window_ms) {
                 let newest = *newest;
                 report.reject("out_of_order", 1, || {
                     format!(
@@ -364,13 +413,13 @@ fn append_samples(db: &Db, resolved: &Resolved<'_>, report: &mut Report) -> Resu
                          earlier in this request by more than the out-of-order window of \
                          {window_ms} ms",
                         handle.key(),
-                        sample.timestamp
+                        timestamp_ms
                     )
                 });
                 continue;
             }
-            *newest = (*newest).max(sample.timestamp);
-            batch.push((handle, sample.timestamp, sample.value));
+            *newest = (*newest).max(timestamp_ms);
+            batch.push((handle, timestamp_ms, value));
         }
     }
     for chunk in batch.chunks(MAX_BATCH_SAMPLES) {
