@@ -26,8 +26,8 @@
 
 pub mod forward;
 pub mod proto;
-mod wire;
 pub mod rules;
+mod wire;
 
 mod influx;
 mod params;

@@ -26,8 +26,8 @@
 //! reason.
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::fmt::Write as _;
+use std::ops::Range;
 use std::sync::Arc;
 
 use axum::body::Bytes;

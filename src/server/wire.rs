@@ -56,7 +56,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(bytes: &'a [u8], base: usize) -> Self {
-        Reader { bytes, pos: 0, base }
+        Reader {
+            bytes,
+            pos: 0,
+            base,
+        }
     }
 
     fn at_end(&self) -> bool {
@@ -329,7 +333,10 @@ mod tests {
         for _ in 0..2 {
             request.timeseries.push(proto::TimeSeries {
                 labels: vec![label("__name__", "up"), label("job", "a")],
-                samples: vec![proto::Sample { value: 1.0, timestamp: 5 }],
+                samples: vec![proto::Sample {
+                    value: 1.0,
+                    timestamp: 5,
+                }],
             });
         }
         let bytes = request.encode_to_vec();
@@ -340,7 +347,10 @@ mod tests {
         // labels, a sample, then another label: the label bytes are joined.
         let one = proto::TimeSeries {
             labels: vec![label("__name__", "up")],
-            samples: vec![proto::Sample { value: 2.0, timestamp: 7 }],
+            samples: vec![proto::Sample {
+                value: 2.0,
+                timestamp: 7,
+            }],
         }
         .encode_to_vec();
         let extra = proto::TimeSeries {
