@@ -66,6 +66,11 @@ macro_rules! internal_modules {
 internal_modules!(codec, compaction, error, fault, index, query, rollup, segment, series, wal);
 
 pub mod api;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod calendar;
+#[cfg(all(feature = "server", not(feature = "internals")))]
+mod calendar;
 mod db;
 mod head;
 pub mod ingest;

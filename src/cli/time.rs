@@ -259,15 +259,8 @@ fn parse_rfc3339(text: &str) -> Result<i64, bool> {
     };
     let (month, day) = (two_digits(month)?, two_digits(day)?);
     let (hour, minute, second) = (two_digits(hour)?, two_digits(minute)?, two_digits(second)?);
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days_in_month = match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
     let valid = (1..=12).contains(&month)
-        && (1..=days_in_month).contains(&day)
+        && (1..=strata::calendar::days_in_month(year, month)).contains(&day)
         && hour < 24
         && minute < 60
         && second < 61;
@@ -276,17 +269,8 @@ fn parse_rfc3339(text: &str) -> Result<i64, bool> {
     }
     // fraction_ms of at most 3 digits fits in i64.
     let millis = fraction_ms(fraction) as i64;
-    // Howard Hinnant's days-from-civil algorithm; only the era product and
-    // the final sums can leave the i64 range.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let ms_of_day = ((hour * 60 + minute) * 60 + second) * 1000 + millis;
-    era.checked_mul(146_097)
-        .and_then(|days| days.checked_add(doe - 719_468))
+    strata::calendar::days_from_civil(year, month, day)
         .and_then(|days| days.checked_mul(86_400_000))
         .and_then(|ms| ms.checked_add(ms_of_day))
         .and_then(|ms| ms.checked_sub(offset_ms))

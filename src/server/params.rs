@@ -23,6 +23,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header;
 
 use super::ApiError;
+use crate::calendar::{days_from_civil, days_in_month};
 
 /// Prometheus's `minTime` formatted as RFC 3339 (Go's `time.Time` can
 /// represent it; the RFC 3339 parser cannot read it back).
@@ -230,8 +231,8 @@ fn rfc3339_ms(text: &str) -> Option<i64> {
     if !valid {
         return None;
     }
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second
-        - offset_minutes * 60;
+    let days = days_from_civil(year, month, day)?;
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
     // Years 0000-9999: far inside the i64 millisecond range.
     Some(seconds * 1000 + millis)
 }
@@ -242,27 +243,6 @@ fn digits(text: &str) -> Option<i64> {
         return None;
     }
     text.parse().ok()
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days from 1970-01-01 to the date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// A duration parameter in nanoseconds (Prometheus's `parseDuration`):
@@ -328,21 +308,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    /// The date of a day count from 1970-01-01 (inverse of
-    /// `days_from_civil`, Howard Hinnant's algorithm).
-    fn civil_from_days(days: i64) -> (i64, i64, i64) {
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        (year, month, day)
-    }
+    use crate::calendar::civil_from_days;
 
     /// `ms` as RFC 3339 in the zone `offset_minutes` east of UTC.
     fn rfc3339(ms: i64, offset_minutes: i64) -> String {

@@ -195,36 +195,13 @@ fn schedule(engine: &SharedEngine, notifier: &Mutex<Notifier>, stop: &(Mutex<boo
 /// `2026-12-01T05:07:20.123Z` (milliseconds only when not zero), as Go's
 /// `time.Time` marshals to JSON in UTC.
 pub fn rfc3339(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    let (year, month, day) = civil_from_days(days);
-    let (h, m, s, millis) = (
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000,
-    );
+    let ((year, month, day), h, m, s, millis) = crate::calendar::utc_parts(ms);
     let fraction = if millis == 0 {
         String::new()
     } else {
         format!(".{millis:03}").trim_end_matches('0').to_owned()
     };
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}{fraction}Z")
-}
-
-/// (year, month, day) of a day number since 1970-01-01 (Howard Hinnant's
-/// algorithm, proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
