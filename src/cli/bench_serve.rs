@@ -130,14 +130,7 @@ impl Plan {
         let mut timeseries: Vec<proto::TimeSeries> = keys
             .iter()
             .map(|key| proto::TimeSeries {
-                labels: key
-                    .labels()
-                    .iter()
-                    .map(|l| proto::Label {
-                        name: l.name.to_string(),
-                        value: l.value.to_string(),
-                    })
-                    .collect(),
+                labels: proto::labels_of(key),
                 samples: Vec::with_capacity(self.samples_per_series),
             })
             .collect();

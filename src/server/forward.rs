@@ -499,14 +499,7 @@ fn encode(batch: &[Pending], keys: &HashMap<u32, SeriesKey>) -> (Vec<u8>, usize)
                     unresolved += 1;
                     continue;
                 };
-                let labels = key
-                    .labels()
-                    .iter()
-                    .map(|label| proto::Label {
-                        name: label.name.to_string(),
-                        value: label.value.to_string(),
-                    })
-                    .collect();
+                let labels = proto::labels_of(key);
                 series.push(proto::TimeSeries {
                     labels,
                     samples: Vec::new(),

@@ -28,6 +28,18 @@ pub struct TimeSeries {
     pub samples: Vec<Sample>,
 }
 
+/// The labels of `key` as remote write sends them (sorted by name,
+/// `__name__` among them).
+pub fn labels_of(key: &crate::SeriesKey) -> Vec<Label> {
+    key.labels()
+        .iter()
+        .map(|label| Label {
+            name: label.name.to_string(),
+            value: label.value.to_string(),
+        })
+        .collect()
+}
+
 /// `prometheus.Label`.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct Label {

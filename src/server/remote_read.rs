@@ -154,15 +154,7 @@ fn read_query(
         budget.take(columns.len())?;
         timeseries.push(proto::TimeSeries {
             // A key's labels are sorted by name.
-            labels: set
-                .key(index)
-                .labels()
-                .iter()
-                .map(|l| proto::Label {
-                    name: l.name.to_string(),
-                    value: l.value.to_string(),
-                })
-                .collect(),
+            labels: proto::labels_of(set.key(index)),
             samples: columns
                 .timestamps_ms
                 .iter()
