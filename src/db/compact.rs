@@ -156,6 +156,7 @@ impl Inner {
         run.retention()?;
         run.merge()?;
         if run.stopped {
+            self.compactions.fetch_add(1, Ordering::Relaxed);
             return Ok(run.report);
         }
         // Tier bookkeeping changed without a replacement (windows without
@@ -174,6 +175,7 @@ impl Inner {
         {
             run.step(Vec::new(), Vec::new())?;
         }
+        self.compactions.fetch_add(1, Ordering::Relaxed);
         Ok(run.report)
     }
 }

@@ -465,6 +465,9 @@ pub struct DbStats {
     pub wal_fsync_time: std::time::Duration,
     /// Timestamp of the newest sample stored (`i64::MIN` when none).
     pub newest_sample_ms: i64,
+    /// Compaction runs completed since open (background and
+    /// [`Db::compact`]).
+    pub compactions: u64,
 }
 
 /// What a flush wrote.
@@ -526,6 +529,8 @@ struct Inner {
     series_bytes: AtomicUsize,
     /// Series dropped by head garbage collection since open.
     series_dropped: AtomicU64,
+    /// Compaction runs completed since open (background and on demand).
+    compactions: AtomicU64,
     /// The `idle_before_ms` and flush count of the last garbage
     /// collection: until one of them changes, no series can have become
     /// idle (a series is emptied only by a flush) and it is skipped.
@@ -755,6 +760,7 @@ impl Db {
             max_time_ms: AtomicI64::new(max_time_ms),
             series_bytes: AtomicUsize::new(series_bytes),
             series_dropped: AtomicU64::new(0),
+            compactions: AtomicU64::new(0),
             last_collection: Mutex::new(None),
             data_bytes: AtomicUsize::new(data_bytes),
             samples_appended: AtomicU64::new(0),
@@ -1101,6 +1107,7 @@ impl Db {
     /// let report = db.compact()?;
     /// assert!(report.rollup_segments_written > 0);
     /// assert!(report.segments_merged > 0); // six 1-minute partitions made one block
+    /// assert!(db.stats().compactions >= 1); // the background thread may have run too
     /// let stored = db.select(&[Matcher::equal("__name__", "up")], TimeRange::ALL)?;
     /// assert_eq!(stored[0].samples.len(), 12);
     /// # Ok(())
@@ -1207,6 +1214,7 @@ impl Db {
             wal_fsyncs: wal.fsyncs,
             wal_fsync_time: wal.fsync_time,
             newest_sample_ms: inner.max_time_ms.load(Ordering::Relaxed),
+            compactions: inner.compactions.load(Ordering::Relaxed),
         }
     }
 

@@ -242,7 +242,7 @@ impl ServerMetrics {
 
 /// The database's families, from `stats`.
 fn render_db(out: &mut Exposition, stats: &DbStats) {
-    let gauges: [(&str, &str, &str, f64); 8] = [
+    let gauges: [(&str, &str, &str, f64); 9] = [
         (
             "strata_head_series",
             "gauge",
@@ -266,6 +266,12 @@ fn render_db(out: &mut Exposition, stats: &DbStats) {
             "counter",
             "Flushes of the head to segments since open.",
             stats.flushes as f64,
+        ),
+        (
+            "strata_compactions_total",
+            "counter",
+            "Compaction runs (roll-ups, retention, merges) completed since open.",
+            stats.compactions as f64,
         ),
         (
             "strata_head_series_dropped_total",
