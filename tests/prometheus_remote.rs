@@ -88,6 +88,48 @@ fn prometheus_remote_writes_to_strata_and_reads_from_it() {
             theirs.len()
         );
     }
+    // The same PromQL over the same window, answered by both HTTP APIs.
+    for expr in [
+        "up",
+        "max_over_time(prometheus_tsdb_head_series[15s])",
+        "sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[10s]))",
+        "histogram_quantile(0.9, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[10s])))",
+    ] {
+        let query = format!(
+            "/api/v1/query_range?query={}&start={}&end={}&step=5",
+            url_encode(expr),
+            api_time(start_ms + 15_000),
+            api_time(end_ms)
+        );
+        let (status, body) = scraper.get(&query).unwrap();
+        assert_eq!(status, 200, "Prometheus, {expr}: {body}");
+        let theirs = matrix(&body);
+        let ours_reply = server_support::get(&strata.url(&query), &[]);
+        assert_eq!(ours_reply.status, 200, "strata, {expr}: {}", ours_reply.text());
+        let ours = matrix(&ours_reply.text());
+        assert!(!theirs.is_empty(), "{expr}: Prometheus answered nothing");
+        assert_eq!(
+            ours.keys().collect::<Vec<_>>(),
+            theirs.keys().collect::<Vec<_>>(),
+            "{expr}: the series differ"
+        );
+        for (series, points) in &theirs {
+            let mine = &ours[series];
+            assert_eq!(mine.len(), points.len(), "{expr} {series}: point count");
+            for (&(t, v), &(u, w)) in mine.iter().zip(points) {
+                assert_eq!(t, u, "{expr} {series}: timestamps");
+                let close = v == w
+                    || (v.is_nan() && w.is_nan())
+                    || (v - w).abs() <= 1e-9 * v.abs().max(w.abs());
+                assert!(close, "{expr} {series} at {t}: strata {v}, Prometheus {w}");
+            }
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "prometheus_remote: {expr}: {} series agree",
+            theirs.len()
+        );
+    }
     let metadata = strata.db.metadata();
     let head_series = metadata
         .get("prometheus_tsdb_head_series")
@@ -344,4 +386,33 @@ fn tools() -> Option<Tools> {
             None
         }
     }
+}
+
+/// Unix seconds with milliseconds, as the API takes them.
+fn api_time(ms: i64) -> String {
+    format!("{}.{:03}", ms.div_euclid(1_000), ms.rem_euclid(1_000))
+}
+
+/// A query_range answer: series (label text) → (timestamp ms, value).
+fn matrix(body: &str) -> BTreeMap<String, Vec<(i64, f64)>> {
+    let answer: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(answer["data"]["resultType"], "matrix", "{body}");
+    answer["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|series| {
+            let points = series["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|point| {
+                    let seconds = point[0].as_f64().unwrap();
+                    let value = parse_go_float(point[1].as_str().unwrap());
+                    ((seconds * 1_000.0).round() as i64, value)
+                })
+                .collect();
+            (series["metric"].to_string(), points)
+        })
+        .collect()
 }
