@@ -296,6 +296,22 @@ fn lex_number(bytes: &[u8], start: usize) -> Result<(Tok, usize), LexError> {
     }
 }
 
+/// A whole text as a Prometheus duration in milliseconds (`1h30m`,
+/// `250ms`, `0s`, or `0`): the grammar of PromQL's duration literals,
+/// which Prometheus's `model.ParseDuration` shares (rule files, the HTTP
+/// API's duration parameters). `None` when malformed, out of order or out
+/// of range.
+#[cfg(feature = "server")]
+pub(crate) fn parse_duration_ms(text: &str) -> Option<i64> {
+    if text == "0" {
+        return Some(0);
+    }
+    match lex_duration(text.as_bytes(), 0)? {
+        (Tok::Duration(ms), end) if end > 0 && end == text.len() => Some(ms),
+        _ => None,
+    }
+}
+
 /// `1h30m`-style durations; `None` when malformed, out of order or out of
 /// range. Returns the milliseconds and the end offset.
 fn lex_duration(bytes: &[u8], start: usize) -> Option<(Tok, usize)> {

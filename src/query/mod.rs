@@ -13,7 +13,7 @@
 pub mod ast;
 pub mod buckets;
 pub mod eval;
-mod lex;
+pub(crate) mod lex;
 pub mod parse;
 pub mod source;
 

@@ -259,48 +259,9 @@ pub(super) fn parse_duration(text: &str) -> Result<i64, String> {
         }
         return Ok(nanos as i64);
     }
-    prometheus_duration_ms(text)
+    crate::query::lex::parse_duration_ms(text)
         .and_then(|ms| i64::try_from(i128::from(ms) * NANOS_PER_MS).ok())
         .ok_or_else(|| format!("cannot parse {text:?} to a valid duration"))
-}
-
-/// A Prometheus duration (`1y2w3d4h5m6s7ms`, each unit at most once and in
-/// that order, or `0`) in milliseconds.
-fn prometheus_duration_ms(text: &str) -> Option<i64> {
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    if text == "0" {
-        return Some(0);
-    }
-    if text.is_empty() {
-        return None;
-    }
-    let mut rest = text;
-    let mut next_unit = 0;
-    let mut total: i64 = 0;
-    while !rest.is_empty() {
-        let count = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let number: i64 = rest[..count].parse().ok()?;
-        rest = &rest[count..];
-        // "ms" before "m": the longest unit name that follows.
-        let (index, (unit, scale)) = UNITS
-            .iter()
-            .enumerate()
-            .skip(next_unit)
-            .filter(|(_, (unit, _))| rest.starts_with(unit))
-            .max_by_key(|(_, (unit, _))| unit.len())?;
-        rest = &rest[unit.len()..];
-        next_unit = index + 1;
-        total = total.checked_add(number.checked_mul(*scale)?)?;
-    }
-    Some(total)
 }
 
 #[cfg(test)]

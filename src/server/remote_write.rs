@@ -327,32 +327,34 @@ fn resolve_series(
             resolved.series.push((handle.clone(), view.samples.clone()));
             continue;
         }
-        let handle = match wire::label_pairs(&view.identity) {
-            Ok(pairs) => series_key(&pairs)
-                .map_err(|reason| format!("series {}: {reason}", labels_text(&pairs)))
-                .map(|key| state.db.series(&key)),
-            Err(reason) => Err(format!("series with malformed labels: {reason}")),
+        let pairs = match wire::label_pairs(&view.identity) {
+            Ok(pairs) => pairs,
+            Err(reason) => {
+                report.rejected_series += 1;
+                report.reject("invalid", view.samples.len(), || {
+                    format!("series with malformed labels: {reason}")
+                });
+                continue;
+            }
         };
+        let handle = series_key(&pairs)
+            .map_err(Error::Input)
+            .and_then(|key| state.db.series(&key));
         match handle {
-            Ok(Ok(handle)) => {
+            Ok(handle) => {
                 if cache.len() >= MAX_CACHED_SERIES {
                     cache.clear();
                 }
                 cache.insert(view.identity.as_ref().into(), handle.clone());
                 resolved.series.push((handle, view.samples.clone()));
             }
-            Ok(Err(Error::Input(reason))) => {
-                let pairs = wire::label_pairs(&view.identity).unwrap_or_default();
+            Err(Error::Input(reason)) => {
                 report.rejected_series += 1;
                 report.reject("invalid", view.samples.len(), || {
                     format!("series {}: {reason}", labels_text(&pairs))
                 });
             }
-            Ok(Err(error)) => return Err(db_error(error)),
-            Err(message) => {
-                report.rejected_series += 1;
-                report.reject("invalid", view.samples.len(), || message);
-            }
+            Err(error) => return Err(db_error(error)),
         }
     }
     Ok(resolved)

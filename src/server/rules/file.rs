@@ -473,36 +473,7 @@ impl Walker {
 /// A Prometheus duration: one or more `<integer><unit>` with units `y w d
 /// h m s ms`, largest first (`1h30m`, `90s`, `0s`), or `0`.
 pub fn parse_duration(text: &str) -> Option<i64> {
-    const UNITS: &[(&str, i64)] = &[
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("ms", 1),
-        ("m", 60_000),
-        ("s", 1_000),
-    ];
-    if text == "0" {
-        return Some(0);
-    }
-    let mut rest = text;
-    let mut total: i64 = 0;
-    let mut last_unit_ms = i64::MAX;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let number: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let &(unit, unit_ms) = UNITS.iter().find(|(unit, _)| rest.starts_with(unit))?;
-        if unit_ms >= last_unit_ms {
-            return None;
-        }
-        last_unit_ms = unit_ms;
-        rest = &rest[unit.len()..];
-        total = total.checked_add(number.checked_mul(unit_ms)?)?;
-    }
-    (!text.is_empty()).then_some(total)
+    crate::query::lex::parse_duration_ms(text)
 }
 
 #[cfg(test)]
